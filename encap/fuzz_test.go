@@ -1,0 +1,283 @@
+package encap_test
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"testing"
+
+	"github.com/vxswitch/vxswitch/encap"
+)
+
+func FuzzParseVXLAN(f *testing.F) {
+	f.Add([]byte{0x08, 0, 0, 0, 0, 0x10, 0, 0})
+	f.Add([]byte{0x08, 0, 0, 0, 0xff, 0xff, 0xff, 0, 1, 2})
+	f.Add([]byte{0x88, 0, 0, 1, 0, 0, 1, 0})
+	f.Add([]byte{0x08})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		vni, err := encap.ParseVXLAN(b)
+		switch {
+		case len(b) < encap.VXLANHeaderLen:
+			if !errors.Is(err, encap.ErrShort) {
+				t.Fatalf("short: %v", err)
+			}
+		case b[0] != encap.VXLANFlagVNI:
+			if !errors.Is(err, encap.ErrBadFlags) {
+				t.Fatalf("flags: %v", err)
+			}
+		case b[1]|b[2]|b[3]|b[7] != 0:
+			if !errors.Is(err, encap.ErrReserved) {
+				t.Fatalf("reserved: %v", err)
+			}
+		default:
+			if err != nil || vni > encap.MaxVNI {
+				t.Fatalf("valid header: %#x, %v", vni, err)
+			}
+			var w [encap.VXLANHeaderLen]byte
+			encap.PutVXLAN(w[:], vni)
+			if !bytes.Equal(w[:], b[:encap.VXLANHeaderLen]) {
+				t.Fatalf("PutVXLAN(%#x) = %x, parsed from %x", vni, w, b[:8])
+			}
+		}
+	})
+}
+
+func FuzzEthernetARP(f *testing.F) {
+	f.Add(arpFrame(f, encap.ARPRequest), uint16(49152), uint16(65535))
+	f.Add(arpFrame(f, encap.ARPReply)[:40], uint16(0), uint16(0))
+	f.Add(seg{payload: []byte("x")}.frame(f), uint16(1000), uint16(2000))
+	f.Add(seg{v6: true, payload: []byte("x")}.frame(f), uint16(5), uint16(1))
+	f.Add(udpFrame(f, false, nil), uint16(0), uint16(65535))
+	f.Fuzz(func(t *testing.T, frame []byte, lo, hi uint16) {
+		p := encap.SourcePort(frame, lo, hi)
+		if p < lo || (hi > lo && p > hi) || (hi <= lo && p != lo) {
+			t.Fatalf("SourcePort(%d, %d) = %d", lo, hi, p)
+		}
+		if p != encap.SourcePort(frame, lo, hi) {
+			t.Fatal("SourcePort not deterministic")
+		}
+		if len(frame) < encap.EthernetHeaderLen {
+			return
+		}
+		e := encap.Ethernet(frame)
+		if encap.IsMulticastMAC(e.Dst()) != (frame[0]&1 == 1) || len(e.Src()) != 6 {
+			t.Fatal("Ethernet view")
+		}
+		_ = e.EtherType()
+		a := encap.ARP(frame[encap.EthernetHeaderLen:])
+		if !a.Valid() {
+			return
+		}
+		sender, target := bytes.Clone(a.SenderMAC()), a.TargetIP()
+		senderIP := a.SenderIP()
+		a.SetReply(e.Src())
+		if !a.Valid() || a.Op() != encap.ARPReply || !bytes.Equal(a.TargetMAC(), sender) ||
+			a.TargetIP() != senderIP || a.SenderIP() != target || !bytes.Equal(a.SenderMAC(), e.Src()) {
+			t.Fatal("SetReply")
+		}
+	})
+}
+
+func FuzzChecksum(f *testing.F) {
+	f.Add([]byte{}, uint16(0), uint8(0))
+	f.Add([]byte{0, 0, 1, 0, 0xff, 0xff, 0xff, 0xff}, uint16(0), uint8(0))
+	f.Add(bytes.Repeat([]byte{0xff}, 300), uint16(0xffff), uint8(3))
+	f.Fuzz(func(t *testing.T, b []byte, initial uint16, off uint8) {
+		b = b[min(int(off), len(b)):]
+		if got, want := encap.Checksum(b, initial), naiveChecksum(b, initial); got != want {
+			t.Fatalf("len %d: %#04x, want %#04x", len(b), got, want)
+		}
+	})
+}
+
+func FuzzCompleteChecksum(f *testing.F) {
+	f.Add(udpFrame(f, false, []byte("hello")), 34, encap.UDPChecksumOffset)
+	f.Add(seg{v6: true, payload: []byte("hello")}.frame(f), 54, encap.TCPChecksumOffset)
+	f.Add([]byte{1, 2}, 0, 0)
+	f.Fuzz(func(t *testing.T, frame []byte, start, off int) {
+		orig := bytes.Clone(frame)
+		err := encap.CompleteChecksum(frame, start, off)
+		if err != nil {
+			if !errors.Is(err, encap.ErrMalformed) || !bytes.Equal(frame, orig) {
+				t.Fatalf("error %v, frame changed %v", err, !bytes.Equal(frame, orig))
+			}
+			return
+		}
+		// The stored checksum completes the initial sum to 0xffff.
+		initial := binary.BigEndian.Uint16(orig[start+off:])
+		if s := encap.Checksum(frame[start:], initial); s != 0xffff {
+			t.Fatalf("sum with checksum %#04x", s)
+		}
+		if binary.BigEndian.Uint16(frame[start+off:]) == 0 {
+			t.Fatal("stored 0")
+		}
+	})
+}
+
+func isSentinel(err error) bool {
+	return errors.Is(err, encap.ErrShort) || errors.Is(err, encap.ErrUnsupported) || errors.Is(err, encap.ErrMalformed)
+}
+
+func FuzzParseTCPSuper(f *testing.F) {
+	// Small payloads keep executions fast; the unit tests cover 64 KiB.
+	f.Add(seg{payload: make([]byte, 300)}.super(f), uint16(100))
+	f.Add(seg{ipOpts: true, tcpOpts: true, flags: encap.TCPFlagACK | encap.TCPFlagFIN | encap.TCPFlagCWR, payload: make([]byte, 101)}.super(f), uint16(10))
+	f.Add(seg{v6: true, tcpOpts: true, payload: make([]byte, 250)}.super(f), uint16(64))
+	f.Add(seg{v6: true}.super(f), uint16(1))
+	f.Add(arpFrame(f, encap.ARPRequest), uint16(1))
+	f.Fuzz(func(t *testing.T, frame []byte, mss uint16) {
+		s, err := encap.ParseTCPSuper(frame, int(mss))
+		if err != nil {
+			if !isSentinel(err) {
+				t.Fatalf("error %v is not a sentinel", err)
+			}
+			return
+		}
+		hl := s.HeaderLen()
+		if hl > len(frame) || s.Segments() < 1 {
+			t.Fatalf("HeaderLen %d of %d, %d segments", hl, len(frame), s.Segments())
+		}
+		orig := bytes.Clone(frame)
+		hdr := make([]byte, hl)
+		payload := make([]byte, 0, len(frame))
+		seg := make([]byte, 0, len(frame))
+		for i := range s.Segments() {
+			p := s.Segment(i, frame, hdr)
+			payload = append(payload, p...)
+			seg = append(append(seg[:0], hdr...), p...)
+			if !isV6(seg) && !encap.IPv4(seg[encap.EthernetHeaderLen:]).ChecksumValid() {
+				t.Fatalf("segment %d: IPv4 checksum", i)
+			}
+			off := tcpOffset(seg)
+			src, dst := addrs(seg)
+			if encap.Checksum(seg[off:], encap.PseudoHeaderChecksum(encap.ProtocolTCP, src, dst, uint16(len(seg)-off))) != 0xffff {
+				t.Fatalf("segment %d: TCP checksum", i)
+			}
+			if _, err := encap.ParseTCPSuper(seg, int(mss)); err != nil {
+				t.Fatalf("segment %d does not parse: %v", i, err)
+			}
+		}
+		if !bytes.Equal(payload, frame[hl:]) {
+			t.Fatal("reassembled payload differs")
+		}
+		if !bytes.Equal(frame, orig) {
+			t.Fatal("Segment changed the frame")
+		}
+	})
+}
+
+// fixSums gives a frame that looks like IPv4 or IPv6 TCP valid checksums,
+// so that the fuzzer explores header fields rather than checksums.
+func fixSums(f []byte) {
+	if len(f) < encap.EthernetHeaderLen+encap.IPv4MinHeaderLen {
+		return
+	}
+	ip := f[encap.EthernetHeaderLen:]
+	off := 0
+	switch encap.Ethernet(f).EtherType() {
+	case encap.EtherTypeIPv4:
+		hl := encap.IPv4(ip).HeaderLen()
+		if hl < encap.IPv4MinHeaderLen || len(ip) < hl+encap.TCPMinHeaderLen {
+			return
+		}
+		encap.IPv4(ip).UpdateChecksum()
+		off = encap.EthernetHeaderLen + hl
+	case encap.EtherTypeIPv6:
+		if len(ip) < encap.IPv6HeaderLen+encap.TCPMinHeaderLen {
+			return
+		}
+		off = encap.EthernetHeaderLen + encap.IPv6HeaderLen
+	default:
+		return
+	}
+	th := encap.TCP(f[off:])
+	th.SetChecksum(0)
+	src, dst := addrs(f)
+	th.SetChecksum(^encap.Checksum(th, encap.PseudoHeaderChecksum(encap.ProtocolTCP, src, dst, uint16(len(th)))))
+}
+
+// sameSegment compares two segments but for the urgent pointer (which GRO
+// does not compare, as URG is never set) and the TCP checksum.
+func sameSegment(a, b []byte) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	a, b = bytes.Clone(a), bytes.Clone(b)
+	for _, f := range [][]byte{a, b} {
+		th := f[tcpOffset(f):]
+		clear(th[encap.TCPChecksumOffset : encap.TCPChecksumOffset+4])
+	}
+	return bytes.Equal(a, b)
+}
+
+func FuzzParseTCPSeg(f *testing.F) {
+	pair := func(s seg) ([]byte, []byte) {
+		b := s
+		b.seq += uint32(len(s.payload))
+		b.id++
+		b.payload = b.payload[:len(b.payload)-1]
+		return s.frame(f), b.frame(f)
+	}
+	for _, s := range []seg{
+		{payload: make([]byte, 100)},
+		{tcpOpts: true, flags: encap.TCPFlagACK | encap.TCPFlagCWR, payload: make([]byte, 1448)},
+		{v6: true, tcpOpts: true, payload: make([]byte, 10)},
+	} {
+		a, b := pair(s)
+		f.Add(a, b, true)
+		f.Add(a, b, false)
+	}
+	f.Fuzz(func(t *testing.T, a, b []byte, fix bool) {
+		if fix {
+			fixSums(a)
+			fixSums(b)
+		}
+		sa, oka := encap.ParseTCPSeg(a)
+		sb, okb := encap.ParseTCPSeg(b)
+		for _, c := range []struct {
+			f  []byte
+			s  encap.TCPSeg
+			ok bool
+		}{{a, sa, oka}, {b, sb, okb}} {
+			if c.ok && (c.s.HeaderLen()+c.s.PayloadLen() != len(c.f) || c.s.PayloadLen() < 1) {
+				t.Fatalf("HeaderLen %d + PayloadLen %d != %d", c.s.HeaderLen(), c.s.PayloadLen(), len(c.f))
+			}
+		}
+		if !oka || !okb {
+			return
+		}
+		origA, origB := bytes.Clone(a), bytes.Clone(b)
+		var r encap.TCPRun
+		r.Start(a, sa)
+		if !r.Append(b, sb) {
+			if !bytes.Equal(a, origA) {
+				t.Fatal("refused Append changed the first frame")
+			}
+			return
+		}
+		g, ok := r.Finish()
+		if !ok || g.HdrLen != sa.HeaderLen() || g.Size != sa.PayloadLen() {
+			t.Fatalf("Finish: %+v, %v", g, ok)
+		}
+		// The superframe splits back into the two segments.
+		super := append(bytes.Clone(a), b[sb.HeaderLen():]...)
+		s, err := encap.ParseTCPSuper(super, g.Size)
+		if err != nil || s.Segments() != 2 {
+			t.Fatalf("superframe: %v, %d segments", err, s.Segments())
+		}
+		for i, want := range [][]byte{origA, origB} {
+			hdr := make([]byte, s.HeaderLen())
+			got := append(hdr, s.Segment(i, super, hdr)...)
+			if !sameSegment(got, want) {
+				t.Fatalf("segment %d differs after coalesce+split:\n got %x\nwant %x", i, got, want)
+			}
+		}
+		if err := encap.CompleteChecksum(super, g.CsumStart, g.CsumOffset); err != nil {
+			t.Fatal(err)
+		}
+		src, dst := addrs(super)
+		if encap.Checksum(super[g.CsumStart:], encap.PseudoHeaderChecksum(encap.ProtocolTCP, src, dst, uint16(len(super)-g.CsumStart))) != 0xffff {
+			t.Fatal("completed superframe checksum invalid")
+		}
+	})
+}

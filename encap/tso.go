@@ -1,0 +1,219 @@
+package encap
+
+import "encoding/binary"
+
+// maxIPLen is the largest IP packet handled: the most the 16-bit IPv4 total
+// length field can say. IPv6 superframes are held to it too (the kernel's
+// default GSO/GRO size is 64 KiB); jumbograms and BIG TCP are not supported.
+const maxIPLen = 0xffff
+
+// locateTCP finds the TCP header of an untagged Ethernet frame carrying an
+// unfragmented IPv4 packet or an IPv6 packet without extension headers,
+// whose IP length field accounts for exactly the rest of the frame. It
+// returns the offset of the TCP header and the length of all headers.
+func locateTCP(frame []byte) (tcpOff, hdrLen int, v6 bool, err error) {
+	if len(frame) < EthernetHeaderLen {
+		return 0, 0, false, ErrShort
+	}
+	ip := frame[EthernetHeaderLen:]
+	switch Ethernet(frame).EtherType() {
+	case EtherTypeIPv4:
+		if len(ip) < IPv4MinHeaderLen {
+			return 0, 0, false, ErrShort
+		}
+		h := IPv4(ip)
+		if h.Version() != 4 || h.HeaderLen() < IPv4MinHeaderLen {
+			return 0, 0, false, ErrMalformed
+		}
+		if len(ip) < h.HeaderLen() {
+			return 0, 0, false, ErrShort
+		}
+		if h.Protocol() != ProtocolTCP {
+			return 0, 0, false, ErrUnsupported
+		}
+		if h.IsFragment() || int(h.TotalLength()) != len(ip) {
+			return 0, 0, false, ErrMalformed
+		}
+		tcpOff = EthernetHeaderLen + h.HeaderLen()
+	case EtherTypeIPv6:
+		if len(ip) < IPv6HeaderLen {
+			return 0, 0, false, ErrShort
+		}
+		h := IPv6(ip)
+		if h.Version() != 6 {
+			return 0, 0, false, ErrMalformed
+		}
+		if h.NextHeader() != ProtocolTCP {
+			return 0, 0, false, ErrUnsupported
+		}
+		if int(h.PayloadLength()) != len(ip)-IPv6HeaderLen {
+			return 0, 0, false, ErrMalformed
+		}
+		tcpOff, v6 = EthernetHeaderLen+IPv6HeaderLen, true
+	default:
+		return 0, 0, false, ErrUnsupported
+	}
+	if len(frame) < tcpOff+TCPMinHeaderLen {
+		return 0, 0, false, ErrShort
+	}
+	th := TCP(frame[tcpOff:])
+	if th.DataOffset() < TCPMinHeaderLen {
+		return 0, 0, false, ErrMalformed
+	}
+	hdrLen = tcpOff + th.DataOffset()
+	if len(frame) < hdrLen {
+		return 0, 0, false, ErrShort
+	}
+	return tcpOff, hdrLen, v6, nil
+}
+
+// ipSrcDst returns the source and destination address of the IP header
+// that follows the Ethernet header of frame.
+func ipSrcDst(frame []byte, v6 bool) (src, dst []byte) {
+	if v6 {
+		h := IPv6(frame[EthernetHeaderLen:])
+		return h.Src(), h.Dst()
+	}
+	h := IPv4(frame[EthernetHeaderLen:])
+	return h.Src(), h.Dst()
+}
+
+// TCPSuper describes a TSO superframe, parsed once by ParseTCPSuper, so
+// that each of its segments can be produced with Segment. It holds offsets
+// and values, not the frame.
+type TCPSuper struct {
+	tcpOff  int    // offset of the TCP header in the frame
+	hdrLen  int    // Ethernet + IP + TCP header bytes
+	payload int    // payload bytes of the whole superframe
+	mss     int    // payload bytes per segment
+	addrSum uint16 // pseudo-header sum without the length
+	id      uint16 // IPv4 ID of the first segment
+	seq     uint32 // sequence number of the first segment
+	flags   uint8  // TCP flags of the superframe
+	v6      bool
+}
+
+// ParseTCPSuper validates a TSO superframe as the kernel hands it to a TAP
+// with IFF_VNET_HDR and GSO_TCPV4/GSO_TCPV6: an untagged Ethernet frame with
+// IPv4 (options allowed) or IPv6 (no extension headers), TCP (options
+// allowed) and any payload, whose IPv4 total length or IPv6 payload length
+// covers the whole frame. mss is the virtio-net gso_size. The IPv4 header
+// checksum and TCP checksum fields are ignored: the kernel leaves the first
+// stale and the second holding only a pseudo-header sum.
+//
+// Errors: ErrShort if the frame ends inside a header; ErrUnsupported for
+// other EtherTypes (VLAN tags included), other transports and IPv6
+// extension headers; ErrMalformed for a version that contradicts the
+// EtherType, impossible header lengths, a fragment, IP lengths that do not
+// match len(frame), or mss < 1.
+func ParseTCPSuper(frame []byte, mss int) (TCPSuper, error) {
+	tcpOff, hdrLen, v6, err := locateTCP(frame)
+	if err != nil {
+		return TCPSuper{}, err
+	}
+	if mss < 1 {
+		return TCPSuper{}, ErrMalformed
+	}
+	s := TCPSuper{
+		tcpOff:  tcpOff,
+		hdrLen:  hdrLen,
+		payload: len(frame) - hdrLen,
+		mss:     min(mss, maxIPLen), // no segment is longer; keeps offsets small
+		seq:     TCP(frame[tcpOff:]).Seq(),
+		flags:   TCP(frame[tcpOff:]).Flags(),
+		v6:      v6,
+	}
+	if !v6 {
+		s.id = IPv4(frame[EthernetHeaderLen:]).ID()
+	}
+	src, dst := ipSrcDst(frame, v6)
+	s.addrSum = PseudoHeaderChecksum(ProtocolTCP, src, dst, 0)
+	return s, nil
+}
+
+// HeaderLen returns the number of Ethernet, IP and TCP header bytes that
+// Segment writes for every segment.
+func (s *TCPSuper) HeaderLen() int { return s.hdrLen }
+
+// Segments returns the number of segments: the payload divided by the MSS,
+// rounded up. A superframe without payload is one segment without payload.
+func (s *TCPSuper) Segments() int {
+	if s.payload == 0 {
+		return 1
+	}
+	return (s.payload + s.mss - 1) / s.mss
+}
+
+// Segment writes the headers of segment i (0 <= i < Segments()) into
+// hdr[:HeaderLen()] and returns the segment's payload, a subslice of frame
+// (not a copy). frame must be the frame s was parsed from, unchanged; hdr
+// must not overlap it. It panics if i is out of range or hdr is shorter
+// than HeaderLen().
+//
+// The headers are those of the kernel's TCP segmentation (tcp_gso_segment):
+// IPv4 total length, ID = first ID + i (wrapping) and a fresh header
+// checksum, or IPv6 payload length; TCP sequence number = first + i×MSS,
+// FIN and PSH only on the last segment, CWR only on the first, and a
+// complete checksum over pseudo-header, TCP header and payload, valid on
+// the wire. Everything else (DF, TTL, options) is copied.
+func (s *TCPSuper) Segment(i int, frame, hdr []byte) (payload []byte) {
+	last := s.Segments() - 1
+	if i < 0 || i > last {
+		panic("encap: segment index out of range")
+	}
+	start := s.hdrLen + i*s.mss
+	payload = frame[start : start+min(s.mss, s.payload-i*s.mss)]
+	h := hdr[:s.hdrLen]
+	copy(h, frame[:s.hdrLen])
+
+	tcpLen := s.hdrLen - s.tcpOff + len(payload)
+	if s.v6 {
+		IPv6(h[EthernetHeaderLen:]).SetPayloadLength(uint16(tcpLen))
+	} else {
+		ip := IPv4(h[EthernetHeaderLen:])
+		ip.SetTotalLength(uint16(s.tcpOff - EthernetHeaderLen + tcpLen))
+		ip.SetID(s.id + uint16(i))
+		ip.UpdateChecksum()
+	}
+
+	th := TCP(h[s.tcpOff:])
+	th.SetSeq(s.seq + uint32(i*s.mss))
+	f := s.flags
+	if i != 0 {
+		f &^= TCPFlagCWR
+	}
+	if i != last {
+		f &^= TCPFlagFIN | TCPFlagPSH
+	}
+	th.SetFlags(f)
+	th.SetChecksum(0)
+	sum := Checksum(th, add16(s.addrSum, uint16(tcpLen))) // header length is a multiple of 4
+	th.SetChecksum(^Checksum(payload, sum))
+	return payload
+}
+
+// CompleteChecksum finishes the checksum of a frame the kernel handed over
+// with VIRTIO_NET_HDR_F_NEEDS_CSUM and no GSO: the 16-bit field at
+// csumStart+csumOffset (offsets from the start of the frame, as a TAP
+// reports them) holds the pseudo-header sum; the ones'-complement sum of
+// frame[csumStart:] starting from it is complemented and stored there. As
+// in the kernel's skb_checksum_help, a result of 0 is stored as 0xffff,
+// which UDP requires (0 means "no checksum") and TCP treats as equal.
+// It returns ErrMalformed, and changes nothing, if the field does not lie
+// within frame or csumOffset is odd (the Internet checksum fields of TCP
+// and UDP are 16-bit words at even offsets, and the sum is only right for
+// those).
+func CompleteChecksum(frame []byte, csumStart, csumOffset int) error {
+	if csumStart < 0 || csumOffset < 0 || csumOffset%2 != 0 || csumStart > len(frame) || csumOffset > len(frame)-csumStart-2 {
+		return ErrMalformed
+	}
+	at := csumStart + csumOffset
+	initial := binary.BigEndian.Uint16(frame[at:])
+	frame[at], frame[at+1] = 0, 0
+	sum := ^Checksum(frame[csumStart:], initial)
+	if sum == 0 {
+		sum = 0xffff
+	}
+	binary.BigEndian.PutUint16(frame[at:], sum)
+	return nil
+}
