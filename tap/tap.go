@@ -1,0 +1,129 @@
+// Package tap owns the TAP devices through which vxswitch exchanges Ethernet
+// frames with a network's bridge: creating a TAP inside a given network
+// namespace, making it a port of that namespace's bridge, MTU, and batched
+// frame I/O.
+//
+// The package knows nothing about VXLAN or MAC tables. The datapath depends
+// only on the Device interface, so tests can use fakes.
+package tap
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/vxswitch/vxswitch/internal/nsutil"
+)
+
+// Device is a TAP as the datapath sees it. Read and Write may be called
+// concurrently with each other (one reader goroutine and one writer goroutine
+// at a time); Close unblocks both.
+type Device interface {
+	// Read reads at least one and at most len(bufs) frames. Frame i is
+	// stored at bufs[i][offset:] and its length in sizes[i]; the bytes in
+	// front of offset are left alone, so the caller can build headers there
+	// in place. It blocks until a frame arrives and returns the number of
+	// frames read. The caller owns bufs; a frame longer than
+	// len(bufs[i])-offset is an error for that read.
+	Read(bufs [][]byte, sizes []int, offset int) (n int, err error)
+
+	// Write writes bufs[i][offset:] as one frame for each i and returns the
+	// number of frames written before the first error. The caller owns bufs
+	// and may reuse them as soon as Write returns.
+	Write(bufs [][]byte, offset int) (n int, err error)
+
+	// BatchSize is the largest number of frames one Read returns; the
+	// caller sizes its buffers by it.
+	BatchSize() int
+	// Name is the interface name inside its namespace.
+	Name() string
+	// MTU is the device's MTU (the largest frame is MTU+14 bytes).
+	MTU() int
+	// Close removes the device and makes pending and future Read and Write
+	// calls fail with ErrClosed.
+	Close() error
+}
+
+// ErrClosed is returned by Read and Write on a closed device.
+var ErrClosed = errors.New("tap: device closed")
+
+// Options say where and how to create a TAP.
+type Options struct {
+	// Netns is the path of the network namespace to create the device in
+	// (for example /run/vxswitch/netns/vx-256); empty means the caller's.
+	Netns string
+	// Name is the interface name (at most 15 bytes). Required.
+	Name string
+	// Bridge, when not empty, names a bridge in the same namespace that the
+	// device becomes a port of.
+	Bridge string
+	// MTU of the device; 0 leaves the kernel's default (1500).
+	MTU int
+}
+
+// Create makes a TAP device as opts says, brings it up and returns it. On
+// any failure nothing is left behind: the device is non-persistent and
+// vanishes with its file descriptor.
+func Create(opts Options) (Device, error) {
+	if opts.Name == "" || len(opts.Name) > 15 {
+		return nil, fmt.Errorf("tap: bad interface name %q (1 to 15 bytes)", opts.Name)
+	}
+	var dev *waterDevice
+	err := nsutil.Do(opts.Netns, func() error {
+		var err error
+		dev, err = openWater(opts.Name)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("create tap %s in %s: %w", opts.Name, nsName(opts.Netns), err)
+	}
+	mtu, err := configure(opts)
+	if err != nil {
+		dev.Close()
+		return nil, fmt.Errorf("configure tap %s in %s: %w", opts.Name, nsName(opts.Netns), err)
+	}
+	dev.mtu = mtu
+	return dev, nil
+}
+
+func nsName(path string) string {
+	if path == "" {
+		return "the current netns"
+	}
+	return path
+}
+
+// configure sets MTU, bridge and up state through netlink in the target
+// namespace, and returns the device's MTU.
+func configure(opts Options) (int, error) {
+	h, err := nsutil.Handle(opts.Netns)
+	if err != nil {
+		return 0, err
+	}
+	defer h.Close()
+	link, err := h.LinkByName(opts.Name)
+	if err != nil {
+		return 0, err
+	}
+	if opts.MTU > 0 {
+		if err := h.LinkSetMTU(link, opts.MTU); err != nil {
+			return 0, fmt.Errorf("set mtu %d: %w", opts.MTU, err)
+		}
+	}
+	if opts.Bridge != "" {
+		br, err := h.LinkByName(opts.Bridge)
+		if err != nil {
+			return 0, fmt.Errorf("bridge %s: %w", opts.Bridge, err)
+		}
+		if err := h.LinkSetMaster(link, br); err != nil {
+			return 0, fmt.Errorf("attach to bridge %s: %w", opts.Bridge, err)
+		}
+	}
+	if err := h.LinkSetUp(link); err != nil {
+		return 0, fmt.Errorf("set up: %w", err)
+	}
+	link, err = h.LinkByName(opts.Name)
+	if err != nil {
+		return 0, err
+	}
+	return link.Attrs().MTU, nil
+}
