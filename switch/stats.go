@@ -1,0 +1,122 @@
+package vswitch
+
+import (
+	"sync/atomic"
+)
+
+// DropReason says why a frame or datagram was not forwarded.
+type DropReason int
+
+// Drop reasons. Switch-level reasons are counted before a datagram is
+// matched to a network; the others are counted per network.
+const (
+	// DropShort: a datagram too short for a VXLAN header and an Ethernet
+	// header, or a frame shorter than an Ethernet header.
+	DropShort DropReason = iota
+	// DropBadFlags: VXLAN flags byte other than 0x08 (RFC 7348: the I flag
+	// alone).
+	DropBadFlags
+	// DropReserved: a reserved VXLAN bit set.
+	DropReserved
+	// DropUnknownVNI: no network with that VNI on this host.
+	DropUnknownVNI
+	// DropBadSrcMAC: a received frame with a multicast, broadcast or zero
+	// source MAC, which no station may send.
+	DropBadSrcMAC
+	// DropNoPeers: a frame to flood while the flood list is empty.
+	DropNoPeers
+	// DropGateway: a frame to or from the network's gateway address, which
+	// every host has on its own bridge and which must stay on the host.
+	DropGateway
+	// DropOversize: a received frame longer than the TAP's MTU that is
+	// not a TCP superframe (which would be split).
+	DropOversize
+	// DropSendError: the underlay refused a datagram.
+	DropSendError
+	// DropTAPError: the TAP refused a frame.
+	DropTAPError
+	numDropReasons
+)
+
+var dropNames = [numDropReasons]string{
+	DropShort:      "short",
+	DropBadFlags:   "bad_flags",
+	DropReserved:   "reserved_bits",
+	DropUnknownVNI: "unknown_vni",
+	DropBadSrcMAC:  "bad_src_mac",
+	DropNoPeers:    "no_peers",
+	DropGateway:    "gateway_local",
+	DropOversize:   "oversize",
+	DropSendError:  "send_error",
+	DropTAPError:   "tap_error",
+}
+
+func (r DropReason) String() string {
+	if r < 0 || r >= numDropReasons {
+		return "unknown"
+	}
+	return dropNames[r]
+}
+
+// counters are updated by the datapath loops with atomic adds and read by
+// Stats. Fields written by different loops are far enough apart in practice
+// (TX fields by the network's TX loop, RX fields by the RX loop); padding is
+// not worth its memory for this many networks.
+type counters struct {
+	txFrames, txBytes   atomic.Uint64
+	txFlooded, txDgrams atomic.Uint64
+	rxFrames, rxBytes   atomic.Uint64
+	rxCsumRepaired      atomic.Uint64
+	rxSplit             atomic.Uint64
+	drops               [numDropReasons]atomic.Uint64
+}
+
+func (c *counters) drop(r DropReason) { c.drops[r].Add(1) }
+
+// Counters is a snapshot of a network's (or the switch's) counters.
+type Counters struct {
+	// TXFrames and TXBytes count frames read from the TAP and sent into the
+	// overlay (a flooded frame counts once; bytes are inner frame bytes).
+	TXFrames uint64 `json:"tx_frames"`
+	TXBytes  uint64 `json:"tx_bytes"`
+	// TXFlooded counts frames sent to every peer (broadcast, multicast,
+	// unknown unicast).
+	TXFlooded uint64 `json:"tx_flooded"`
+	// TXDatagrams counts VXLAN datagrams sent, replicas included.
+	TXDatagrams uint64 `json:"tx_datagrams"`
+	// RXFrames and RXBytes count frames received from the overlay and
+	// written to the TAP.
+	RXFrames uint64 `json:"rx_frames"`
+	RXBytes  uint64 `json:"rx_bytes"`
+	// RXCsumRepaired counts received frames whose partial transport
+	// checksum (left by a Linux sender over veth) was completed.
+	RXCsumRepaired uint64 `json:"rx_csum_repaired"`
+	// RXSplit counts received TCP superframes (from a kernel VTEP on a
+	// veth underlay) split into MTU-sized segments for the TAP.
+	RXSplit uint64 `json:"rx_split"`
+	// Drops counts frames not forwarded, by reason (only non-zero reasons
+	// appear).
+	Drops map[string]uint64 `json:"drops,omitempty"`
+}
+
+func (c *counters) snapshot() Counters {
+	s := Counters{
+		TXFrames:       c.txFrames.Load(),
+		TXBytes:        c.txBytes.Load(),
+		TXFlooded:      c.txFlooded.Load(),
+		TXDatagrams:    c.txDgrams.Load(),
+		RXFrames:       c.rxFrames.Load(),
+		RXBytes:        c.rxBytes.Load(),
+		RXCsumRepaired: c.rxCsumRepaired.Load(),
+		RXSplit:        c.rxSplit.Load(),
+	}
+	for r := range c.drops {
+		if v := c.drops[r].Load(); v != 0 {
+			if s.Drops == nil {
+				s.Drops = make(map[string]uint64)
+			}
+			s.Drops[DropReason(r).String()] = v
+		}
+	}
+	return s
+}

@@ -1,0 +1,278 @@
+package vswitch
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/vxswitch/vxswitch/encap"
+	"github.com/vxswitch/vxswitch/fib"
+	"github.com/vxswitch/vxswitch/tap"
+)
+
+// DefaultPort is the IANA VXLAN port (RFC 7348), also the Linux default
+// when `dstport 4789` is given.
+const DefaultPort = 4789
+
+// Errors callers test with errors.Is.
+var (
+	ErrVNIInUse   = errors.New("VNI already in use")
+	ErrNoNetwork  = errors.New("no such network")
+	ErrBadVNI     = errors.New("VNI out of range (1 to 16777215)")
+	ErrClosed     = errors.New("switch closed")
+	errNilTAP     = errors.New("network needs a TAP device")
+	errNilUnderly = errors.New("switch needs an underlay")
+)
+
+// Config configures a Switch.
+type Config struct {
+	// Underlay carries the VXLAN datagrams; the Switch owns it and closes
+	// it on Close.
+	Underlay Underlay
+	// Port is the UDP destination port of VXLAN datagrams sent to peers;
+	// 0 means DefaultPort.
+	Port uint16
+	// Logger; nil means no logging.
+	Logger *zap.Logger
+	// Clock drives MAC aging; nil means the wall clock.
+	Clock fib.Clock
+	// ExpireInterval is how often learned entries are swept; 0 means one
+	// second (the resolution `fdb show` ages are printed with).
+	ExpireInterval time.Duration
+}
+
+// Switch is a VXLAN switch serving many networks over one underlay.
+type Switch struct {
+	log    *zap.Logger
+	ul     Underlay
+	port   uint16
+	clock  fib.Clock
+	sweep  time.Duration
+	global counters // drops counted before a datagram reaches a network
+
+	mu     sync.Mutex // guards writes to nets and the closed flag
+	nets   atomic.Pointer[map[uint32]*Network]
+	closed bool
+
+	wg sync.WaitGroup // the RX loop, the sweeper and every TX loop
+}
+
+// New returns a Switch; Run starts its loops.
+func New(cfg Config) (*Switch, error) {
+	if cfg.Underlay == nil {
+		return nil, errNilUnderly
+	}
+	s := &Switch{
+		log:   cfg.Logger,
+		ul:    cfg.Underlay,
+		port:  cfg.Port,
+		clock: cfg.Clock,
+		sweep: cfg.ExpireInterval,
+	}
+	if s.log == nil {
+		s.log = zap.NewNop()
+	}
+	if s.port == 0 {
+		s.port = DefaultPort
+	}
+	if s.sweep <= 0 {
+		s.sweep = time.Second
+	}
+	empty := map[uint32]*Network{}
+	s.nets.Store(&empty)
+	return s, nil
+}
+
+// Run runs the receive loop and the MAC aging sweeper until ctx is done or
+// Close is called. It returns nil after Close or ctx cancellation.
+func (s *Switch) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		s.sweeper(ctx)
+	}()
+	err := s.rxLoop()
+	cancel()
+	if errors.Is(err, ErrClosed) {
+		return nil
+	}
+	return err
+}
+
+func (s *Switch) sweeper(ctx context.Context) {
+	t := time.NewTicker(s.sweep)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			for _, n := range *s.nets.Load() {
+				if k := n.fib.Expire(); k > 0 && s.log.Core().Enabled(zap.DebugLevel) {
+					s.log.Debug("aged out learned entries", zap.Uint32("vni", n.vni), zap.Int("count", k))
+				}
+			}
+		}
+	}
+}
+
+// NetworkConfig describes a network to add to a Switch.
+type NetworkConfig struct {
+	// VNI, 1 to 16777215.
+	VNI uint32
+	// TAP is the network's uplink to its bridge. The Switch owns it from
+	// AddNetwork on and closes it when the network is removed.
+	TAP tap.Device
+	// Gateway, when valid, is the IPv4 address every host's bridge has in
+	// this network; ARP for it and from it never crosses the overlay.
+	Gateway netip.Addr
+	// Aging and MaxLearned configure the MAC table (zero values: the fib
+	// defaults, 300 s and 65536).
+	Aging      time.Duration
+	MaxLearned int
+}
+
+// Network is one VNI served by a Switch.
+type Network struct {
+	vni uint32
+	tap tap.Device
+	// maxFrame is the longest frame the TAP takes: its MTU plus the
+	// Ethernet header.
+	maxFrame int
+	fib      *fib.Table
+	gw       [4]byte
+	hasG     bool
+	s        *Switch
+	c        counters
+	log      *zap.Logger
+
+	lastMoveLog atomic.Int64 // unix nanos of the last "MAC moved" log line
+	movesMuted  atomic.Uint64
+}
+
+// AddNetwork adds a network and starts its TX loop. It fails with
+// ErrVNIInUse if the VNI is served already; then the TAP is not taken.
+func (s *Switch) AddNetwork(cfg NetworkConfig) (*Network, error) {
+	if cfg.VNI == 0 || cfg.VNI > encap.MaxVNI {
+		return nil, fmt.Errorf("vni %d: %w", cfg.VNI, ErrBadVNI)
+	}
+	if cfg.TAP == nil {
+		return nil, errNilTAP
+	}
+	table, err := fib.New(fib.Config{Aging: cfg.Aging, MaxLearned: cfg.MaxLearned, Clock: s.clock})
+	if err != nil {
+		return nil, err
+	}
+	n := &Network{vni: cfg.VNI, tap: cfg.TAP, fib: table, s: s, maxFrame: cfg.TAP.MTU() + encap.EthernetHeaderLen,
+		log: s.log.With(zap.Uint32("vni", cfg.VNI), zap.String("tap", cfg.TAP.Name()))}
+	if cfg.Gateway.IsValid() {
+		if !cfg.Gateway.Is4() {
+			return nil, fmt.Errorf("gateway %s: only IPv4 gateways are filtered", cfg.Gateway)
+		}
+		n.gw, n.hasG = cfg.Gateway.As4(), true
+	}
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil, ErrClosed
+	}
+	old := *s.nets.Load()
+	if _, ok := old[cfg.VNI]; ok {
+		return nil, fmt.Errorf("vni %d: %w", cfg.VNI, ErrVNIInUse)
+	}
+	next := maps.Clone(old)
+	next[cfg.VNI] = n
+	s.nets.Store(&next)
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		n.txLoop()
+	}()
+	return n, nil
+}
+
+// RemoveNetwork stops serving vni and closes its TAP.
+func (s *Switch) RemoveNetwork(vni uint32) error {
+	s.mu.Lock()
+	old := *s.nets.Load()
+	n, ok := old[vni]
+	if !ok {
+		s.mu.Unlock()
+		return fmt.Errorf("vni %d: %w", vni, ErrNoNetwork)
+	}
+	next := maps.Clone(old)
+	delete(next, vni)
+	s.nets.Store(&next)
+	s.mu.Unlock()
+	return n.tap.Close()
+}
+
+// Network returns the network serving vni.
+func (s *Switch) Network(vni uint32) (*Network, bool) {
+	n, ok := (*s.nets.Load())[vni]
+	return n, ok
+}
+
+// Stats returns the switch-level counters: datagrams dropped before they
+// could be matched to a network.
+func (s *Switch) Stats() Counters { return s.global.snapshot() }
+
+// Close stops every loop, closes the underlay and every TAP, and waits for
+// the loops to return.
+func (s *Switch) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	nets := *s.nets.Load()
+	empty := map[uint32]*Network{}
+	s.nets.Store(&empty)
+	s.mu.Unlock()
+
+	err := s.ul.Close()
+	for _, n := range nets {
+		if cerr := n.tap.Close(); cerr != nil && err == nil {
+			err = cerr
+		}
+	}
+	s.wg.Wait()
+	return err
+}
+
+// VNI is the network's VXLAN network identifier.
+func (n *Network) VNI() uint32 { return n.vni }
+
+// FIB is the network's MAC table; the control plane installs static and
+// control entries and peers through it.
+func (n *Network) FIB() *fib.Table { return n.fib }
+
+// TAPName is the name of the network's TAP device.
+func (n *Network) TAPName() string { return n.tap.Name() }
+
+// Stats returns the network's counters.
+func (n *Network) Stats() Counters { return n.c.snapshot() }
+
+// noteMove logs, at most once a second per network, that learned MACs moved
+// to another VTEP (a VM migration, a container restart elsewhere, or a
+// misconfiguration); the count is always in the FIB stats.
+func (n *Network) noteMove(mac fib.MAC, vtep netip.Addr, now int64) {
+	last := n.lastMoveLog.Load()
+	if now-last < int64(time.Second) || !n.lastMoveLog.CompareAndSwap(last, now) {
+		n.movesMuted.Add(1)
+		return
+	}
+	n.log.Info("MAC moved to another VTEP", zap.Stringer("mac", mac), zap.Stringer("vtep", vtep),
+		zap.Uint64("suppressed", n.movesMuted.Swap(0)))
+}
