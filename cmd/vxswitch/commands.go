@@ -1,0 +1,262 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/vxswitch/vxswitch/internal/api"
+)
+
+func newNetworkCmd(c *cli) *cobra.Command {
+	cmd := &cobra.Command{Use: "network", Short: "Create, list, inspect and remove networks; attach namespaces"}
+
+	var create api.NetworkCreate
+	createCmd := &cobra.Command{
+		Use:   "create NAME --vni N --subnet CIDR [--gateway IP] [--mtu N]",
+		Short: "Create a network: a namespace with br0 and a TAP, served by the daemon",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			create.Name = args[0]
+			n, err := c.client().CreateNetwork(cmd.Context(), create)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%s vni %d subnet %s netns %s\n", n.Name, n.VNI, n.Subnet, n.Netns)
+			return nil
+		},
+	}
+	createCmd.Flags().Uint32Var(&create.VNI, "vni", 0, "VXLAN network identifier, 1 to 16777215 (required)")
+	createCmd.Flags().StringVar(&create.Subnet, "subnet", "", "IPv4 subnet of the network, e.g. 10.0.0.0/24 (required)")
+	createCmd.Flags().StringVar(&create.Gateway, "gateway", "", "address of br0 on every host (ARP for it stays local)")
+	createCmd.Flags().IntVar(&create.MTU, "mtu", 0, "overlay MTU (default: underlay MTU - 50)")
+	createCmd.MarkFlagRequired("vni")
+	createCmd.MarkFlagRequired("subnet")
+
+	ls := &cobra.Command{
+		Use: "ls", Aliases: []string{"list"}, Short: "List networks", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			nets, err := c.client().Networks(cmd.Context())
+			if err != nil {
+				return err
+			}
+			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "NAME\tVNI\tSUBNET\tGATEWAY\tMTU\tENDPOINTS\tPEERS\tSTATUS")
+			for _, n := range nets {
+				status := "up"
+				if n.Problem != "" {
+					status = "down: " + n.Problem
+				}
+				fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%d\t%d\t%d\t%s\n", n.Name, n.VNI, n.Subnet, orDash(n.Gateway), n.MTU, len(n.Endpoints), len(n.Peers), status)
+			}
+			return tw.Flush()
+		},
+	}
+	inspect := &cobra.Command{
+		Use: "inspect NAME", Short: "Show a network as JSON (netns path, TAP, endpoints, peers)", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			n, err := c.client().Network(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			return writeJSON(cmd.OutOrStdout(), n)
+		},
+	}
+	rm := &cobra.Command{
+		Use: "rm NAME", Aliases: []string{"remove"}, Short: "Remove a network without endpoints", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return c.client().RemoveNetwork(cmd.Context(), args[0])
+		},
+	}
+
+	var att api.Attach
+	attach := &cobra.Command{
+		Use:   "attach NAME --netns NS [--ip CIDR] [--mac MAC] [--ifname eth0]",
+		Short: "Join a network namespace (a container) to a network with a veth on br0",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ep, err := c.client().Attach(cmd.Context(), args[0], att)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%s %s\n", ep.IP, ep.MAC)
+			return nil
+		},
+	}
+	attach.Flags().StringVar(&att.Netns, "netns", "", "namespace name (as in `ip netns`) or path (required)")
+	attach.Flags().StringVar(&att.IP, "ip", "", "address in the network's subnet (default: the next free one)")
+	attach.Flags().StringVar(&att.MAC, "mac", "", "MAC address (default: 02:42 and the IPv4 address)")
+	attach.Flags().StringVar(&att.IfName, "ifname", "eth0", "interface name inside the namespace")
+	attach.MarkFlagRequired("netns")
+
+	var det api.Detach
+	detach := &cobra.Command{
+		Use: "detach NAME --netns NS", Short: "Remove a namespace from a network", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return c.client().Detach(cmd.Context(), args[0], det)
+		},
+	}
+	detach.Flags().StringVar(&det.Netns, "netns", "", "namespace name or path (required)")
+	detach.MarkFlagRequired("netns")
+
+	cmd.AddCommand(createCmd, ls, inspect, rm, attach, detach)
+	return cmd
+}
+
+func newPeerCmd(c *cli) *cobra.Command {
+	cmd := &cobra.Command{Use: "peer", Short: "Manage a network's flood list (remote VTEPs)"}
+	cmd.AddCommand(
+		&cobra.Command{
+			Use: "add NAME VTEP_IP", Short: "Add a remote VTEP to a network's flood list", Args: cobra.ExactArgs(2),
+			RunE: func(cmd *cobra.Command, args []string) error {
+				return c.client().AddPeer(cmd.Context(), args[0], args[1])
+			},
+		},
+		&cobra.Command{
+			Use: "rm NAME VTEP_IP", Aliases: []string{"del"}, Short: "Remove a remote VTEP from a network's flood list", Args: cobra.ExactArgs(2),
+			RunE: func(cmd *cobra.Command, args []string) error {
+				return c.client().RemovePeer(cmd.Context(), args[0], args[1])
+			},
+		},
+		&cobra.Command{
+			Use: "ls NAME", Aliases: []string{"list"}, Short: "List a network's peers", Args: cobra.ExactArgs(1),
+			RunE: func(cmd *cobra.Command, args []string) error {
+				peers, err := c.client().Peers(cmd.Context(), args[0])
+				if err != nil {
+					return err
+				}
+				for _, p := range peers {
+					fmt.Fprintln(cmd.OutOrStdout(), p)
+				}
+				return nil
+			},
+		},
+	)
+	return cmd
+}
+
+func newFDBCmd(c *cli) *cobra.Command {
+	cmd := &cobra.Command{Use: "fdb", Short: "Show and edit MAC tables"}
+	var asJSON bool
+	show := &cobra.Command{
+		Use:   "show [NAME] [--json]",
+		Short: "Show MAC table entries, one a line, in the style of `bridge fdb show`",
+		Args:  cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			name := ""
+			if len(args) == 1 {
+				name = args[0]
+			}
+			entries, err := c.client().FDB(cmd.Context(), name)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return writeJSON(cmd.OutOrStdout(), entries)
+			}
+			for _, e := range entries {
+				fmt.Fprintln(cmd.OutOrStdout(), fdbLine(e))
+			}
+			return nil
+		},
+	}
+	show.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	add := &cobra.Command{
+		Use: "add NAME MAC VTEP_IP", Short: "Add (or replace) a static entry: frames to MAC go to VTEP_IP", Args: cobra.ExactArgs(3),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return c.client().AddFDB(cmd.Context(), args[0], args[1], args[2])
+		},
+	}
+	rm := &cobra.Command{
+		Use: "rm NAME MAC", Aliases: []string{"del"}, Short: "Remove a static (or learned) entry", Args: cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return c.client().RemoveFDB(cmd.Context(), args[0], args[1])
+		},
+	}
+	cmd.AddCommand(show, add, rm)
+	return cmd
+}
+
+// fdbLine prints an entry as `bridge fdb show` would print it for a kernel
+// vxlan device, with the VNI and the entry's source:
+//
+//	02:42:0a:00:00:03 dst 198.18.0.2 vni 256 learned age 12s
+//	02:42:0a:00:00:04 dst 198.18.0.3 vni 256 static
+//	00:00:00:00:00:00 dst 198.18.0.2 vni 256 flood
+func fdbLine(e api.FDBEntry) string {
+	s := fmt.Sprintf("%s dst %s vni %d %s", e.MAC, e.VTEP, e.VNI, e.Source)
+	if e.Source == "learned" {
+		s += " age " + (time.Duration(e.Age) * time.Second).String()
+	}
+	return s
+}
+
+func newStatsCmd(c *cli) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use: "stats [NAME] [--json]", Short: "Show traffic counters, drops by reason and MAC table sizes", Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			name := ""
+			if len(args) == 1 {
+				name = args[0]
+			}
+			st, err := c.client().Stats(cmd.Context(), name)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return writeJSON(cmd.OutOrStdout(), st)
+			}
+			w := cmd.OutOrStdout()
+			for _, n := range st.Networks {
+				fmt.Fprintf(w, "%s (vni %d)\n", n.Network, n.VNI)
+				fmt.Fprintf(w, "  tx: %d frames, %d bytes, %d flooded, %d datagrams\n", n.TXFrames, n.TXBytes, n.TXFlooded, n.TXDatagrams)
+				fmt.Fprintf(w, "  rx: %d frames, %d bytes\n", n.RXFrames, n.RXBytes)
+				fmt.Fprintf(w, "  fdb: %d learned, %d static, %d control, %d peers; %d moves, %d refused (table full)\n",
+					n.FIB.Learned, n.FIB.Static, n.FIB.Control, n.FIB.Peers, n.FIB.Moved, n.FIB.RefusedFull)
+				fmt.Fprintf(w, "  drops: %s\n", drops(n.Drops))
+			}
+			if name == "" {
+				fmt.Fprintf(w, "switch drops: %s\n", drops(st.Switch.Drops))
+			}
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}
+
+func drops(m map[string]uint64) string {
+	if len(m) == 0 {
+		return "none"
+	}
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = fmt.Sprintf("%s %d", k, m[k])
+	}
+	return strings.Join(parts, ", ")
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}

@@ -1,0 +1,46 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+
+	"github.com/spf13/cobra"
+
+	"github.com/vxswitch/vxswitch/internal/api"
+	"github.com/vxswitch/vxswitch/internal/daemon"
+)
+
+// cli carries what every client subcommand needs.
+type cli struct {
+	socket string
+}
+
+func (c *cli) client() *api.Client { return api.NewClient(c.socket) }
+
+func defaultSocket() string {
+	if s := os.Getenv("VXSWITCH_SOCKET"); s != "" {
+		return s
+	}
+	return filepath.Join(daemon.DefaultRunDir, daemon.SocketName)
+}
+
+func newRootCmd() *cobra.Command {
+	c := &cli{}
+	root := &cobra.Command{
+		Use:   "vxswitch",
+		Short: "A pure-userspace VXLAN switch",
+		Long: `vxswitch joins containers on different hosts into one Ethernet segment over
+VXLAN (UDP 4789), like Docker's overlay driver, without the kernel's vxlan
+device: a daemon per host encapsulates and forwards frames itself.
+
+Start the daemon with 'vxswitch daemon --vtep IP'; every other command talks
+to it over its socket (--socket, or VXSWITCH_SOCKET).`,
+		SilenceUsage:      true,
+		SilenceErrors:     true,
+		Version:           version,
+		CompletionOptions: cobra.CompletionOptions{DisableDefaultCmd: true},
+	}
+	root.PersistentFlags().StringVar(&c.socket, "socket", defaultSocket(), "daemon control socket (env VXSWITCH_SOCKET)")
+	root.AddCommand(newDaemonCmd(), newNetworkCmd(c), newPeerCmd(c), newFDBCmd(c), newStatsCmd(c))
+	return root
+}

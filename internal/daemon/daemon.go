@@ -1,0 +1,299 @@
+// Package daemon is the vxswitch daemon as a library: it owns the Switch,
+// the networks' namespaces, bridges, TAPs and endpoints, the persisted state,
+// and the control API on a unix socket. cmd/vxswitch only parses flags and
+// calls New and Run.
+//
+// Every control operation runs under one mutex (they are rare and each is a
+// handful of netlink calls); the datapath never takes it.
+//
+// An operation that creates things undoes what it made if a later step
+// fails, and the state file is saved before the operation reports success,
+// so a user never sees a half-made network or endpoint and never loses a
+// configuration that was acknowledged.
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+	"golang.org/x/sys/unix"
+
+	"github.com/vxswitch/vxswitch/fib"
+	"github.com/vxswitch/vxswitch/internal/nsutil"
+	vswitch "github.com/vxswitch/vxswitch/switch"
+)
+
+// Defaults for the daemon's flags.
+const (
+	DefaultRunDir   = "/run/vxswitch"
+	DefaultStateDir = "/var/lib/vxswitch"
+	SocketName      = "vxswitch.sock"
+)
+
+// Config configures a daemon.
+type Config struct {
+	// VTEP is this host's underlay address; datagrams are sent from it and
+	// received on it. Required.
+	VTEP netip.Addr
+	// Port is the VXLAN UDP port; 0 means 4789.
+	Port uint16
+	// RunDir holds the socket and the networks' namespaces (RunDir/netns);
+	// StateDir holds the configuration. Two daemons on one machine need
+	// different directories.
+	RunDir, StateDir string
+	// Netns is the path of the underlay namespace the UDP socket lives in;
+	// empty means the daemon's own.
+	Netns string
+	// Aging and MaxLearned configure every network's MAC table (zero: 300
+	// s and 65536).
+	Aging      time.Duration
+	MaxLearned int
+	// Logger; nil means zap.NewNop.
+	Logger *zap.Logger
+	// Clock drives MAC aging; nil means the wall clock.
+	Clock fib.Clock
+	// Version is reported by the info API.
+	Version string
+}
+
+// Daemon is a running vxswitch daemon.
+type Daemon struct {
+	cfg      Config
+	log      *zap.Logger
+	sw       *vswitch.Switch
+	ulMTU    int // MTU of the underlay interface that holds the VTEP
+	locks    []*os.File
+	ln       net.Listener
+	srv      *http.Server
+	swDone   chan error
+	closeOne sync.Once
+	closeErr error
+
+	mu   sync.Mutex // guards nets and every change to namespaces, links and state
+	nets map[string]*network
+}
+
+// network is a configured network and what the daemon made for it.
+type network struct {
+	netState
+	netns   string            // RunDir/netns/vx-<vni>
+	sw      *vswitch.Network  // nil while the network is down (problem set)
+	problem string            // why it is down, for `network inspect`
+	epProbs map[string]string // endpoint netns → problem
+}
+
+// New checks the configuration, takes the run and state directories,
+// opens the underlay socket, restores every network from the state file and
+// starts listening on the control socket. Run serves it.
+func New(cfg Config) (d *Daemon, err error) {
+	if !cfg.VTEP.IsValid() || cfg.VTEP.IsUnspecified() || cfg.VTEP.IsMulticast() {
+		return nil, fmt.Errorf("--vtep must be this host's unicast underlay address, got %q", cfg.VTEP)
+	}
+	cfg.VTEP = cfg.VTEP.Unmap()
+	if cfg.Port == 0 {
+		cfg.Port = vswitch.DefaultPort
+	}
+	if cfg.RunDir == "" {
+		cfg.RunDir = DefaultRunDir
+	}
+	if cfg.StateDir == "" {
+		cfg.StateDir = DefaultStateDir
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = zap.NewNop()
+	}
+	if cfg.Aging < 0 || cfg.MaxLearned < 0 {
+		return nil, errors.New("--aging and --max-learned must not be negative")
+	}
+	d = &Daemon{cfg: cfg, log: cfg.Logger, nets: map[string]*network{}}
+	defer func() {
+		if err != nil {
+			d.release()
+		}
+	}()
+	for _, dir := range []string{cfg.RunDir, filepath.Join(cfg.RunDir, "netns"), cfg.StateDir} {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return nil, fmt.Errorf("create %s: %w", dir, err)
+		}
+	}
+	for _, dir := range []string{cfg.RunDir, cfg.StateDir} {
+		if err := d.lock(dir); err != nil {
+			return nil, err
+		}
+	}
+	st, err := loadState(cfg.StateDir)
+	if err != nil {
+		return nil, err
+	}
+	if d.ulMTU, err = underlayMTU(cfg.Netns, cfg.VTEP); err != nil {
+		return nil, err
+	}
+	ul, err := vswitch.ListenUDP(cfg.Netns, netip.AddrPortFrom(cfg.VTEP, cfg.Port))
+	if err != nil {
+		return nil, err
+	}
+	d.sw, err = vswitch.New(vswitch.Config{Underlay: ul, Port: cfg.Port, Logger: d.log, Clock: cfg.Clock})
+	if err != nil {
+		ul.Close()
+		return nil, err
+	}
+	d.swDone = make(chan error, 1)
+	go func() { d.swDone <- d.sw.Run(context.Background()) }()
+
+	for _, ns := range st.Networks {
+		d.restore(ns)
+	}
+
+	sock := filepath.Join(cfg.RunDir, SocketName)
+	// The run dir lock is ours, so a socket file left there is stale.
+	if err := os.Remove(sock); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("remove stale socket %s: %w", sock, err)
+	}
+	d.ln, err = net.Listen("unix", sock)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", sock, err)
+	}
+	if err := os.Chmod(sock, 0o660); err != nil {
+		return nil, err
+	}
+	d.srv = &http.Server{Handler: d.routes(), ReadHeaderTimeout: 10 * time.Second}
+	d.log.Info("vxswitch daemon ready", zap.Stringer("vtep", cfg.VTEP), zap.Uint16("port", cfg.Port),
+		zap.String("socket", sock), zap.String("state_dir", cfg.StateDir), zap.Int("networks", len(d.nets)))
+	return d, nil
+}
+
+// lock takes an exclusive lock on dir/vxswitch.lock so that two daemons
+// never share a run or state directory.
+func (d *Daemon) lock(dir string) error {
+	path := filepath.Join(dir, "vxswitch.lock")
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return fmt.Errorf("open %s: %w", path, err)
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, unix.EWOULDBLOCK) {
+			return fmt.Errorf("another vxswitch daemon is using %s (lock %s is held); give this one other --run-dir and --state-dir", dir, path)
+		}
+		return fmt.Errorf("lock %s: %w", path, err)
+	}
+	d.locks = append(d.locks, f)
+	return nil
+}
+
+// Socket is the path of the control socket.
+func (d *Daemon) Socket() string { return filepath.Join(d.cfg.RunDir, SocketName) }
+
+// Run serves the control API until ctx is done, then closes the daemon.
+// The networks' namespaces, bridges and endpoints stay, so containers keep
+// their configuration; the TAPs go with the process and are made again by
+// the next daemon, which restores everything from the state file.
+func (d *Daemon) Run(ctx context.Context) error {
+	errc := make(chan error, 1)
+	go func() { errc <- d.srv.Serve(d.ln) }()
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-errc:
+		if errors.Is(err, http.ErrServerClosed) {
+			err = nil
+		}
+	case err = <-d.swDone:
+		if err != nil {
+			err = fmt.Errorf("datapath stopped: %w", err)
+		}
+	}
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// Close stops the API and the datapath and releases the directories. It
+// leaves the networks' namespaces in place (see Run).
+func (d *Daemon) Close() error {
+	d.closeOne.Do(func() {
+		if d.srv != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			d.srv.Shutdown(ctx)
+			cancel()
+		}
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		d.closeErr = d.release()
+		d.log.Info("vxswitch daemon stopped")
+	})
+	return d.closeErr
+}
+
+func (d *Daemon) release() error {
+	var err error
+	if d.ln != nil {
+		d.ln.Close()
+		os.Remove(d.Socket())
+	}
+	if d.sw != nil {
+		err = d.sw.Close()
+	}
+	for _, f := range d.locks {
+		f.Close()
+	}
+	d.locks = nil
+	return err
+}
+
+// snapshot returns the configuration as it should be saved.
+func (d *Daemon) snapshot() state {
+	st := state{Version: stateVersion}
+	for _, n := range d.sortedNets() {
+		st.Networks = append(st.Networks, n.netState)
+	}
+	return st
+}
+
+func (d *Daemon) save() error { return saveState(d.cfg.StateDir, d.snapshot()) }
+
+func (d *Daemon) sortedNets() []*network {
+	out := make([]*network, 0, len(d.nets))
+	for _, n := range d.nets {
+		out = append(out, n)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// underlayMTU finds the interface that holds vtep in the underlay namespace
+// and returns its MTU.
+func underlayMTU(netnsPath string, vtep netip.Addr) (int, error) {
+	h, err := nsutil.Handle(netnsPath)
+	if err != nil {
+		return 0, err
+	}
+	defer h.Close()
+	links, err := h.LinkList()
+	if err != nil {
+		return 0, err
+	}
+	for _, l := range links {
+		addrs, err := h.AddrList(l, 0)
+		if err != nil {
+			continue
+		}
+		for _, a := range addrs {
+			if ip, ok := netip.AddrFromSlice(a.IP); ok && ip.Unmap() == vtep {
+				return l.Attrs().MTU, nil
+			}
+		}
+	}
+	return 0, fmt.Errorf("--vtep %s is not an address of any interface in this network namespace; use one that `ip addr` shows", vtep)
+}

@@ -1,0 +1,204 @@
+package daemon
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"slices"
+
+	"go.uber.org/zap"
+
+	"github.com/vxswitch/vxswitch/fib"
+	"github.com/vxswitch/vxswitch/internal/api"
+	"github.com/vxswitch/vxswitch/internal/nsutil"
+	"github.com/vxswitch/vxswitch/internal/veth"
+)
+
+// defaultIfName is the interface name an endpoint gets in its namespace.
+const defaultIfName = "eth0"
+
+// attach joins a namespace to a network with a veth pair: one end on the
+// network's br0, the other in the namespace with the endpoint's address.
+func (d *Daemon) attach(name string, req api.Attach) (api.Endpoint, error) {
+	n, ok := d.nets[name]
+	if !ok {
+		return api.Endpoint{}, notFound("no network named %s (see `vxswitch network ls`)", name)
+	}
+	if n.sw == nil {
+		return api.Endpoint{}, conflict("network %s is down: %s", name, n.problem)
+	}
+	path, err := nsutil.Resolve(req.Netns)
+	if err != nil {
+		if errors.Is(err, nsutil.ErrNotFound) {
+			return api.Endpoint{}, notFound("netns %q not found (give a name from `ip netns` or a path such as /proc/PID/ns/net)", req.Netns)
+		}
+		return api.Endpoint{}, bad("netns %q: %v", req.Netns, err)
+	}
+	if slices.ContainsFunc(n.Endpoints, func(e epState) bool { return e.Netns == path }) {
+		return api.Endpoint{}, conflict("netns %s is already attached to network %s", req.Netns, name)
+	}
+	ep := epState{Netns: path, IfName: req.IfName}
+	if ep.IfName == "" {
+		ep.IfName = defaultIfName
+	}
+	if len(ep.IfName) > 15 || ep.IfName == "." || ep.IfName == ".." || !nameRE.MatchString(ep.IfName) {
+		return api.Endpoint{}, bad("bad interface name %q: 1 to 15 letters, digits, '_', '.', '-'", ep.IfName)
+	}
+	if ep.IP, err = n.pickIP(req.IP); err != nil {
+		return api.Endpoint{}, err
+	}
+	if ep.MAC, err = n.pickMAC(req.MAC, ep.IP.Addr()); err != nil {
+		return api.Endpoint{}, err
+	}
+	if ep.Veth, err = vethName(); err != nil {
+		return api.Endpoint{}, err
+	}
+	if err := d.plumb(n, ep); err != nil {
+		return api.Endpoint{}, err
+	}
+	n.Endpoints = append(n.Endpoints, ep)
+	if err := d.save(); err != nil {
+		n.Endpoints = n.Endpoints[:len(n.Endpoints)-1]
+		d.unplumb(n, ep)
+		return api.Endpoint{}, err
+	}
+	d.log.Info("endpoint attached", zap.String("network", name), zap.String("netns", path),
+		zap.Stringer("ip", ep.IP), zap.String("mac", ep.MAC))
+	return api.Endpoint{Netns: path, IfName: ep.IfName, IP: ep.IP.String(), MAC: ep.MAC, Veth: ep.Veth}, nil
+}
+
+// pickIP validates a requested address or allocates the lowest free one.
+func (n *network) pickIP(want string) (netip.Prefix, error) {
+	used := map[netip.Addr]bool{n.Gateway: true}
+	for _, e := range n.Endpoints {
+		used[e.IP.Addr()] = true
+	}
+	if want != "" {
+		p, err := netip.ParsePrefix(want)
+		if err != nil {
+			a, aerr := netip.ParseAddr(want)
+			if aerr != nil {
+				return p, bad("bad IP %q: want an IPv4 address or CIDR in %s", want, n.Subnet)
+			}
+			p = netip.PrefixFrom(a, n.Subnet.Bits())
+		}
+		if !p.Addr().Is4() || !usableHost(n.Subnet, p.Addr()) || p.Bits() != n.Subnet.Bits() {
+			return p, bad("bad IP %q: not a host address of network %s's subnet %s", want, n.Name, n.Subnet)
+		}
+		if used[p.Addr()] {
+			return p, conflict("IP %s is already used in network %s", p.Addr(), n.Name)
+		}
+		return p, nil
+	}
+	for a := n.Subnet.Addr().Next(); n.Subnet.Contains(a); a = a.Next() {
+		if usableHost(n.Subnet, a) && !used[a] {
+			return netip.PrefixFrom(a, n.Subnet.Bits()), nil
+		}
+	}
+	return netip.Prefix{}, conflict("network %s has no free address left in %s", n.Name, n.Subnet)
+}
+
+// pickMAC validates a requested MAC or derives one from the address the
+// way Docker does: 02:42 followed by the four IPv4 bytes, locally
+// administered and unique as long as the address is.
+func (n *network) pickMAC(want string, ip netip.Addr) (string, error) {
+	var mac fib.MAC
+	if want != "" {
+		m, err := fib.ParseMAC(want)
+		if err != nil || m.IsMulticast() || m.IsZero() {
+			return "", bad("bad MAC %q: want a unicast address such as 02:42:0a:00:00:05", want)
+		}
+		mac = m
+	} else {
+		a := ip.As4()
+		mac = fib.MAC{0x02, 0x42, a[0], a[1], a[2], a[3]}
+	}
+	for _, e := range n.Endpoints {
+		if e.MAC == mac.String() {
+			return "", conflict("MAC %s is already used in network %s", mac, n.Name)
+		}
+	}
+	return mac.String(), nil
+}
+
+func vethName() (string, error) {
+	var b [4]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", err
+	}
+	return "veth" + hex.EncodeToString(b[:]), nil
+}
+
+// plumb makes the endpoint's veth pair and configures both ends; on
+// failure nothing is left.
+func (d *Daemon) plumb(n *network, ep epState) error {
+	mac, err := net.ParseMAC(ep.MAC)
+	if err != nil {
+		return err
+	}
+	err = veth.Attach(veth.Spec{
+		BridgeNetns: n.netns, Bridge: bridgeName, HostName: ep.Veth,
+		Netns: ep.Netns, IfName: ep.IfName, MAC: mac, IP: ep.IP, Gateway: n.Gateway, MTU: n.MTU,
+	})
+	if errors.Is(err, veth.ErrIfNameExists) {
+		return conflict("interface %s already exists in netns %s; pick another with --ifname", ep.IfName, ep.Netns)
+	}
+	return err
+}
+
+// unplumb deletes the endpoint's veth pair.
+func (d *Daemon) unplumb(n *network, ep epState) error { return veth.Delete(n.netns, ep.Veth) }
+
+// detach removes an endpoint.
+func (d *Daemon) detach(name string, req api.Detach) error {
+	n, ok := d.nets[name]
+	if !ok {
+		return notFound("no network named %s (see `vxswitch network ls`)", name)
+	}
+	i := slices.IndexFunc(n.Endpoints, func(e epState) bool { return e.Netns == req.Netns })
+	if i < 0 {
+		if path, err := nsutil.Resolve(req.Netns); err == nil {
+			i = slices.IndexFunc(n.Endpoints, func(e epState) bool { return e.Netns == path })
+		}
+	}
+	if i < 0 {
+		return notFound("netns %q is not attached to network %s", req.Netns, name)
+	}
+	ep := n.Endpoints[i]
+	n.Endpoints = slices.Delete(slices.Clone(n.Endpoints), i, i+1)
+	if err := d.save(); err != nil {
+		n.Endpoints = slices.Insert(n.Endpoints, i, ep)
+		return err
+	}
+	delete(n.epProbs, ep.Netns)
+	if err := d.unplumb(n, ep); err != nil {
+		d.log.Warn("endpoint detached but its veth could not be deleted", zap.String("veth", ep.Veth), zap.Error(err))
+	}
+	d.log.Info("endpoint detached", zap.String("network", name), zap.String("netns", ep.Netns))
+	return nil
+}
+
+// restoreEndpoint checks an endpoint at restart: its veth survives a
+// daemon restart inside the network's namespace, so usually there is
+// nothing to do; if the namespace was made again (after a reboot, say) and
+// the endpoint's namespace still exists, the veth is made again.
+func (d *Daemon) restoreEndpoint(n *network, ep epState) error {
+	nh, err := nsutil.Handle(n.netns)
+	if err != nil {
+		return err
+	}
+	defer nh.Close()
+	if l, err := nh.LinkByName(ep.Veth); err == nil {
+		if br, err := nh.LinkByName(bridgeName); err == nil && l.Attrs().MasterIndex != br.Attrs().Index {
+			nh.LinkSetMaster(l, br)
+		}
+		return nh.LinkSetUp(l)
+	}
+	if !nsutil.IsNetns(ep.Netns) {
+		return fmt.Errorf("netns %s is gone; detach the endpoint to release %s", ep.Netns, ep.IP.Addr())
+	}
+	return d.plumb(n, ep)
+}

@@ -1,0 +1,179 @@
+package daemon
+
+import (
+	"errors"
+	"net/netip"
+	"slices"
+	"time"
+
+	"github.com/vxswitch/vxswitch/fib"
+	"github.com/vxswitch/vxswitch/internal/api"
+)
+
+// running returns the named network if it is up.
+func (d *Daemon) running(name string) (*network, error) {
+	n, ok := d.nets[name]
+	if !ok {
+		return nil, notFound("no network named %s (see `vxswitch network ls`)", name)
+	}
+	if n.sw == nil {
+		return nil, conflict("network %s is down: %s", name, n.problem)
+	}
+	return n, nil
+}
+
+func (d *Daemon) parseVTEP(s string) (netip.Addr, error) {
+	a, err := netip.ParseAddr(s)
+	if err != nil || a.IsUnspecified() || a.IsMulticast() {
+		return netip.Addr{}, bad("bad VTEP IP %q: want a unicast underlay address such as 198.18.0.2", s)
+	}
+	a = a.Unmap()
+	if a.Is4() != d.cfg.VTEP.Is4() {
+		return netip.Addr{}, bad("bad VTEP IP %s: this daemon's underlay is %s", a, family(d.cfg.VTEP))
+	}
+	if a == d.cfg.VTEP {
+		return netip.Addr{}, bad("VTEP %s is this host's own address", a)
+	}
+	return a, nil
+}
+
+func family(a netip.Addr) string {
+	if a.Is4() {
+		return "IPv4"
+	}
+	return "IPv6"
+}
+
+func (d *Daemon) addPeer(name, vtep string) error {
+	n, err := d.running(name)
+	if err != nil {
+		return err
+	}
+	a, err := d.parseVTEP(vtep)
+	if err != nil {
+		return err
+	}
+	if slices.Contains(n.Peers, a) {
+		return nil // adding a peer twice is not an error, as with `bridge fdb append`
+	}
+	if err := n.sw.FIB().AddPeer(a); err != nil {
+		return bad("%v", err)
+	}
+	n.Peers = append(slices.Clone(n.Peers), a)
+	if err := d.save(); err != nil {
+		n.Peers = n.Peers[:len(n.Peers)-1]
+		n.sw.FIB().RemovePeer(a)
+		return err
+	}
+	return nil
+}
+
+func (d *Daemon) removePeer(name, vtep string) error {
+	n, err := d.running(name)
+	if err != nil {
+		return err
+	}
+	a, err := netip.ParseAddr(vtep)
+	if err != nil {
+		return bad("bad VTEP IP %q", vtep)
+	}
+	i := slices.Index(n.Peers, a.Unmap())
+	if i < 0 {
+		return notFound("%s is not a peer of network %s", vtep, name)
+	}
+	old := n.Peers
+	n.Peers = slices.Delete(slices.Clone(n.Peers), i, i+1)
+	if err := d.save(); err != nil {
+		n.Peers = old
+		return err
+	}
+	n.sw.FIB().RemovePeer(a.Unmap())
+	// Frames learned from a peer that left would be black-holed until
+	// they age out.
+	n.sw.FIB().FlushVTEP(a.Unmap(), fib.Learned)
+	return nil
+}
+
+func (d *Daemon) addFDB(name string, e api.FDBEntry) error {
+	n, err := d.running(name)
+	if err != nil {
+		return err
+	}
+	mac, err := fib.ParseMAC(e.MAC)
+	if err != nil || mac.IsMulticast() || mac.IsZero() {
+		return bad("bad MAC %q: want a unicast address such as 02:42:0a:00:00:03", e.MAC)
+	}
+	vtep, err := d.parseVTEP(e.VTEP)
+	if err != nil {
+		return err
+	}
+	if err := n.sw.FIB().Add(mac, vtep, fib.Static); err != nil {
+		return bad("%v", err)
+	}
+	old := n.Static
+	n.Static = slices.DeleteFunc(slices.Clone(n.Static), func(s staticEntry) bool { return s.MAC == mac.String() })
+	n.Static = append(n.Static, staticEntry{MAC: mac.String(), VTEP: vtep})
+	if err := d.save(); err != nil {
+		n.Static = old
+		n.sw.FIB().Delete(mac, fib.Static)
+		for _, s := range old {
+			if s.MAC == mac.String() {
+				n.sw.FIB().Add(mac, s.VTEP, fib.Static)
+			}
+		}
+		return err
+	}
+	return nil
+}
+
+func (d *Daemon) removeFDB(name, macText string) error {
+	n, err := d.running(name)
+	if err != nil {
+		return err
+	}
+	mac, err := fib.ParseMAC(macText)
+	if err != nil {
+		return bad("bad MAC %q", macText)
+	}
+	i := slices.IndexFunc(n.Static, func(s staticEntry) bool { return s.MAC == mac.String() })
+	if i < 0 {
+		// Not configured: allow flushing a learned entry, as
+		// `bridge fdb del` does.
+		if err := n.sw.FIB().Delete(mac, fib.Learned); err != nil {
+			if errors.Is(err, fib.ErrNotFound) {
+				return notFound("no static or learned entry for %s in network %s", mac, name)
+			}
+			return err
+		}
+		return nil
+	}
+	old := n.Static
+	n.Static = slices.Delete(slices.Clone(n.Static), i, i+1)
+	if err := d.save(); err != nil {
+		n.Static = old
+		return err
+	}
+	n.sw.FIB().Delete(mac, fib.Static)
+	return nil
+}
+
+// fdb lists a network's entries: the MAC table, then the flood list as
+// all-zero MACs, as `bridge fdb show` prints a kernel vxlan's default
+// destinations.
+func (d *Daemon) fdb(n *network, now time.Time) []api.FDBEntry {
+	out := []api.FDBEntry{}
+	if n.sw == nil {
+		return out
+	}
+	for _, e := range n.sw.FIB().Entries() {
+		fe := api.FDBEntry{Network: n.Name, VNI: n.VNI, MAC: e.MAC.String(), VTEP: e.VTEP.String(), Source: e.Source.String()}
+		if e.Source == fib.Learned {
+			fe.Age = now.Sub(e.LastSeen).Truncate(time.Second).Seconds()
+		}
+		out = append(out, fe)
+	}
+	for _, p := range n.sw.FIB().Peers() {
+		out = append(out, api.FDBEntry{Network: n.Name, VNI: n.VNI, MAC: fib.MAC{}.String(), VTEP: p.String(), Source: "flood"})
+	}
+	return out
+}

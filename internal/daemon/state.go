@@ -1,0 +1,107 @@
+package daemon
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+)
+
+// stateVersion is bumped when the file format changes incompatibly.
+const stateVersion = 1
+
+// stateFileName is the daemon's configuration, under the state dir.
+const stateFileName = "state.json"
+
+// state is everything the user configured: what a restart restores.
+// Learned MAC entries and counters are not configuration and are not kept.
+type state struct {
+	Version  int        `json:"version"`
+	Networks []netState `json:"networks"`
+}
+
+type netState struct {
+	Name      string        `json:"name"`
+	VNI       uint32        `json:"vni"`
+	Subnet    netip.Prefix  `json:"subnet"`
+	Gateway   netip.Addr    `json:"gateway,omitzero"`
+	MTU       int           `json:"mtu"`
+	Peers     []netip.Addr  `json:"peers,omitempty"`
+	Static    []staticEntry `json:"static_fdb,omitempty"`
+	Endpoints []epState     `json:"endpoints,omitempty"`
+}
+
+type staticEntry struct {
+	MAC  string     `json:"mac"`
+	VTEP netip.Addr `json:"vtep"`
+}
+
+type epState struct {
+	Netns  string       `json:"netns"`
+	IfName string       `json:"ifname"`
+	IP     netip.Prefix `json:"ip"`
+	MAC    string       `json:"mac"`
+	Veth   string       `json:"veth"`
+}
+
+func loadState(dir string) (state, error) {
+	path := filepath.Join(dir, stateFileName)
+	data, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return state{Version: stateVersion}, nil
+	}
+	if err != nil {
+		return state{}, fmt.Errorf("read state: %w", err)
+	}
+	var st state
+	if err := json.Unmarshal(data, &st); err != nil {
+		return state{}, fmt.Errorf("state file %s is corrupt (%v); move it away to start empty", path, err)
+	}
+	if st.Version != stateVersion {
+		return state{}, fmt.Errorf("state file %s has version %d, this vxswitch reads version %d", path, st.Version, stateVersion)
+	}
+	return st, nil
+}
+
+// saveState replaces the state file atomically: the new contents are written
+// to a temporary file in the same directory, flushed to disk, and renamed
+// over the old file, and the directory is flushed, so a crash at any moment
+// leaves either the old or the new file, never a torn one.
+func saveState(dir string, st state) error {
+	st.Version = stateVersion
+	data, err := json.MarshalIndent(st, "", "  ")
+	if err != nil {
+		return err
+	}
+	data = append(data, '\n')
+	tmp, err := os.CreateTemp(dir, "."+stateFileName+".*")
+	if err != nil {
+		return fmt.Errorf("save state: %w", err)
+	}
+	defer os.Remove(tmp.Name()) // a no-op after a successful rename
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return fmt.Errorf("save state: %w", err)
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return fmt.Errorf("save state: %w", err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("save state: %w", err)
+	}
+	if err := os.Rename(tmp.Name(), filepath.Join(dir, stateFileName)); err != nil {
+		return fmt.Errorf("save state: %w", err)
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("save state: %w", err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("save state: %w", err)
+	}
+	return nil
+}

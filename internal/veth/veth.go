@@ -1,0 +1,135 @@
+// Package veth joins a network namespace to a bridge with a veth pair: the
+// one mechanism behind `vxswitch network attach` and the test fixtures'
+// kernel-overlay endpoints, so both lay out containers exactly alike.
+package veth
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"slices"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+
+	"github.com/vxswitch/vxswitch/internal/nsutil"
+)
+
+// ErrIfNameExists is returned when the interface name is taken in the
+// endpoint's namespace.
+var ErrIfNameExists = errors.New("interface name already in use in the namespace")
+
+// Spec describes one endpoint.
+type Spec struct {
+	BridgeNetns string       // namespace holding the bridge
+	Bridge      string       // bridge name there (br0)
+	HostName    string       // bridge-side veth name
+	Netns       string       // the endpoint's namespace (a container)
+	IfName      string       // interface name inside Netns
+	MAC         net.HardwareAddr
+	IP          netip.Prefix // IPv4 address and prefix of IfName
+	Gateway     netip.Addr   // when valid: default route through it, unless one exists
+	MTU         int
+}
+
+// Attach creates the veth pair with its peer directly in the endpoint's
+// namespace, puts the host side on the bridge, and configures the peer. On
+// failure the pair is deleted, which removes both ends wherever they are.
+func Attach(s Spec) (err error) {
+	bh, err := nsutil.Handle(s.BridgeNetns)
+	if err != nil {
+		return err
+	}
+	defer bh.Close()
+	eh, err := nsutil.Handle(s.Netns)
+	if err != nil {
+		return err
+	}
+	defer eh.Close()
+	if _, err := eh.LinkByName(s.IfName); err == nil {
+		return fmt.Errorf("%s in %s: %w", s.IfName, s.Netns, ErrIfNameExists)
+	}
+	br, err := bh.LinkByName(s.Bridge)
+	if err != nil {
+		return fmt.Errorf("bridge %s in %s: %w", s.Bridge, s.BridgeNetns, err)
+	}
+	target, err := netns.GetFromPath(s.Netns)
+	if err != nil {
+		return fmt.Errorf("open netns %s: %w", s.Netns, err)
+	}
+	defer target.Close()
+	v := &netlink.Veth{
+		LinkAttrs:        netlink.LinkAttrs{Name: s.HostName, MTU: s.MTU, MasterIndex: br.Attrs().Index},
+		PeerName:         s.IfName,
+		PeerHardwareAddr: s.MAC,
+		PeerNamespace:    netlink.NsFd(target),
+		PeerMTU:          uint32(s.MTU),
+	}
+	if err := bh.LinkAdd(v); err != nil {
+		return fmt.Errorf("create veth %s: %w", s.HostName, err)
+	}
+	defer func() {
+		if err != nil {
+			Delete(s.BridgeNetns, s.HostName)
+		}
+	}()
+	host, err := bh.LinkByName(s.HostName)
+	if err != nil {
+		return err
+	}
+	if err := bh.LinkSetUp(host); err != nil {
+		return fmt.Errorf("set %s up: %w", s.HostName, err)
+	}
+	return configurePeer(eh, s)
+}
+
+func configurePeer(h *netlink.Handle, s Spec) error {
+	link, err := h.LinkByName(s.IfName)
+	if err != nil {
+		return err
+	}
+	addr := &netlink.Addr{IPNet: &net.IPNet{IP: s.IP.Addr().AsSlice(), Mask: net.CIDRMask(s.IP.Bits(), s.IP.Addr().BitLen())}}
+	if err := h.AddrReplace(link, addr); err != nil {
+		return fmt.Errorf("set %s on %s: %w", s.IP, s.IfName, err)
+	}
+	if err := h.LinkSetUp(link); err != nil {
+		return fmt.Errorf("set %s up: %w", s.IfName, err)
+	}
+	if lo, err := h.LinkByName("lo"); err == nil {
+		h.LinkSetUp(lo)
+	}
+	if !s.Gateway.IsValid() {
+		return nil
+	}
+	routes, err := h.RouteList(nil, netlink.FAMILY_V4)
+	if err != nil {
+		return err
+	}
+	if slices.ContainsFunc(routes, func(r netlink.Route) bool { return r.Dst == nil || r.Dst.IP.IsUnspecified() }) {
+		return nil
+	}
+	if err := h.RouteAdd(&netlink.Route{LinkIndex: link.Attrs().Index, Gw: s.Gateway.AsSlice()}); err != nil {
+		return fmt.Errorf("add default route via %s: %w", s.Gateway, err)
+	}
+	return nil
+}
+
+// Delete removes the veth pair whose bridge side is name in netnsPath; a
+// pair that is already gone is not an error.
+func Delete(netnsPath, name string) error {
+	h, err := nsutil.Handle(netnsPath)
+	if err != nil {
+		return err
+	}
+	defer h.Close()
+	l, err := h.LinkByName(name)
+	if err != nil {
+		var nf netlink.LinkNotFoundError
+		if errors.As(err, &nf) {
+			return nil
+		}
+		return err
+	}
+	return h.LinkDel(l)
+}
