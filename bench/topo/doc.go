@@ -1,0 +1,35 @@
+// Package topo builds throwaway network topologies out of Linux network
+// namespaces for tests and benchmarks: hosts joined by a veth underlay,
+// containers, and VXLAN overlays between them — either vxswitch daemons or
+// the Linux kernel's own vxlan device laid out as Docker's overlay driver
+// lays it out (a namespace per network with br0 and a vxlan port created
+// in the host namespace and moved in).
+//
+//	func TestOverlay(t *testing.T) {
+//		tp := topo.New(t) // skips unless root (fails under CI=true)
+//		h1, h2 := tp.MustHost("h1"), tp.MustHost("h2") // 198.18.0.1 and .2 on one LAN
+//		n1 := h1.MustVXSwitch().MustNetwork(topo.NetConfig{VNI: 256, Subnet: "10.0.0.0/24"})
+//		n2 := h2.MustKernelVXLAN(topo.NetConfig{VNI: 256, Subnet: "10.0.0.0/24"}) // or vxswitch
+//		tp.MustMesh(n1, n2) // each host the other's peer
+//		c1, c2 := tp.MustContainer("c1"), tp.MustContainer("c2")
+//		tp.MustAttach(n1, c1, "10.0.0.2/24")
+//		tp.MustAttach(n2, c2, "10.0.0.3/24")
+//		if out, err := c1.Run(ctx, "ping", "-c1", "10.0.0.3"); err != nil {
+//			t.Fatal(out)
+//		}
+//	}
+//
+// Example shows the same without a testing.T.
+//
+// Everything a Topo makes is named with its unique prefix (vxt<pid>-<hex>),
+// lives only in namespaces it created (nothing is configured in the root
+// namespace) and is removed by Close, which New registers with t.Cleanup,
+// so it also runs when a test fails. Processes are started with a parent
+// death signal, so they die with the test binary even when it is killed by
+// -timeout; namespaces left behind by such a binary are removed by the next
+// New or Open (their prefix names a process that no longer exists).
+// Underlay addresses come from 198.18.0.0/15 (RFC 2544 benchmarking space).
+//
+// The "Must" helpers fail the test through the testing.TB given to New; the
+// plain methods return errors, for use outside tests (bench/ uses them).
+package topo

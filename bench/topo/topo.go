@@ -1,0 +1,535 @@
+package topo
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+
+	"github.com/vxswitch/vxswitch/internal/nsutil"
+)
+
+// Underlay kinds.
+const (
+	// LAN joins every host to one bridge in a namespace of its own, like
+	// hosts on a switch. Any number of hosts.
+	LAN = iota
+	// Direct joins exactly two hosts with one veth pair, the shortest
+	// underlay there is (benchmarks use it).
+	Direct
+)
+
+// Options configure a Topo; the zero value is a LAN with MTU 1500.
+type Options struct {
+	Underlay int
+	// MTU of the underlay links; 0 means 1500.
+	MTU int
+	// IPv6 keeps IPv6 on in hosts and containers. Off by default: the
+	// kernel's router solicitations and MLD reports are background
+	// traffic that would blur counters in tests.
+	IPv6 bool
+}
+
+// RunBase is where daemons started by a Topo keep their run and state
+// directories (RunBase/<prefix>/<host>/...).
+const RunBase = "/run/vxtest"
+
+// Topo is a set of namespaces, links and processes that Close removes.
+type Topo struct {
+	prefix string
+	opts   Options
+	tb     testing.TB // nil outside tests; used by the Must helpers
+
+	mu       sync.Mutex
+	cleanups []func() error // run last-in first-out by Close
+	hosts    []*Host
+	lan      *NS
+	hasBase  bool // RunBase/<prefix> exists and is removed by Close
+	closed   bool
+}
+
+// New returns a Topo for a test, closed by t.Cleanup. It skips the test
+// when not running as root, except under CI=true, where that is a failure.
+func New(tb testing.TB, opts ...Options) *Topo {
+	tb.Helper()
+	RequireRoot(tb)
+	var o Options
+	if len(opts) > 0 {
+		o = opts[0]
+	}
+	t, err := Open(o)
+	if err != nil {
+		tb.Fatalf("topo: %v", err)
+	}
+	t.tb = tb
+	tb.Cleanup(func() {
+		if err := t.Close(); err != nil {
+			tb.Errorf("topo cleanup: %v", err)
+		}
+	})
+	return t
+}
+
+// RequireRoot skips tb unless the process runs as root; under CI=true it
+// fails instead, so CI can never pass by skipping.
+func RequireRoot(tb testing.TB) {
+	tb.Helper()
+	if os.Geteuid() == 0 {
+		return
+	}
+	if os.Getenv("CI") == "true" {
+		tb.Fatal("this test needs root (network namespaces); CI must run it as root")
+	}
+	tb.Skip("needs root to create network namespaces; run the tests as root (under CI=true this is a failure)")
+}
+
+var sweepOnce sync.Once
+
+// Open returns a Topo for use outside tests; the caller must Close it.
+func Open(opts Options) (*Topo, error) {
+	if os.Geteuid() != 0 {
+		return nil, errors.New("needs root to create network namespaces")
+	}
+	if opts.MTU == 0 {
+		opts.MTU = 1500
+	}
+	sweepOnce.Do(sweepStale)
+	var b [2]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return nil, err
+	}
+	return &Topo{prefix: fmt.Sprintf("vxt%d-%s", os.Getpid(), hex.EncodeToString(b[:])), opts: opts}, nil
+}
+
+// Prefix is the unique prefix of every name this Topo makes.
+func (t *Topo) Prefix() string { return t.prefix }
+
+func (t *Topo) onClose(fn func() error) {
+	t.mu.Lock()
+	t.cleanups = append(t.cleanups, fn)
+	t.mu.Unlock()
+}
+
+// Close stops every process, removes every namespace (and with them every
+// link) and every directory the Topo made, in reverse order of creation.
+// It returns the first error but always tries everything.
+func (t *Topo) Close() error {
+	t.mu.Lock()
+	if t.closed {
+		t.mu.Unlock()
+		return nil
+	}
+	t.closed = true
+	fns := t.cleanups
+	t.cleanups = nil
+	t.mu.Unlock()
+	var first error
+	for i := len(fns) - 1; i >= 0; i-- {
+		if err := fns[i](); err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
+// NS is a named network namespace made by a Topo, visible to `ip netns`
+// as Name.
+type NS struct {
+	Name string // as in `ip netns list`
+	Path string // /run/netns/Name
+	topo *Topo
+}
+
+func (t *Topo) newNS(name string) (*NS, error) {
+	full := t.prefix + "-" + name
+	path, err := nsutil.Create(nsutil.DefaultDir, full)
+	if err != nil {
+		return nil, err
+	}
+	ns := &NS{Name: full, Path: path, topo: t}
+	t.onClose(func() error { return nsutil.Delete(path) })
+	h, err := nsutil.Handle(path)
+	if err != nil {
+		return nil, err
+	}
+	defer h.Close()
+	if lo, err := h.LinkByName("lo"); err == nil {
+		if err := h.LinkSetUp(lo); err != nil {
+			return nil, err
+		}
+	}
+	if !t.opts.IPv6 {
+		for _, k := range []string{"net.ipv6.conf.all.disable_ipv6", "net.ipv6.conf.default.disable_ipv6"} {
+			if err := nsutil.SetSysctl(path, k, "1"); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return ns, nil
+}
+
+// Do runs fn on a thread inside the namespace; sockets it opens stay
+// there (see nsutil.Do).
+func (n *NS) Do(fn func() error) error { return nsutil.Do(n.Path, fn) }
+
+// Handle returns a netlink handle acting in the namespace; the caller
+// closes it.
+func (n *NS) Handle() (*netlink.Handle, error) { return nsutil.Handle(n.Path) }
+
+// Command returns a command that runs inside the namespace (through
+// nsenter, so it shares the caller's mount namespace and sees the same
+// files). It dies with the calling process (parent death signal).
+func (n *NS) Command(ctx context.Context, name string, args ...string) *exec.Cmd {
+	cmd := exec.CommandContext(ctx, "nsenter", append([]string{"--net=" + n.Path, "--", name}, args...)...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	return cmd
+}
+
+// Run runs a command inside the namespace and returns its combined output.
+func (n *NS) Run(ctx context.Context, name string, args ...string) (string, error) {
+	out, err := n.Command(ctx, name, args...).CombinedOutput()
+	if err != nil {
+		return string(out), fmt.Errorf("%s %s in %s: %w: %s", name, strings.Join(args, " "), n.Name, err, strings.TrimSpace(string(out)))
+	}
+	return string(out), nil
+}
+
+// Proc is a background process started by Start.
+type Proc struct {
+	Cmd  *exec.Cmd
+	out  lockedBuffer
+	done chan struct{}
+	err  error
+}
+
+// Start starts a long-running command inside the namespace, collecting its
+// output (see Output). Close (or Stop) sends it SIGTERM, then SIGKILL after
+// five seconds, by PID.
+func (n *NS) Start(name string, args ...string) (*Proc, error) {
+	cmd := n.Command(context.Background(), name, args...)
+	p := &Proc{Cmd: cmd, done: make(chan struct{})}
+	cmd.Stdout, cmd.Stderr = &p.out, &p.out
+	if err := startOnSpawner(cmd); err != nil {
+		return nil, fmt.Errorf("start %s in %s: %w", name, n.Name, err)
+	}
+	go func() { p.err = cmd.Wait(); close(p.done) }()
+	n.topo.onClose(func() error { p.Stop(); return nil })
+	return p, nil
+}
+
+// The parent death signal is sent when the *thread* that forked the child
+// exits, and nsutil.Do ends the threads it locks. So every child is forked
+// from one thread that is locked for the life of the process and does
+// nothing else: the signal then fires only when the test binary dies.
+var (
+	spawnOnce sync.Once
+	spawnReq  chan spawnJob
+)
+
+type spawnJob struct {
+	cmd *exec.Cmd
+	err chan error
+}
+
+func startOnSpawner(cmd *exec.Cmd) error {
+	spawnOnce.Do(func() {
+		spawnReq = make(chan spawnJob)
+		go func() {
+			runtime.LockOSThread() // never unlocked: this thread only forks
+			for job := range spawnReq {
+				job.err <- job.cmd.Start()
+			}
+		}()
+	})
+	job := spawnJob{cmd: cmd, err: make(chan error, 1)}
+	spawnReq <- job
+	return <-job.err
+}
+
+// Stop terminates the process (SIGTERM, then SIGKILL after 5 s) and waits
+// for it. It returns the process's exit error, if any.
+func (p *Proc) Stop() error {
+	select {
+	case <-p.done:
+		return p.err
+	default:
+	}
+	p.Cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(5 * time.Second):
+		p.Cmd.Process.Kill()
+		<-p.done
+	}
+	return p.err
+}
+
+// Output is what the process has written to stdout and stderr so far.
+func (p *Proc) Output() string { return p.out.String() }
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  []byte
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.b = append(l.b, p...)
+	return len(p), nil
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return string(l.b)
+}
+
+// Done is closed when the process has exited.
+func (p *Proc) Done() <-chan struct{} { return p.done }
+
+// Listen opens a listener inside the namespace.
+func (n *NS) Listen(network, addr string) (net.Listener, error) {
+	var ln net.Listener
+	err := n.Do(func() (err error) { ln, err = net.Listen(network, addr); return })
+	return ln, err
+}
+
+// Dial connects from inside the namespace.
+func (n *NS) Dial(ctx context.Context, network, addr string) (net.Conn, error) {
+	var c net.Conn
+	err := n.Do(func() (err error) {
+		var d net.Dialer
+		c, err = d.DialContext(ctx, network, addr)
+		return
+	})
+	return c, err
+}
+
+// ListenPacket opens a packet socket inside the namespace.
+func (n *NS) ListenPacket(network, addr string) (net.PacketConn, error) {
+	var c net.PacketConn
+	err := n.Do(func() (err error) { c, err = net.ListenPacket(network, addr); return })
+	return c, err
+}
+
+// Host is a machine: a namespace with one underlay interface, eth0.
+type Host struct {
+	NS
+	Addr netip.Addr // underlay address on eth0
+	idx  int
+}
+
+// UnderlayIf is the name of every host's underlay interface.
+const UnderlayIf = "eth0"
+
+// AddHost adds a host with the next underlay address (198.18.0.1,
+// 198.18.0.2, ...).
+func (t *Topo) AddHost(name string) (*Host, error) {
+	t.mu.Lock()
+	idx := len(t.hosts) + 1
+	t.mu.Unlock()
+	if t.opts.Underlay == Direct && idx > 2 {
+		return nil, errors.New("a Direct underlay joins exactly two hosts; use LAN for more")
+	}
+	ns, err := t.newNS(name)
+	if err != nil {
+		return nil, err
+	}
+	h := &Host{NS: *ns, Addr: netip.AddrFrom4([4]byte{198, 18, 0, byte(idx)}), idx: idx}
+	switch {
+	case t.opts.Underlay == LAN:
+		err = t.joinLAN(h)
+	case idx == 2:
+		err = t.joinDirect(t.hosts[0], h)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("host %s underlay: %w", name, err)
+	}
+	t.mu.Lock()
+	t.hosts = append(t.hosts, h)
+	t.mu.Unlock()
+	return h, nil
+}
+
+// joinLAN plugs h into the LAN bridge, creating the LAN on first use.
+func (t *Topo) joinLAN(h *Host) error {
+	if t.lan == nil {
+		lan, err := t.newNS("lan")
+		if err != nil {
+			return err
+		}
+		lh, err := lan.Handle()
+		if err != nil {
+			return err
+		}
+		defer lh.Close()
+		if err := lh.LinkAdd(&netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: "br0", MTU: t.opts.MTU}}); err != nil {
+			return err
+		}
+		br, _ := lh.LinkByName("br0")
+		if err := lh.LinkSetUp(br); err != nil {
+			return err
+		}
+		t.lan = lan
+	}
+	lh, err := t.lan.Handle()
+	if err != nil {
+		return err
+	}
+	defer lh.Close()
+	br, err := lh.LinkByName("br0")
+	if err != nil {
+		return err
+	}
+	port := "p" + strconv.Itoa(h.idx)
+	if err := t.vethPair(t.lan, port, &h.NS, UnderlayIf); err != nil {
+		return err
+	}
+	l, err := lh.LinkByName(port)
+	if err != nil {
+		return err
+	}
+	if err := lh.LinkSetMaster(l, br); err != nil {
+		return err
+	}
+	if err := lh.LinkSetUp(l); err != nil {
+		return err
+	}
+	return h.configureUnderlay()
+}
+
+func (t *Topo) joinDirect(a, b *Host) error {
+	if err := t.vethPair(&a.NS, UnderlayIf, &b.NS, UnderlayIf); err != nil {
+		return err
+	}
+	if err := a.configureUnderlay(); err != nil {
+		return err
+	}
+	return b.configureUnderlay()
+}
+
+// vethPair makes a veth pair with one end in each namespace.
+func (t *Topo) vethPair(a *NS, aName string, b *NS, bName string) error {
+	ah, err := a.Handle()
+	if err != nil {
+		return err
+	}
+	defer ah.Close()
+	bfd, err := unix.Open(b.Path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(bfd)
+	v := &netlink.Veth{
+		LinkAttrs: netlink.LinkAttrs{Name: aName, MTU: t.opts.MTU},
+		PeerName:  bName, PeerNamespace: netlink.NsFd(bfd), PeerMTU: uint32(t.opts.MTU),
+	}
+	if err := ah.LinkAdd(v); err != nil {
+		return fmt.Errorf("veth %s/%s–%s/%s: %w", a.Name, aName, b.Name, bName, err)
+	}
+	return nil
+}
+
+func (h *Host) configureUnderlay() error {
+	hh, err := h.Handle()
+	if err != nil {
+		return err
+	}
+	defer hh.Close()
+	l, err := hh.LinkByName(UnderlayIf)
+	if err != nil {
+		return err
+	}
+	addr := &netlink.Addr{IPNet: &net.IPNet{IP: h.Addr.AsSlice(), Mask: net.CIDRMask(24, 32)}}
+	if err := hh.AddrAdd(l, addr); err != nil {
+		return err
+	}
+	return hh.LinkSetUp(l)
+}
+
+// Container is a namespace standing in for a container: it has only lo
+// until an overlay attaches it.
+type Container struct{ NS }
+
+// AddContainer adds an empty container namespace.
+func (t *Topo) AddContainer(name string) (*Container, error) {
+	ns, err := t.newNS(name)
+	if err != nil {
+		return nil, err
+	}
+	return &Container{NS: *ns}, nil
+}
+
+// runDir returns (and creates) a directory for a daemon of host h under
+// RunBase/<prefix>, removed by Close after unmounting any namespace the
+// daemon left there.
+func (t *Topo) runDir(h *Host, what string) (string, error) {
+	base := filepath.Join(RunBase, t.prefix)
+	dir := filepath.Join(base, h.Name, what)
+	t.mu.Lock()
+	if !t.hasBase {
+		t.hasBase = true
+		t.cleanups = append(t.cleanups, func() error { return removeTree(base) })
+	}
+	t.mu.Unlock()
+	return dir, os.MkdirAll(dir, 0o755)
+}
+
+// removeTree unmounts every namespace under dir, then removes dir.
+func removeTree(dir string) error {
+	filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && nsutil.IsNetns(p) {
+			nsutil.Delete(p)
+		}
+		return nil
+	})
+	return os.RemoveAll(dir)
+}
+
+var staleRE = regexp.MustCompile(`^vxt(\d+)-[0-9a-f]{4}`)
+
+// sweepStale removes what a killed test binary left: namespaces in
+// /run/netns and directories in RunBase whose prefix names a process that
+// is gone.
+func sweepStale() {
+	dead := func(name string) bool {
+		m := staleRE.FindStringSubmatch(name)
+		if m == nil {
+			return false
+		}
+		pid, err := strconv.Atoi(m[1])
+		return err == nil && pid != os.Getpid() && errors.Is(unix.Kill(pid, 0), unix.ESRCH)
+	}
+	if ents, err := os.ReadDir(nsutil.DefaultDir); err == nil {
+		for _, e := range ents {
+			if dead(e.Name()) {
+				nsutil.Delete(filepath.Join(nsutil.DefaultDir, e.Name()))
+			}
+		}
+	}
+	if ents, err := os.ReadDir(RunBase); err == nil {
+		for _, e := range ents {
+			if dead(e.Name()) {
+				removeTree(filepath.Join(RunBase, e.Name()))
+			}
+		}
+	}
+}

@@ -1,0 +1,224 @@
+package main_test
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/vishvananda/netlink"
+
+	"github.com/vxswitch/vxswitch/bench/topo"
+	"github.com/vxswitch/vxswitch/internal/nsutil"
+)
+
+// No kernel vxlan anywhere on the vxswitch side: every link in the
+// namespaces the daemon made (and in its host) is listed, and there is a
+// TAP on br0 and no vxlan device.
+func TestNoKernelVXLAN(t *testing.T) {
+	c := newCluster(t, 2)
+	ping(t, c.ctrs[0], "10.0.0.3")
+	d := c.ds[0]
+	nsDir := filepath.Join(d.RunDir, "netns")
+	ents, err := os.ReadDir(nsDir)
+	if err != nil || len(ents) == 0 {
+		t.Fatalf("no namespaces under %s: %v", nsDir, err)
+	}
+	paths := []string{c.hosts[0].Path}
+	for _, e := range ents {
+		paths = append(paths, filepath.Join(nsDir, e.Name()))
+	}
+	var taps int
+	for _, p := range paths {
+		h, err := nsutil.Handle(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		links, err := h.LinkList()
+		h.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, l := range links {
+			t.Logf("%s: %s (%s)", filepath.Base(p), l.Attrs().Name, l.Type())
+			switch l := l.(type) {
+			case *netlink.Vxlan:
+				t.Errorf("kernel vxlan device %s in %s", l.Name, p)
+			case *netlink.Tuntap:
+				if l.Mode != netlink.TUNTAP_MODE_TAP {
+					t.Errorf("%s is a TUN, want a TAP", l.Name)
+				}
+				if l.MasterIndex == 0 {
+					t.Errorf("TAP %s is not on a bridge", l.Name)
+				}
+				taps++
+			}
+		}
+	}
+	if taps != 1 {
+		t.Errorf("found %d TAPs, want 1 (one network)", taps)
+	}
+}
+
+// Restart: stop the daemon on one host (SIGTERM) and start it again;
+// networks, endpoints, peers and static entries come back and traffic
+// flows again without re-attaching anything.
+func TestRestart(t *testing.T) {
+	c := newCluster(t, 2)
+	d := c.ds[0]
+	cli(t, d, "fdb", "add", "net", "02:42:0a:00:00:63", "198.18.0.2")
+	ping(t, c.ctrs[0], "10.0.0.3")
+	before := cli(t, d, "network", "inspect", "net")
+
+	for _, kill := range []bool{false, true} {
+		if kill {
+			// A crash: no chance to clean up anything.
+			d.KillForTest(syscall.SIGKILL)
+		}
+		if err := d.Stop(); err != nil {
+			t.Fatal(err)
+		}
+		if err := d.Start(); err != nil {
+			t.Fatal(err)
+		}
+		after := cli(t, d, "network", "inspect", "net")
+		if after != before {
+			t.Errorf("network differs after restart (kill=%v):\nbefore %s\nafter  %s", kill, before, after)
+		}
+		if out := cli(t, d, "peer", "ls", "net"); strings.TrimSpace(out) != "198.18.0.2" {
+			t.Errorf("peers after restart: %q", out)
+		}
+		if out := cli(t, d, "fdb", "show", "net"); !strings.Contains(out, "02:42:0a:00:00:63 dst 198.18.0.2 vni 256 static") {
+			t.Errorf("static entry missing after restart:\n%s", out)
+		}
+		ping(t, c.ctrs[0], "10.0.0.3")
+		ping(t, c.ctrs[1], "10.0.0.2")
+	}
+}
+
+// snapshot is what a failed command must leave unchanged: the daemon's
+// namespaces, the links in them and in the test's namespaces, and the
+// state file.
+type snapshot struct {
+	netns []string
+	links []string
+	state string
+}
+
+func takeSnapshot(t *testing.T, d *topo.Daemon, extra ...string) snapshot {
+	t.Helper()
+	var s snapshot
+	ents, _ := os.ReadDir(filepath.Join(d.RunDir, "netns"))
+	var paths []string
+	for _, e := range ents {
+		s.netns = append(s.netns, e.Name())
+		paths = append(paths, filepath.Join(d.RunDir, "netns", e.Name()))
+	}
+	for _, p := range append(paths, extra...) {
+		h, err := nsutil.Handle(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		links, _ := h.LinkList()
+		h.Close()
+		for _, l := range links {
+			s.links = append(s.links, filepath.Base(p)+"/"+l.Attrs().Name)
+		}
+	}
+	sort.Strings(s.links)
+	b, _ := os.ReadFile(filepath.Join(d.StateDir, "state.json"))
+	s.state = string(b)
+	return s
+}
+
+// Every CLI error exits non-zero with one line naming the problem and
+// leaves no namespace, link or state entry behind.
+func TestCLIErrors(t *testing.T) {
+	tp := topo.New(t)
+	bin := vxbin(t)
+	h := tp.MustHost("h1")
+	d := h.MustVXSwitch(topo.DaemonOptions{Binary: bin})
+	d.MustNetwork(topo.NetConfig{Name: "net", VNI: 256, Subnet: "10.0.0.0/24", Gateway: "10.0.0.1"})
+	c1 := tp.MustContainer("c1")
+	c2 := tp.MustContainer("c2")
+	cli(t, d, "network", "attach", "net", "--netns", c1.Name, "--ip", "10.0.0.5")
+
+	cases := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"unknown network", []string{"network", "inspect", "nope"}, "no network named nope"},
+		{"attach to unknown network", []string{"network", "attach", "nope", "--netns", c2.Name}, "no network named nope"},
+		{"VNI in use", []string{"network", "create", "other", "--vni", "256", "--subnet", "10.1.0.0/24"}, "VNI 256 is already used by network net"},
+		{"name in use", []string{"network", "create", "net", "--vni", "300", "--subnet", "10.1.0.0/24"}, "network net already exists"},
+		{"bad VNI", []string{"network", "create", "big", "--vni", "16777216", "--subnet", "10.1.0.0/24"}, "bad VNI 16777216"},
+		{"bad CIDR", []string{"network", "create", "x", "--vni", "300", "--subnet", "10.1.0.0/33"}, `bad subnet "10.1.0.0/33"`},
+		{"CIDR with host bits", []string{"network", "create", "x", "--vni", "300", "--subnet", "10.1.0.7/24"}, "did you mean 10.1.0.0/24"},
+		{"gateway outside subnet", []string{"network", "create", "x", "--vni", "300", "--subnet", "10.1.0.0/24", "--gateway", "10.2.0.1"}, "bad gateway 10.2.0.1"},
+		{"netns not found", []string{"network", "attach", "net", "--netns", "no-such-netns"}, `netns "no-such-netns" not found`},
+		{"bad IP", []string{"network", "attach", "net", "--netns", c2.Name, "--ip", "10.0.0.300"}, `bad IP "10.0.0.300"`},
+		{"IP outside subnet", []string{"network", "attach", "net", "--netns", c2.Name, "--ip", "10.9.0.3/24"}, `bad IP "10.9.0.3/24"`},
+		{"IP in use", []string{"network", "attach", "net", "--netns", c2.Name, "--ip", "10.0.0.5"}, "IP 10.0.0.5 is already used"},
+		{"gateway IP", []string{"network", "attach", "net", "--netns", c2.Name, "--ip", "10.0.0.1"}, "IP 10.0.0.1 is already used"},
+		{"bad MAC", []string{"network", "attach", "net", "--netns", c2.Name, "--mac", "02:42:zz:00:00:01"}, `bad MAC "02:42:zz:00:00:01"`},
+		{"multicast MAC", []string{"network", "attach", "net", "--netns", c2.Name, "--mac", "01:00:5e:00:00:01"}, `bad MAC "01:00:5e:00:00:01"`},
+		{"already attached", []string{"network", "attach", "net", "--netns", c1.Name}, "already attached"},
+		{"ifname in use", []string{"network", "attach", "net", "--netns", c2.Name, "--ifname", "lo"}, "interface lo already exists"},
+		{"bad peer IP", []string{"peer", "add", "net", "198.18.0"}, `bad VTEP IP "198.18.0"`},
+		{"own VTEP as peer", []string{"peer", "add", "net", "198.18.0.1"}, "this host's own address"},
+		{"remove unknown peer", []string{"peer", "rm", "net", "198.18.0.9"}, "198.18.0.9 is not a peer"},
+		{"fdb bad MAC", []string{"fdb", "add", "net", "xx", "198.18.0.2"}, `bad MAC "xx"`},
+		{"fdb bad VTEP", []string{"fdb", "add", "net", "02:42:0a:00:00:09", "nope"}, `bad VTEP IP "nope"`},
+		{"fdb rm unknown", []string{"fdb", "rm", "net", "02:42:0a:00:00:09"}, "no static or learned entry"},
+		{"network with endpoints", []string{"network", "rm", "net"}, "has 1 attached endpoint"},
+		{"detach not attached", []string{"network", "detach", "net", "--netns", c2.Name}, "is not attached"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			before := takeSnapshot(t, d, c1.Path, c2.Path)
+			out, errOut, err := d.CLI(testCtx(t), tc.args...)
+			if err == nil {
+				t.Fatalf("vxswitch %s succeeded: %s", strings.Join(tc.args, " "), out)
+			}
+			lines := strings.Split(strings.TrimRight(errOut, "\n"), "\n")
+			if len(lines) != 1 || !strings.HasPrefix(lines[0], "vxswitch: ") || !strings.Contains(lines[0], tc.want) {
+				t.Errorf("stderr %q: want one line \"vxswitch: ...%s...\"", errOut, tc.want)
+			}
+			if after := takeSnapshot(t, d, c1.Path, c2.Path); !slices.Equal(after.netns, before.netns) ||
+				!slices.Equal(after.links, before.links) || after.state != before.state {
+				t.Errorf("left something behind:\nbefore %+v\nafter  %+v", before, after)
+			}
+		})
+	}
+
+	t.Run("daemon not running", func(t *testing.T) {
+		_, errOut, err := topo.RunCLI(testCtx(t), bin, filepath.Join(t.TempDir(), "none.sock"), "network", "ls")
+		if err == nil || !strings.Contains(errOut, "vxswitch daemon not running at") || strings.Count(errOut, "\n") != 1 {
+			t.Errorf("got %v, %q", err, errOut)
+		}
+	})
+	t.Run("socket from VXSWITCH_SOCKET", func(t *testing.T) {
+		cmd := exec.CommandContext(testCtx(t), bin, "network", "ls")
+		cmd.Env = append(os.Environ(), "VXSWITCH_SOCKET="+d.Socket())
+		out, err := cmd.CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "net") {
+			t.Errorf("got %v, %q", err, out)
+		}
+	})
+
+	// The successful path of each, for contrast, leaves the state it
+	// says.
+	cli(t, d, "network", "detach", "net", "--netns", c1.Name)
+	cli(t, d, "network", "rm", "net")
+	if out := cli(t, d, "network", "ls"); strings.Contains(out, "net ") {
+		t.Errorf("network still listed after rm:\n%s", out)
+	}
+	if ents, _ := os.ReadDir(filepath.Join(d.RunDir, "netns")); len(ents) != 0 {
+		t.Errorf("namespaces left after rm: %v", ents)
+	}
+}

@@ -1,0 +1,191 @@
+package main_test
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vxswitch/vxswitch/bench/topo"
+)
+
+// Two hosts running vxswitch: ping both ways, ARP across the overlay, a
+// 64 MB TCP transfer checked end to end, and the learned entries in `fdb
+// show`.
+func TestTwoHosts(t *testing.T) {
+	c := newCluster(t, 2)
+	c1, c2 := c.ctrs[0], c.ctrs[1]
+
+	ping(t, c1, "10.0.0.3")
+	ping(t, c2, "10.0.0.2")
+
+	// ARP resolved across the overlay: c1 knows c2's MAC.
+	out, err := c1.Run(testCtx(t), "ip", "neigh", "show", "10.0.0.3")
+	if err != nil || !strings.Contains(out, "lladdr 02:42:0a:00:00:03") {
+		t.Fatalf("c1 has no ARP entry for 10.0.0.3 with c2's MAC: %q %v", out, err)
+	}
+
+	// Each host learned the other container's MAC behind the other VTEP.
+	for i, want := range []string{
+		"02:42:0a:00:00:03 dst 198.18.0.2 vni 256 learned",
+		"02:42:0a:00:00:02 dst 198.18.0.1 vni 256 learned",
+	} {
+		if out := cli(t, c.ds[i], "fdb", "show"); !strings.Contains(out, want) {
+			t.Errorf("fdb show on h%d lacks %q:\n%s", i+1, want, out)
+		}
+	}
+
+	transfer(t, c1, c2, "10.0.0.3:5001", 64<<20)
+	transfer(t, c2, c1, "10.0.0.2:5001", 64<<20)
+
+	for i, n := range c.nets {
+		s := stats(t, n)
+		if s.TXFrames == 0 || s.RXFrames == 0 {
+			t.Errorf("h%d counted no traffic: %+v", i+1, s.Counters)
+		}
+		if len(s.Drops) != 0 {
+			t.Errorf("h%d dropped frames: %v", i+1, s.Drops)
+		}
+	}
+}
+
+// A static entry is used without flooding: with empty flood lists every
+// flood would be dropped (no_peers), so traffic can only flow through the
+// static entries, and the flood counter stays zero.
+func TestStaticEntry(t *testing.T) {
+	tp := topo.New(t)
+	bin := vxbin(t)
+	var ds []*topo.Daemon
+	var nets []*topo.VXNet
+	var ctrs []*topo.Container
+	for i := range 2 {
+		h := tp.MustHost([]string{"h1", "h2"}[i])
+		d := h.MustVXSwitch(topo.DaemonOptions{Binary: bin})
+		n := d.MustNetwork(topo.NetConfig{Name: "net", VNI: 256, Subnet: "10.0.0.0/24"})
+		c := tp.MustContainer([]string{"c1", "c2"}[i])
+		tp.MustAttach(n, c, []string{"10.0.0.2/24", "10.0.0.3/24"}[i])
+		ds, nets, ctrs = append(ds, d), append(nets, n), append(ctrs, c)
+	}
+	cli(t, ds[0], "fdb", "add", "net", "02:42:0a:00:00:03", "198.18.0.2")
+	cli(t, ds[1], "fdb", "add", "net", "02:42:0a:00:00:02", "198.18.0.1")
+	// No flooding means no ARP either: give the containers static
+	// neighbours, as an orchestrator with a control plane would.
+	for _, x := range []struct {
+		c       *topo.Container
+		ip, mac string
+	}{{ctrs[0], "10.0.0.3", "02:42:0a:00:00:03"}, {ctrs[1], "10.0.0.2", "02:42:0a:00:00:02"}} {
+		if out, err := x.c.Run(testCtx(t), "ip", "neigh", "replace", x.ip, "lladdr", x.mac, "dev", "eth0", "nud", "permanent"); err != nil {
+			t.Fatal(out)
+		}
+	}
+	ping(t, ctrs[0], "10.0.0.3")
+	transfer(t, ctrs[0], ctrs[1], "10.0.0.3:5001", 4<<20)
+
+	if out := cli(t, ds[0], "fdb", "show", "net"); !strings.Contains(out, "02:42:0a:00:00:03 dst 198.18.0.2 vni 256 static") {
+		t.Errorf("fdb show lacks the static entry:\n%s", out)
+	}
+	for i, n := range nets {
+		s := stats(t, n)
+		if s.TXFlooded != 0 || s.Drops["no_peers"] != 0 {
+			t.Errorf("h%d flooded: tx_flooded %d, no_peers drops %d", i+1, s.TXFlooded, s.Drops["no_peers"])
+		}
+		if s.TXFrames == 0 {
+			t.Errorf("h%d sent nothing", i+1)
+		}
+	}
+}
+
+// Learned entries age out after --aging without traffic.
+func TestAging(t *testing.T) {
+	c := newCluster(t, 2, "--aging", "2s")
+	ping(t, c.ctrs[0], "10.0.0.3")
+	learned := func() bool {
+		for _, e := range fdbJSON(t, c.ds[0], "net") {
+			if e.MAC == "02:42:0a:00:00:03" && e.Source == "learned" {
+				return true
+			}
+		}
+		return false
+	}
+	if !learned() {
+		t.Fatal("h1 did not learn c2's MAC")
+	}
+	eventually(t, "learned entry to age out", func() bool { return !learned() })
+	if s := stats(t, c.nets[0]); s.FIB.Expired == 0 {
+		t.Errorf("expired counter is zero after an entry aged out: %+v", s.FIB)
+	}
+	// And traffic learns it again.
+	ping(t, c.ctrs[0], "10.0.0.3")
+	if !learned() {
+		t.Error("h1 did not learn c2's MAC again")
+	}
+}
+
+// Three hosts: a broadcast reaches both peers; once MACs are learned,
+// unicast between h1 and h2 never reaches h3.
+func TestThreeHosts(t *testing.T) {
+	c := newCluster(t, 3)
+	before := []uint64{stats(t, c.nets[1]).RXFrames, stats(t, c.nets[2]).RXFrames}
+	// The first ping starts with an ARP request: a broadcast.
+	ping(t, c.ctrs[0], "10.0.0.3")
+	for i, n := range c.nets[1:] {
+		if got := stats(t, n).RXFrames; got <= before[i] {
+			t.Errorf("h%d received nothing of h1's broadcast", i+2)
+		}
+	}
+	h1 := stats(t, c.nets[0])
+	h3 := stats(t, c.nets[2])
+	transfer(t, c.ctrs[0], c.ctrs[1], "10.0.0.3:5001", 8<<20)
+	ping(t, c.ctrs[1], "10.0.0.2")
+	if got := stats(t, c.nets[2]); got.RXFrames != h3.RXFrames {
+		t.Errorf("h3 received %d frames of unicast traffic between h1 and h2", got.RXFrames-h3.RXFrames)
+	}
+	if got := stats(t, c.nets[0]); got.TXFlooded != h1.TXFlooded {
+		t.Errorf("h1 flooded %d frames after learning", got.TXFlooded-h1.TXFlooded)
+	}
+	ping(t, c.ctrs[2], "10.0.0.2") // h3 itself works
+}
+
+// Two networks with different VNIs and the same subnet on the same hosts
+// never see each other's frames.
+func TestIsolation(t *testing.T) {
+	tp := topo.New(t)
+	bin := vxbin(t)
+	h1, h2 := tp.MustHost("h1"), tp.MustHost("h2")
+	d1 := h1.MustVXSwitch(topo.DaemonOptions{Binary: bin})
+	d2 := h2.MustVXSwitch(topo.DaemonOptions{Binary: bin})
+	type side struct {
+		nets [2]*topo.VXNet
+		ctrs [2]*topo.Container
+	}
+	var a, b side
+	for i, s := range []*side{&a, &b} {
+		vni := uint32(100 * (i + 1))
+		name := []string{"a", "b"}[i]
+		s.nets[0] = d1.MustNetwork(topo.NetConfig{Name: name, VNI: vni, Subnet: "10.0.0.0/24"})
+		s.nets[1] = d2.MustNetwork(topo.NetConfig{Name: name, VNI: vni, Subnet: "10.0.0.0/24"})
+		tp.MustMesh(s.nets[0], s.nets[1])
+		s.ctrs[0] = tp.MustContainer(name + "1")
+		s.ctrs[1] = tp.MustContainer(name + "2")
+		// Same addresses, hence the same MACs, in both networks.
+		tp.MustAttach(s.nets[0], s.ctrs[0], "10.0.0.2/24")
+		tp.MustAttach(s.nets[1], s.ctrs[1], "10.0.0.3/24")
+	}
+	bBefore := [2]uint64{stats(t, b.nets[0]).RXFrames, stats(t, b.nets[1]).RXFrames}
+	ping(t, a.ctrs[0], "10.0.0.3")
+	transfer(t, a.ctrs[0], a.ctrs[1], "10.0.0.3:5001", 4<<20)
+	for i := range 2 {
+		if got := stats(t, b.nets[i]).RXFrames; got != bBefore[i] {
+			t.Errorf("network b on h%d received %d frames of network a's traffic", i+1, got-bBefore[i])
+		}
+	}
+	// b works on its own, with its own entries.
+	ping(t, b.ctrs[1], "10.0.0.2")
+	for i, d := range []*topo.Daemon{d1, d2} {
+		for _, e := range fdbJSON(t, d, "b") {
+			if e.VNI != 200 {
+				t.Errorf("h%d: network b lists an entry of VNI %d", i+1, e.VNI)
+			}
+		}
+	}
+	_ = time.Second
+}
