@@ -1,0 +1,42 @@
+# vxswitch: the targets people expect. Everything that creates network
+# namespaces (test, demo, bench) must run as root.
+
+GO      ?= go
+BIN     := bin/vxswitch
+VERSION := $(shell git describe --always --dirty 2>/dev/null || echo dev)
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+FUZZTIME ?= 20s
+
+.PHONY: build test unit fuzz lint demo clean
+
+build:
+	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/vxswitch
+
+# The README's test command: every test, netns tests included (root).
+test:
+	./scripts/test.sh
+
+# Tests that need no root (netns tests skip).
+unit:
+	$(GO) test -race -count=1 ./encap/ ./fib/ ./switch/
+
+demo:
+	./scripts/demo.sh
+
+# Runs every fuzz target for FUZZTIME each.
+fuzz:
+	@for pkg in ./encap ./fib; do \
+		for t in $$($(GO) test -list 'Fuzz.*' $$pkg | grep ^Fuzz); do \
+			echo "== $$pkg $$t"; \
+			$(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+		done; \
+	done
+
+lint:
+	@test -z "$$(gofmt -l .)" || { gofmt -l .; exit 1; }
+	$(GO) vet ./...
+	$(GO) run $(STATICCHECK) ./...
+
+clean:
+	rm -rf bin
+	$(GO) clean -testcache

@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# The vxswitch demo: two hosts (network namespaces joined by a veth underlay),
+# a vxswitch daemon on each, one overlay network, a web server in a container
+# on host 1 and a client in a container on host 2 that fetches its page across
+# the overlay. Everything it makes carries the prefix vxdemo- and is removed at
+# the end, also on failure or Ctrl-C. Run as root.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+. scripts/lib.sh
+need_root
+need_go
+need_cmds ip:iproute2 nsenter:util-linux curl:curl python3:python3
+echo "building vxswitch"
+go build -o bin/vxswitch ./cmd/vxswitch
+BIN=./bin/vxswitch
+P=vxdemo
+WORK=$(mktemp -d /tmp/vxdemo.XXXXXX)
+PIDS=()
+
+step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
+run() { printf '$ %s\n' "$*"; "$@"; }
+
+cleanup() {
+	set +e
+	step "cleaning up"
+	for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null; done
+	for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null; done
+	# The daemons leave their networks' namespaces for a restart; remove them.
+	for ns in "$WORK"/run-*/netns/*; do [ -e "$ns" ] && umount -l "$ns" 2>/dev/null; done
+	for ns in $P-h1 $P-h2 $P-web $P-client; do ip netns del "$ns" 2>/dev/null; done
+	rm -rf "$WORK"
+	echo "done"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# Leftovers of an earlier demo that was killed before it could clean up.
+for ns in $P-h1 $P-h2 $P-web $P-client; do ip netns del "$ns" 2>/dev/null || true; done
+
+step "two hosts joined by a veth underlay (198.18.0.1 and 198.18.0.2)"
+run ip netns add $P-h1
+run ip netns add $P-h2
+run ip link add $P-u1 netns $P-h1 type veth peer name $P-u2 netns $P-h2
+run ip -n $P-h1 addr add 198.18.0.1/24 dev $P-u1
+run ip -n $P-h2 addr add 198.18.0.2/24 dev $P-u2
+for h in 1 2; do ip -n $P-h$h link set lo up; ip -n $P-h$h link set $P-u$h up; done
+
+step "a vxswitch daemon on each host"
+for h in 1 2; do
+	mkdir -p "$WORK/run-h$h" "$WORK/state-h$h"
+	echo "$ nsenter --net=/run/netns/$P-h$h $BIN daemon --vtep 198.18.0.$h --run-dir $WORK/run-h$h --state-dir $WORK/state-h$h &"
+	nsenter --net=/run/netns/$P-h$h "$BIN" daemon --vtep 198.18.0.$h \
+		--run-dir "$WORK/run-h$h" --state-dir "$WORK/state-h$h" >"$WORK/daemon-h$h.log" 2>&1 &
+	PIDS+=($!)
+done
+vx1() { run "$BIN" --socket "$WORK/run-h1/vxswitch.sock" "$@"; }
+vx2() { run "$BIN" --socket "$WORK/run-h2/vxswitch.sock" "$@"; }
+for h in 1 2; do
+	for _ in $(seq 100); do [ -S "$WORK/run-h$h/vxswitch.sock" ] && break; sleep 0.1; done
+	[ -S "$WORK/run-h$h/vxswitch.sock" ] || { cat "$WORK/daemon-h$h.log"; exit 1; }
+done
+
+step "one overlay network on both hosts (VNI 256, 10.0.0.0/24), each host the other's peer"
+vx1 network create demo --vni 256 --subnet 10.0.0.0/24 --gateway 10.0.0.1
+vx2 network create demo --vni 256 --subnet 10.0.0.0/24 --gateway 10.0.0.1
+vx1 peer add demo 198.18.0.2
+vx2 peer add demo 198.18.0.1
+
+step "a web server container on host 1, a client container on host 2"
+run ip netns add $P-web
+run ip netns add $P-client
+vx1 network attach demo --netns $P-web --ip 10.0.0.2
+vx2 network attach demo --netns $P-client --ip 10.0.0.3
+mkdir -p "$WORK/www"
+echo "<h1>Hello from the web container on host 1, over vxswitch</h1>" >"$WORK/www/index.html"
+echo "$ ip netns exec $P-web python3 -m http.server 80 &"
+ip netns exec $P-web python3 -m http.server 80 --bind 10.0.0.2 --directory "$WORK/www" >"$WORK/web.log" 2>&1 &
+PIDS+=($!)
+for _ in $(seq 300); do ip netns exec $P-web ss -ltn 2>/dev/null | grep -q '10.0.0.2:80 ' && break; sleep 0.1; done
+
+step "the client fetches the page across the overlay"
+run ip netns exec $P-client curl -sS --max-time 10 http://10.0.0.2/
+
+step "what each host's switch learned"
+vx1 fdb show
+vx2 fdb show
+vx2 stats demo
+echo
+echo "demo OK"

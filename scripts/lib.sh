@@ -1,0 +1,42 @@
+# Shared by the scripts in this directory: checks that they run as root and
+# installs what they need on a Debian machine.
+
+need_root() {
+	if [ "$(id -u)" != 0 ]; then
+		echo "$0: run as root: it creates network namespaces" >&2
+		exit 1
+	fi
+}
+
+# need_go puts a Go toolchain on PATH (the one in /usr/local/go if PATH has
+# none) and fails with a clear message if there is none at all.
+need_go() {
+	if ! command -v go >/dev/null 2>&1 && [ -x /usr/local/go/bin/go ]; then
+		export PATH="$PATH:/usr/local/go/bin"
+	fi
+	if ! command -v go >/dev/null 2>&1; then
+		echo "$0: needs Go 1.26 or newer (https://go.dev/dl/) in PATH or /usr/local/go" >&2
+		exit 1
+	fi
+}
+
+# need_cmds CMD:PACKAGE... installs the Debian package of every command
+# that is missing.
+need_cmds() {
+	local missing=()
+	for pair in "$@"; do
+		command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair#*:}")
+	done
+	[ ${#missing[@]} -eq 0 ] && return 0
+	echo "installing ${missing[*]}"
+	export DEBIAN_FRONTEND=noninteractive
+	for attempt in 1 2 3; do
+		if apt-get update -qq && apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null; then
+			return 0
+		fi
+		echo "apt-get failed (attempt $attempt); retrying" >&2
+		sleep 5
+	done
+	echo "$0: could not install ${missing[*]}" >&2
+	exit 1
+}

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Runs every test of vxswitch as root: the unit tests (with the race
+# detector), the fuzz targets' seed corpora, and the network-namespace
+# tests (two and three hosts, kernel vxlan interop, restart, CLI errors).
+# Under CI=true a test that needs root can never skip.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/lib.sh
+need_root
+need_go
+need_cmds ip:iproute2 ping:iputils-ping nsenter:util-linux iperf3:iperf3
+unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
+if [ -n "$unformatted" ]; then
+	echo "gofmt: not formatted: $unformatted" >&2
+	exit 1
+fi
+go vet ./...
+go test -race -count=1 -timeout 30m "$@" ./...
