@@ -22,11 +22,11 @@ var ErrIfNameExists = errors.New("interface name already in use in the namespace
 
 // Spec describes one endpoint.
 type Spec struct {
-	BridgeNetns string       // namespace holding the bridge
-	Bridge      string       // bridge name there (br0)
-	HostName    string       // bridge-side veth name
-	Netns       string       // the endpoint's namespace (a container)
-	IfName      string       // interface name inside Netns
+	BridgeNetns string // namespace holding the bridge
+	Bridge      string // bridge name there (br0)
+	HostName    string // bridge-side veth name
+	Netns       string // the endpoint's namespace (a container)
+	IfName      string // interface name inside Netns
 	MAC         net.HardwareAddr
 	IP          netip.Prefix // IPv4 address and prefix of IfName
 	Gateway     netip.Addr   // when valid: default route through it, unless one exists
