@@ -58,6 +58,11 @@ type Options struct {
 	Bridge string
 	// MTU of the device; 0 leaves the kernel's default (1500).
 	MTU int
+	// Offload asks for the fast path: IFF_VNET_HDR with checksum and TSO
+	// offloads (the device implements Offloader). If the kernel refuses,
+	// Create falls back to the simple path and tells Fallback why.
+	Offload  bool
+	Fallback func(reason error)
 }
 
 // Create makes a TAP device as opts says, brings it up and returns it. On
@@ -67,10 +72,25 @@ func Create(opts Options) (Device, error) {
 	if opts.Name == "" || len(opts.Name) > 15 {
 		return nil, fmt.Errorf("tap: bad interface name %q (1 to 15 bytes)", opts.Name)
 	}
-	var dev *waterDevice
+	var dev interface {
+		Device
+		setMTU(int)
+	}
 	err := nsutil.Do(opts.Netns, func() error {
-		var err error
-		dev, err = openWater(opts.Name)
+		if opts.Offload {
+			d, err := openVNet(opts.Name)
+			if err == nil {
+				dev = d
+				return nil
+			}
+			if opts.Fallback != nil {
+				opts.Fallback(err)
+			}
+		}
+		d, err := openWater(opts.Name)
+		if err == nil {
+			dev = d
+		}
 		return err
 	})
 	if err != nil {
@@ -81,7 +101,7 @@ func Create(opts Options) (Device, error) {
 		dev.Close()
 		return nil, fmt.Errorf("configure tap %s in %s: %w", opts.Name, nsName(opts.Netns), err)
 	}
-	dev.mtu = mtu
+	dev.setMTU(mtu)
 	return dev, nil
 }
 

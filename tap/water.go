@@ -50,6 +50,7 @@ func (d *waterDevice) Write(bufs [][]byte, offset int) (int, error) {
 }
 
 func (d *waterDevice) BatchSize() int { return 1 }
+func (d *waterDevice) setMTU(m int)   { d.mtu = m }
 func (d *waterDevice) Name() string   { return d.ifce.Name() }
 func (d *waterDevice) MTU() int       { return d.mtu }
 func (d *waterDevice) Close() error   { return d.ifce.Close() }

@@ -1,0 +1,267 @@
+package tap
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"syscall"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// VirtioNetHdrLen is the size of struct virtio_net_hdr, which a TAP opened
+// with IFF_VNET_HDR exchanges in front of every frame (the default
+// TUNSETVNETHDRSZ).
+const VirtioNetHdrLen = 10
+
+// Virtio-net header flags and GSO types (include/uapi/linux/virtio_net.h).
+const (
+	// VirtioNetHdrFNeedsCsum: the transport checksum is partial; the
+	// receiver completes it from CsumStart, storing at CsumStart+CsumOffset.
+	VirtioNetHdrFNeedsCsum = 1
+	// VirtioNetHdrFDataValid: the checksums were verified.
+	VirtioNetHdrFDataValid = 2
+
+	GSONone  = 0
+	GSOTCPv4 = 1
+	GSOTCPv6 = 4
+	// GSOECN is or'ed into GSOType when the first segment carries CWR.
+	GSOECN = 0x80
+)
+
+// Offload flags for TUNSETOFFLOAD (include/uapi/linux/if_tun.h).
+const (
+	tunFCsum   = 0x01
+	tunFTSO4   = 0x02
+	tunFTSO6   = 0x04
+	tunFTSOECN = 0x08
+)
+
+// VirtioNetHdr is struct virtio_net_hdr. Its fields are in the host's byte
+// order (a TAP without TUNSETVNETLE/BE uses the native order).
+type VirtioNetHdr struct {
+	Flags      uint8
+	GSOType    uint8
+	HdrLen     uint16 // Ethernet + IP + transport header bytes
+	GSOSize    uint16 // payload bytes per segment (the MSS)
+	CsumStart  uint16 // from the start of the Ethernet header
+	CsumOffset uint16 // from CsumStart
+}
+
+// Decode reads a header from the first VirtioNetHdrLen bytes of b.
+func (h *VirtioNetHdr) Decode(b []byte) {
+	_ = b[VirtioNetHdrLen-1]
+	h.Flags, h.GSOType = b[0], b[1]
+	h.HdrLen = binary.NativeEndian.Uint16(b[2:])
+	h.GSOSize = binary.NativeEndian.Uint16(b[4:])
+	h.CsumStart = binary.NativeEndian.Uint16(b[6:])
+	h.CsumOffset = binary.NativeEndian.Uint16(b[8:])
+}
+
+// Encode writes the header into the first VirtioNetHdrLen bytes of b.
+func (h *VirtioNetHdr) Encode(b []byte) {
+	_ = b[VirtioNetHdrLen-1]
+	b[0], b[1] = h.Flags, h.GSOType
+	binary.NativeEndian.PutUint16(b[2:], h.HdrLen)
+	binary.NativeEndian.PutUint16(b[4:], h.GSOSize)
+	binary.NativeEndian.PutUint16(b[6:], h.CsumStart)
+	binary.NativeEndian.PutUint16(b[8:], h.CsumOffset)
+}
+
+// Offloader is implemented by devices opened with IFF_VNET_HDR and TSO
+// offloads negotiated (Create with Options.Offload). Such a device hands
+// over TSO superframes of up to 64 KiB with partial checksums and takes
+// them back, one system call per superframe instead of per segment.
+//
+// On such a device, Read stores each frame's virtio-net header in the
+// VirtioNetHdrLen bytes in front of offset (so offset must be at least
+// VirtioNetHdrLen), and Write sends bufs[i][offset-VirtioNetHdrLen:], whose
+// first VirtioNetHdrLen bytes the caller has filled with a header.
+type Offloader interface {
+	// VNetHdr reports that Read and Write carry virtio-net headers as
+	// described above.
+	VNetHdr() bool
+	// WriteVec writes one frame gathered from iov without copying it
+	// (writev); the frame starts with its virtio-net header. The caller
+	// owns iov and the slices it points to.
+	WriteVec(iov [][]byte) error
+}
+
+// ErrGSORefused is returned by WriteVec when the kernel refuses a GSO
+// frame; the caller should stop coalescing for this device.
+var ErrGSORefused = errors.New("tap: kernel refused a GSO frame")
+
+// vnetBatch is how many frames one Read returns at most: after a blocking
+// read, the device is drained without blocking until it is empty or this
+// many frames were read, so small frames are handled in batches while a
+// lone superframe is handled at once.
+const vnetBatch = 16
+
+// maxIov bounds WriteVec's iovec array (the kernel's UIO_MAXIOV is 1024;
+// a coalesced superframe has at most 64 segments plus a header).
+const maxIov = 128
+
+// vnetDevice is the fast path: /dev/net/tun opened directly with
+// IFF_VNET_HDR and checksum + TSO4 + TSO6 offloads, read and written
+// through the runtime's poller.
+type vnetDevice struct {
+	f    *os.File
+	rc   syscall.RawConn
+	name string
+	mtu  int
+
+	// writeIov is WriteVec's scratch iovec array; WriteVec is called by
+	// one goroutine at a time (the RX loop).
+	writeIov [maxIov]unix.Iovec
+}
+
+// openVNet creates (in the calling thread's namespace) a TAP with a
+// virtio-net header and negotiates offloads. It fails, leaving nothing
+// behind, if the kernel refuses either.
+func openVNet(name string) (*vnetDevice, error) {
+	fd, err := unix.Open("/dev/net/tun", unix.O_RDWR|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
+	}
+	ifr, err := unix.NewIfreq(name)
+	if err != nil {
+		unix.Close(fd)
+		return nil, err
+	}
+	ifr.SetUint16(unix.IFF_TAP | unix.IFF_NO_PI | unix.IFF_VNET_HDR)
+	if err := unix.IoctlIfreq(fd, unix.TUNSETIFF, ifr); err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("TUNSETIFF: %w", err)
+	}
+	// TSO flags are only honoured together with TUN_F_CSUM.
+	if err := unix.IoctlSetInt(fd, unix.TUNSETOFFLOAD, tunFCsum|tunFTSO4|tunFTSO6|tunFTSOECN); err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("TUNSETOFFLOAD: %w", err)
+	}
+	f := os.NewFile(uintptr(fd), "/dev/net/tun")
+	rc, err := f.SyscallConn()
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return &vnetDevice{f: f, rc: rc, name: ifr.Name()}, nil
+}
+
+func (d *vnetDevice) VNetHdr() bool  { return true }
+func (d *vnetDevice) setMTU(m int)   { d.mtu = m }
+func (d *vnetDevice) BatchSize() int { return vnetBatch }
+func (d *vnetDevice) Name() string   { return d.name }
+func (d *vnetDevice) MTU() int       { return d.mtu }
+func (d *vnetDevice) Close() error   { return d.f.Close() }
+
+// Read reads one frame, waiting for it, then whatever else is queued, up
+// to len(bufs) frames.
+func (d *vnetDevice) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
+	if offset < VirtioNetHdrLen {
+		return 0, fmt.Errorf("tap: offset %d leaves no room for the virtio-net header", offset)
+	}
+	var n int
+	var rerr error
+	err := d.rc.Read(func(fd uintptr) bool {
+		for n < len(bufs) {
+			k, err := unix.Read(int(fd), bufs[n][offset-VirtioNetHdrLen:])
+			if err == unix.EAGAIN {
+				return n > 0 // wait for the first frame only
+			}
+			if err == unix.EINTR {
+				continue
+			}
+			if err != nil {
+				rerr = err
+				return true
+			}
+			if k < VirtioNetHdrLen {
+				continue // cannot happen with IFF_VNET_HDR; skip rather than return garbage
+			}
+			sizes[n] = k - VirtioNetHdrLen
+			n++
+		}
+		return true
+	})
+	if n > 0 {
+		return n, nil
+	}
+	if err != nil {
+		return 0, mapErr(err)
+	}
+	return 0, mapErr(rerr)
+}
+
+// Write writes each bufs[i][offset-VirtioNetHdrLen:] as one frame.
+func (d *vnetDevice) Write(bufs [][]byte, offset int) (int, error) {
+	for i, b := range bufs {
+		if err := d.write(b[offset-VirtioNetHdrLen:]); err != nil {
+			return i, err
+		}
+	}
+	return len(bufs), nil
+}
+
+func (d *vnetDevice) write(b []byte) error {
+	var werr error
+	err := d.rc.Write(func(fd uintptr) bool {
+		for {
+			_, err := unix.Write(int(fd), b)
+			switch err {
+			case unix.EINTR:
+				continue
+			case unix.EAGAIN:
+				return false
+			}
+			werr = err
+			return true
+		}
+	})
+	if err != nil {
+		return mapErr(err)
+	}
+	if werr != nil {
+		return mapErr(werr)
+	}
+	return nil
+}
+
+// WriteVec writes one frame gathered from iov with a single writev.
+func (d *vnetDevice) WriteVec(iov [][]byte) error {
+	if len(iov) > maxIov {
+		return fmt.Errorf("tap: %d iovecs, at most %d", len(iov), maxIov)
+	}
+	vec := d.writeIov[:len(iov)]
+	for i, b := range iov {
+		vec[i].Base = unsafe.SliceData(b)
+		vec[i].SetLen(len(b))
+	}
+	var werr error
+	err := d.rc.Write(func(fd uintptr) bool {
+		for {
+			_, _, errno := unix.Syscall(unix.SYS_WRITEV, fd, uintptr(unsafe.Pointer(&vec[0])), uintptr(len(vec)))
+			switch errno {
+			case 0:
+				werr = nil
+			case unix.EINTR:
+				continue
+			case unix.EAGAIN:
+				return false
+			case unix.EINVAL:
+				werr = ErrGSORefused
+			default:
+				werr = errno
+			}
+			return true
+		}
+	})
+	if err != nil {
+		return mapErr(err)
+	}
+	if werr != nil && werr != ErrGSORefused {
+		return mapErr(werr)
+	}
+	return werr
+}
