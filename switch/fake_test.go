@@ -8,31 +8,54 @@ import (
 	"github.com/vxswitch/vxswitch/tap"
 )
 
+// kframe is a frame as the kernel side of a fake TAP sees it, with the
+// virtio-net header of a TAP with offloads.
+type kframe struct {
+	vh tap.VirtioNetHdr
+	b  []byte
+}
+
 // fakeTAP is a channel-backed TAP: the test plays the kernel, putting
 // frames into fromKernel (what the bridge sends) and reading what the
-// switch wrote from toKernel.
+// switch wrote from toKernel. With vnet set it behaves like a TAP with
+// offloads (tap.Offloader).
 type fakeTAP struct {
 	name       string
-	fromKernel chan []byte
-	toKernel   chan []byte
+	vnet       bool
+	refuseGSO  bool // WriteVec of a GSO frame fails as on kernels that refuse it
+	fromKernel chan kframe
+	toKernel   chan kframe
 	closeOnce  sync.Once
 	closed     chan struct{}
 }
 
 func newFakeTAP(name string) *fakeTAP {
-	return &fakeTAP{name: name, fromKernel: make(chan []byte, 1024), toKernel: make(chan []byte, 1024), closed: make(chan struct{})}
+	return &fakeTAP{name: name, fromKernel: make(chan kframe, 1024), toKernel: make(chan kframe, 4096), closed: make(chan struct{})}
+}
+
+func newFakeVnetTAP(name string) *fakeTAP {
+	t := newFakeTAP(name)
+	t.vnet = true
+	return t
+}
+
+func (f *fakeTAP) put(bufs [][]byte, sizes []int, i, offset int, fr kframe) {
+	if f.vnet {
+		fr.vh.Encode(bufs[i][offset-tap.VirtioNetHdrLen:])
+	}
+	sizes[i] = copy(bufs[i][offset:], fr.b)
 }
 
 func (f *fakeTAP) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
 	select {
 	case fr := <-f.fromKernel:
-		sizes[0] = copy(bufs[0][offset:], fr)
+		f.put(bufs, sizes, 0, offset, fr)
 		n := 1
 		// Drain what is queued, up to the batch, like a batched TAP.
 		for n < len(bufs) {
 			select {
 			case fr := <-f.fromKernel:
-				sizes[n] = copy(bufs[n][offset:], fr)
+				f.put(bufs, sizes, n, offset, fr)
 				n++
 			default:
 				return n, nil
@@ -44,15 +67,42 @@ func (f *fakeTAP) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
 	}
 }
 
+func (f *fakeTAP) deliver(fr kframe) error {
+	select {
+	case f.toKernel <- fr:
+		return nil
+	case <-f.closed:
+		return tap.ErrClosed
+	}
+}
+
 func (f *fakeTAP) Write(bufs [][]byte, offset int) (int, error) {
 	for i, b := range bufs {
-		select {
-		case f.toKernel <- append([]byte(nil), b[offset:]...):
-		case <-f.closed:
-			return i, tap.ErrClosed
+		fr := kframe{b: append([]byte(nil), b[offset:]...)}
+		if f.vnet {
+			fr.vh.Decode(b[offset-tap.VirtioNetHdrLen:])
+		}
+		if err := f.deliver(fr); err != nil {
+			return i, err
 		}
 	}
 	return len(bufs), nil
+}
+
+func (f *fakeTAP) VNetHdr() bool { return f.vnet }
+
+func (f *fakeTAP) WriteVec(iov [][]byte) error {
+	var all []byte
+	for _, b := range iov {
+		all = append(all, b...)
+	}
+	var fr kframe
+	fr.vh.Decode(all)
+	if f.refuseGSO && fr.vh.GSOType != tap.GSONone {
+		return tap.ErrGSORefused
+	}
+	fr.b = all[tap.VirtioNetHdrLen:]
+	return f.deliver(fr)
 }
 
 func (f *fakeTAP) BatchSize() int { return 8 }
@@ -77,11 +127,15 @@ type datagram struct {
 }
 
 // fakeUnderlay is one VTEP's socket on a wire. Everything it sends is also
-// recorded in sent.
+// recorded in sent, one entry per datagram (a GSO message is split as the
+// kernel splits it). With gro set, Recv coalesces consecutive datagrams
+// of one sender like UDP GRO.
 type fakeUnderlay struct {
 	w         *wire
 	addr      netip.AddrPort
+	gro       bool
 	in        chan datagram
+	held      *datagram // taken from in but not yet returned
 	mu        sync.Mutex
 	sent      []datagram
 	closeOnce sync.Once
@@ -89,41 +143,95 @@ type fakeUnderlay struct {
 }
 
 func (w *wire) attach(addr string) *fakeUnderlay {
-	u := &fakeUnderlay{w: w, addr: netip.MustParseAddrPort(addr), in: make(chan datagram, 1024), closed: make(chan struct{})}
+	u := &fakeUnderlay{w: w, addr: netip.MustParseAddrPort(addr), in: make(chan datagram, 4096), closed: make(chan struct{})}
 	w.mu.Lock()
 	w.ports[u.addr] = u
 	w.mu.Unlock()
 	return u
 }
 
-func (u *fakeUnderlay) Recv(bufs [][]byte, sizes []int, srcs []netip.AddrPort) (int, error) {
+func (u *fakeUnderlay) next(block bool) (datagram, bool) {
+	if u.held != nil {
+		d := *u.held
+		u.held = nil
+		return d, true
+	}
+	if block {
+		select {
+		case d := <-u.in:
+			return d, true
+		case <-u.closed:
+			return datagram{}, false
+		}
+	}
 	select {
 	case d := <-u.in:
-		sizes[0] = copy(bufs[0], d.b)
-		srcs[0] = d.src
-		return 1, nil
-	case <-u.closed:
-		return 0, net.ErrClosed
+		return d, true
+	default:
+		return datagram{}, false
 	}
 }
 
-func (u *fakeUnderlay) Send(bufs [][]byte, dsts []netip.AddrPort) (int, error) {
-	for i, b := range bufs {
-		d := datagram{b: append([]byte(nil), b...), src: u.addr, dst: dsts[i]}
-		u.mu.Lock()
-		u.sent = append(u.sent, d)
-		u.mu.Unlock()
-		u.w.mu.Lock()
-		peer := u.w.ports[dsts[i]]
-		u.w.mu.Unlock()
-		if peer != nil {
-			select {
-			case peer.in <- d:
-			default: // a full queue drops, as a real network does
+func (u *fakeUnderlay) Recv(msgs []RecvMsg) (int, error) {
+	n := 0
+	for n < len(msgs) {
+		d, ok := u.next(n == 0)
+		if !ok {
+			if n == 0 {
+				return 0, net.ErrClosed
 			}
+			break
+		}
+		m := &msgs[n]
+		m.N, m.SegSize, m.Src = copy(m.Buf, d.b), 0, d.src
+		n++
+		for u.gro {
+			e, ok := u.next(false)
+			if !ok {
+				break
+			}
+			seg := len(d.b)
+			if e.src != d.src || len(e.b) > seg || m.N+len(e.b) > len(m.Buf) || m.N/seg >= 64 || m.N%seg != 0 {
+				u.held = &e
+				break
+			}
+			m.N += copy(m.Buf[m.N:], e.b)
+			m.SegSize = seg
 		}
 	}
-	return len(bufs), nil
+	return n, nil
+}
+
+func (u *fakeUnderlay) Send(msgs []SendMsg) (int, error) {
+	for _, m := range msgs {
+		var all []byte
+		for _, b := range m.Iov {
+			all = append(all, b...)
+		}
+		step := m.SegSize
+		if step == 0 {
+			step = len(all)
+		}
+		for off := 0; off < len(all); off += step {
+			u.transmit(datagram{b: all[off:min(off+step, len(all))], src: u.addr, dst: m.Dst})
+		}
+	}
+	return len(msgs), nil
+}
+
+func (u *fakeUnderlay) transmit(d datagram) {
+	u.mu.Lock()
+	u.sent = append(u.sent, d)
+	u.mu.Unlock()
+	u.w.mu.Lock()
+	peer := u.w.ports[d.dst]
+	u.w.mu.Unlock()
+	if peer != nil {
+		select {
+		case peer.in <- d:
+		default: // a full queue drops, as a real network does
+		}
+	}
 }
 
 func (u *fakeUnderlay) Sent() []datagram {
@@ -132,7 +240,7 @@ func (u *fakeUnderlay) Sent() []datagram {
 	return append([]datagram(nil), u.sent...)
 }
 
-func (u *fakeUnderlay) BatchSize() int            { return 1 }
+func (u *fakeUnderlay) BatchSize() int            { return 8 }
 func (u *fakeUnderlay) LocalAddr() netip.AddrPort { return u.addr }
 func (u *fakeUnderlay) Close() error {
 	u.closeOnce.Do(func() { close(u.closed) })

@@ -61,17 +61,17 @@ func TestReceiveFromKernelOverVeth(t *testing.T) {
 	w := newWire()
 	a := newRig(t, w, "198.18.0.1:4789", 256, netip.Addr{})
 	kernel := w.attach("198.18.0.2:4789")
-	to := []netip.AddrPort{a.ul.addr}
+	send := func(b []byte) { kernel.Send([]SendMsg{{Iov: [][]byte{b}, Dst: a.ul.addr}}) }
 
 	small := tcpFrame(t, []byte("hello"))
-	kernel.Send([][]byte{vxlan(256, partial(append([]byte(nil), small...)))}, to)
+	send(vxlan(256, partial(append([]byte(nil), small...))))
 	if got := recvFrame(t, a.tap); !bytes.Equal(got, small) {
 		t.Errorf("partial checksum not completed:\n got % x\nwant % x", got, small)
 	}
 
 	payload := bytes.Repeat([]byte("0123456789abcdef"), 500) // 8000 bytes
 	super := partial(tcpFrame(t, payload))
-	kernel.Send([][]byte{vxlan(256, super)}, to)
+	send(vxlan(256, super))
 	var joined []byte
 	for len(joined) < len(payload) {
 		f := recvFrame(t, a.tap)
@@ -91,7 +91,7 @@ func TestReceiveFromKernelOverVeth(t *testing.T) {
 
 	// Anything else that does not fit the TAP is dropped and counted.
 	big := frame(macA, macB, 0x0800, make([]byte, 3000))
-	kernel.Send([][]byte{vxlan(256, big)}, to)
+	send(vxlan(256, big))
 	waitFor(t, "oversize drop", func() bool { return a.n.Stats().Drops["oversize"] == 1 })
 	noFrame(t, a.tap)
 }

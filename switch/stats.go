@@ -28,6 +28,10 @@ const (
 	// DropGateway: a frame to or from the network's gateway address, which
 	// every host has on its own bridge and which must stay on the host.
 	DropGateway
+	// DropBadGSO: a frame from the TAP with a virtio-net header that
+	// cannot be honoured (malformed superframe or checksum offsets, or a
+	// GSO type that was not negotiated).
+	DropBadGSO
 	// DropOversize: a received frame longer than the TAP's MTU that is
 	// not a TCP superframe (which would be split).
 	DropOversize
@@ -46,6 +50,7 @@ var dropNames = [numDropReasons]string{
 	DropBadSrcMAC:  "bad_src_mac",
 	DropNoPeers:    "no_peers",
 	DropGateway:    "gateway_local",
+	DropBadGSO:     "bad_gso",
 	DropOversize:   "oversize",
 	DropSendError:  "send_error",
 	DropTAPError:   "tap_error",
@@ -68,6 +73,7 @@ type counters struct {
 	rxFrames, rxBytes   atomic.Uint64
 	rxCsumRepaired      atomic.Uint64
 	rxSplit             atomic.Uint64
+	rxCoalesced         atomic.Uint64
 	drops               [numDropReasons]atomic.Uint64
 }
 
@@ -94,6 +100,9 @@ type Counters struct {
 	// RXSplit counts received TCP superframes (from a kernel VTEP on a
 	// veth underlay) split into MTU-sized segments for the TAP.
 	RXSplit uint64 `json:"rx_split"`
+	// RXCoalesced counts TCP superframes written to the TAP, each made of
+	// several received segments (software GRO).
+	RXCoalesced uint64 `json:"rx_coalesced"`
 	// Drops counts frames not forwarded, by reason (only non-zero reasons
 	// appear).
 	Drops map[string]uint64 `json:"drops,omitempty"`
@@ -109,6 +118,7 @@ func (c *counters) snapshot() Counters {
 		RXBytes:        c.rxBytes.Load(),
 		RXCsumRepaired: c.rxCsumRepaired.Load(),
 		RXSplit:        c.rxSplit.Load(),
+		RXCoalesced:    c.rxCoalesced.Load(),
 	}
 	for r := range c.drops {
 		if v := c.drops[r].Load(); v != 0 {

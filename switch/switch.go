@@ -100,7 +100,7 @@ func (s *Switch) Run(ctx context.Context) error {
 		defer s.wg.Done()
 		s.sweeper(ctx)
 	}()
-	err := s.rxLoop()
+	err := newRxLoop(s).run()
 	cancel()
 	if errors.Is(err, ErrClosed) {
 		return nil
@@ -148,12 +148,20 @@ type Network struct {
 	// maxFrame is the longest frame the TAP takes: its MTU plus the
 	// Ethernet header.
 	maxFrame int
-	fib      *fib.Table
-	gw       [4]byte
-	hasG     bool
-	s        *Switch
-	c        counters
-	log      *zap.Logger
+	// vnet: the TAP exchanges virtio-net headers (offloads).
+	vnet bool
+	// noGRO is set when the kernel refused a coalesced write to the TAP.
+	noGRO atomic.Bool
+	// rxGen and rxNow cache the clock for the RX loop's current batch;
+	// only the RX loop touches them.
+	rxGen uint64
+	rxNow int64
+	fib   *fib.Table
+	gw    [4]byte
+	hasG  bool
+	s     *Switch
+	c     counters
+	log   *zap.Logger
 
 	lastMoveLog atomic.Int64 // unix nanos of the last "MAC moved" log line
 	movesMuted  atomic.Uint64
@@ -174,6 +182,9 @@ func (s *Switch) AddNetwork(cfg NetworkConfig) (*Network, error) {
 	}
 	n := &Network{vni: cfg.VNI, tap: cfg.TAP, fib: table, s: s, maxFrame: cfg.TAP.MTU() + encap.EthernetHeaderLen,
 		log: s.log.With(zap.Uint32("vni", cfg.VNI), zap.String("tap", cfg.TAP.Name()))}
+	if o, ok := cfg.TAP.(tap.Offloader); ok && o.VNetHdr() {
+		n.vnet = true
+	}
 	if cfg.Gateway.IsValid() {
 		if !cfg.Gateway.Is4() {
 			return nil, fmt.Errorf("gateway %s: only IPv4 gateways are filtered", cfg.Gateway)
@@ -194,9 +205,10 @@ func (s *Switch) AddNetwork(cfg NetworkConfig) (*Network, error) {
 	next[cfg.VNI] = n
 	s.nets.Store(&next)
 	s.wg.Add(1)
+	tx := newTxLoop(n)
 	go func() {
 		defer s.wg.Done()
-		n.txLoop()
+		tx.run()
 	}()
 	return n, nil
 }
@@ -257,6 +269,10 @@ func (n *Network) VNI() uint32 { return n.vni }
 // FIB is the network's MAC table; the control plane installs static and
 // control entries and peers through it.
 func (n *Network) FIB() *fib.Table { return n.fib }
+
+// Offload reports whether the network's TAP exchanges TSO superframes
+// (virtio-net headers) rather than single frames.
+func (n *Network) Offload() bool { return n.vnet }
 
 // TAPName is the name of the network's TAP device.
 func (n *Network) TAPName() string { return n.tap.Name() }

@@ -84,12 +84,17 @@ func newRig(t *testing.T, w *wire, addr string, vni uint32, gw netip.Addr) *rig 
 
 func recvFrame(t *testing.T, tp *fakeTAP) []byte {
 	t.Helper()
+	return recvK(t, tp).b
+}
+
+func recvK(t *testing.T, tp *fakeTAP) kframe {
+	t.Helper()
 	select {
 	case f := <-tp.toKernel:
 		return f
 	case <-time.After(5 * time.Second):
 		t.Fatal("no frame reached the TAP")
-		return nil
+		return kframe{}
 	}
 }
 
@@ -97,7 +102,7 @@ func noFrame(t *testing.T, tp *fakeTAP) {
 	t.Helper()
 	select {
 	case f := <-tp.toKernel:
-		t.Fatalf("unexpected frame reached the TAP: % x", f)
+		t.Fatalf("unexpected frame reached the TAP: % x", f.b)
 	case <-time.After(50 * time.Millisecond):
 	}
 }
@@ -130,7 +135,7 @@ func TestFloodLearnUnicast(t *testing.T) {
 
 	// A broadcast from A reaches B and C (head-end replication).
 	bc := frame(bcast, macA, 0x0800, []byte("hello everyone"))
-	a.tap.fromKernel <- bc
+	a.tap.fromKernel <- kframe{b: bc}
 	if got := recvFrame(t, b.tap); !bytes.Equal(got, bc) {
 		t.Fatalf("B got % x", got)
 	}
@@ -146,7 +151,7 @@ func TestFloodLearnUnicast(t *testing.T) {
 	}
 	// B answers unicast: only A gets it.
 	uc := frame(macA, macB, 0x0800, []byte("hello A"))
-	b.tap.fromKernel <- uc
+	b.tap.fromKernel <- kframe{b: uc}
 	if got := recvFrame(t, a.tap); !bytes.Equal(got, uc) {
 		t.Fatalf("A got % x", got)
 	}
@@ -188,9 +193,9 @@ func TestStaticBeatsLearnedOnTheWire(t *testing.T) {
 	}
 	// C claims macB; A must keep sending to B.
 	c.n.FIB().AddPeer(a.ul.addr.Addr())
-	c.tap.fromKernel <- frame(macA, macB, 0x0800, []byte("spoof"))
+	c.tap.fromKernel <- kframe{b: frame(macA, macB, 0x0800, []byte("spoof"))}
 	recvFrame(t, a.tap)
-	a.tap.fromKernel <- frame(macB, macA, 0x0800, []byte("to B"))
+	a.tap.fromKernel <- kframe{b: frame(macB, macA, 0x0800, []byte("to B"))}
 	recvFrame(t, b.tap)
 	noFrame(t, c.tap)
 	if s := a.n.FIB().Stats(); s.Shadowed != 1 {
@@ -207,7 +212,7 @@ func TestDrops(t *testing.T) {
 	raw := w.attach("198.18.0.9:4789")
 	dst := []netip.AddrPort{a.ul.addr}
 	good := frame(macA, macB, 0x0800, []byte("x"))
-	send := func(b []byte) { raw.Send([][]byte{b}, dst) }
+	send := func(b []byte) { raw.Send([]SendMsg{{Iov: [][]byte{b}, Dst: dst[0]}}) }
 
 	badFlags := vxlan(256, good)
 	badFlags[0] = 0x0c
@@ -230,7 +235,7 @@ func TestDrops(t *testing.T) {
 	noFrame(t, a.tap)
 
 	// No peers: a broadcast has nowhere to go.
-	a.tap.fromKernel <- frame(bcast, macA, 0x0800, nil)
+	a.tap.fromKernel <- kframe{b: frame(bcast, macA, 0x0800, nil)}
 	waitFor(t, "no_peers drop", func() bool { return a.n.Stats().Drops["no_peers"] == 1 })
 
 	// The valid one still goes through and is learned from its sender.
@@ -252,18 +257,18 @@ func TestGatewayStaysLocal(t *testing.T) {
 	other := [4]byte{10, 0, 0, 3}
 	me := [4]byte{10, 0, 0, 2}
 	// Who has the gateway? Answered by the local bridge only.
-	a.tap.fromKernel <- arpFrame(macA, encap.ARPRequest, me, g)
+	a.tap.fromKernel <- kframe{b: arpFrame(macA, encap.ARPRequest, me, g)}
 	// The bridge's own ARP (sender = gateway).
-	a.tap.fromKernel <- arpFrame(macB, encap.ARPRequest, g, other)
+	a.tap.fromKernel <- kframe{b: arpFrame(macB, encap.ARPRequest, g, other)}
 	// IPv4 from the gateway (an IGMP report, say).
 	ip := make([]byte, 20)
 	ip[0] = 0x45
 	copy(ip[12:16], g[:])
 	copy(ip[16:20], []byte{224, 0, 0, 22})
-	a.tap.fromKernel <- frame(bcast, macB, encap.EtherTypeIPv4, ip)
+	a.tap.fromKernel <- kframe{b: frame(bcast, macB, encap.EtherTypeIPv4, ip)}
 	// An ordinary ARP request goes through.
 	ok := arpFrame(macA, encap.ARPRequest, me, other)
-	a.tap.fromKernel <- ok
+	a.tap.fromKernel <- kframe{b: ok}
 	if got := recvFrame(t, b.tap); !bytes.Equal(got, ok) {
 		t.Fatalf("B got % x", got)
 	}
@@ -273,7 +278,7 @@ func TestGatewayStaysLocal(t *testing.T) {
 	}
 	// And on receive: a peer that leaks its gateway's ARP is filtered.
 	raw := w.attach("198.18.0.9:4789")
-	raw.Send([][]byte{vxlan(256, arpFrame(macB, encap.ARPReply, g, me))}, []netip.AddrPort{a.ul.addr})
+	raw.Send([]SendMsg{{Iov: [][]byte{vxlan(256, arpFrame(macB, encap.ARPReply, g, me))}, Dst: a.ul.addr}})
 	waitFor(t, "rx gateway drop", func() bool { return a.n.Stats().Drops["gateway_local"] == 4 })
 	noFrame(t, a.tap)
 }
@@ -333,7 +338,7 @@ func TestAgingSweep(t *testing.T) {
 	tp := newFakeTAP("a")
 	n, _ := sw.AddNetwork(NetworkConfig{VNI: 5, TAP: tp, Aging: 10 * time.Second})
 	raw := w.attach("198.18.0.2:4789")
-	raw.Send([][]byte{vxlan(5, frame(macA, macB, 0x0800, nil))}, []netip.AddrPort{ul.addr})
+	raw.Send([]SendMsg{{Iov: [][]byte{vxlan(5, frame(macA, macB, 0x0800, nil))}, Dst: ul.addr}})
 	recvFrame(t, tp)
 	if _, ok := n.FIB().Get(macB); !ok {
 		t.Fatal("not learned")

@@ -220,6 +220,8 @@ type DaemonOptions struct {
 	Aging time.Duration
 	// Args are extra daemon flags (binary mode only).
 	Args []string
+	// NoOffload runs an in-process daemon with --offload=off.
+	NoOffload bool
 	// Logger for an in-process daemon; nil discards logs.
 	Logger *zap.Logger
 }
@@ -280,7 +282,7 @@ func (d *Daemon) Start() error {
 	if log == nil {
 		log = zap.NewNop()
 	}
-	dd, err := daemon.New(daemon.Config{VTEP: d.Host.Addr, RunDir: d.RunDir, StateDir: d.StateDir,
+	dd, err := daemon.New(daemon.Config{VTEP: d.Host.Addr, RunDir: d.RunDir, StateDir: d.StateDir, Offload: !d.opts.NoOffload,
 		Netns: d.Host.Path, Aging: d.opts.Aging, Logger: log.With(zap.String("host", d.Host.Name))})
 	if err != nil {
 		return err

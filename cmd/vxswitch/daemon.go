@@ -18,8 +18,8 @@ import (
 
 func newDaemonCmd() *cobra.Command {
 	var (
-		vtep, logLevel, logFormat string
-		cfg                       daemon.Config
+		vtep, logLevel, logFormat, offload, srcPorts string
+		cfg                                          daemon.Config
 	)
 	cmd := &cobra.Command{
 		Use:   "daemon --vtep IP",
@@ -37,6 +37,17 @@ networks' namespaces and endpoints stay for the next start.`,
 				return fmt.Errorf("bad --vtep %q: want this host's underlay IP address", vtep)
 			}
 			cfg.VTEP = ip
+			switch offload {
+			case "on":
+				cfg.Offload = true
+			case "off":
+			default:
+				return fmt.Errorf("bad --offload %q: want on or off", offload)
+			}
+			if _, err := fmt.Sscanf(srcPorts, "%d-%d", &cfg.SrcPortMin, &cfg.SrcPortMax); err != nil ||
+				cfg.SrcPortMin == 0 || cfg.SrcPortMax < cfg.SrcPortMin {
+				return fmt.Errorf("bad --src-port-range %q: want MIN-MAX such as 49152-65535", srcPorts)
+			}
 			log, err := newLogger(logLevel, logFormat)
 			if err != nil {
 				return err
@@ -58,6 +69,8 @@ networks' namespaces and endpoints stay for the next start.`,
 	f.Uint16Var(&cfg.Port, "port", 4789, "VXLAN UDP port")
 	f.StringVar(&cfg.RunDir, "run-dir", daemon.DefaultRunDir, "socket and network namespaces")
 	f.StringVar(&cfg.StateDir, "state-dir", daemon.DefaultStateDir, "persistent configuration")
+	f.StringVar(&offload, "offload", "on", "on: TAP TSO/checksum offloads and UDP GSO/GRO; off: one frame per system call")
+	f.StringVar(&srcPorts, "src-port-range", "49152-65535", "outer UDP source ports, chosen per inner flow (RFC 7348)")
 	f.DurationVar(&cfg.Aging, "aging", fib.DefaultAging, "age after which a learned MAC entry without traffic is removed")
 	f.IntVar(&cfg.MaxLearned, "max-learned", fib.DefaultMaxLearned, "learned MAC entries per network at most")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")

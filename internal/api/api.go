@@ -37,10 +37,11 @@ type Network struct {
 	Subnet    string     `json:"subnet"`
 	Gateway   string     `json:"gateway,omitempty"`
 	MTU       int        `json:"mtu"`
-	Netns     string     `json:"netns"`  // path of the network's namespace
-	Bridge    string     `json:"bridge"` // the bridge in that namespace (br0)
-	TAP       string     `json:"tap"`    // the TAP device on that bridge
-	Peers     []string   `json:"peers"`  // flood list: remote VTEP addresses
+	Netns     string     `json:"netns"`   // path of the network's namespace
+	Bridge    string     `json:"bridge"`  // the bridge in that namespace (br0)
+	TAP       string     `json:"tap"`     // the TAP device on that bridge
+	Offload   bool       `json:"offload"` // the TAP runs with virtio-net headers and TSO
+	Peers     []string   `json:"peers"`   // flood list: remote VTEP addresses
 	Static    []FDBEntry `json:"static_fdb"`
 	Endpoints []Endpoint `json:"endpoints"`
 	// Problem is set when the daemon could not bring the network up
@@ -109,6 +110,7 @@ type Info struct {
 	Version  string `json:"version"`
 	VTEP     string `json:"vtep"`
 	Port     uint16 `json:"port"`
+	Offload  bool   `json:"offload"`
 	RunDir   string `json:"run_dir"`
 	StateDir string `json:"state_dir"`
 	PID      int    `json:"pid"`

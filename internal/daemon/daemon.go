@@ -54,6 +54,13 @@ type Config struct {
 	// Netns is the path of the underlay namespace the UDP socket lives in;
 	// empty means the daemon's own.
 	Netns string
+	// Offload turns on the fast path: TAPs with virtio-net headers and
+	// TSO, UDP GSO and GRO on the underlay. Where the kernel refuses a
+	// TAP offload, that network falls back to the simple path.
+	Offload bool
+	// SrcPortMin and SrcPortMax bound the outer UDP source ports (0, 0:
+	// 49152-65535).
+	SrcPortMin, SrcPortMax uint16
 	// Aging and MaxLearned configure every network's MAC table (zero: 300
 	// s and 65536).
 	Aging      time.Duration
@@ -138,7 +145,10 @@ func New(cfg Config) (d *Daemon, err error) {
 	if d.ulMTU, err = underlayMTU(cfg.Netns, cfg.VTEP); err != nil {
 		return nil, err
 	}
-	ul, err := vswitch.ListenUDP(cfg.Netns, netip.AddrPortFrom(cfg.VTEP, cfg.Port))
+	ul, err := vswitch.ListenUDP(vswitch.UDPConfig{
+		Netns: cfg.Netns, Local: netip.AddrPortFrom(cfg.VTEP, cfg.Port),
+		SrcPortMin: cfg.SrcPortMin, SrcPortMax: cfg.SrcPortMax, NoOffload: !cfg.Offload,
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -167,7 +177,7 @@ func New(cfg Config) (d *Daemon, err error) {
 		return nil, err
 	}
 	d.srv = &http.Server{Handler: d.routes(), ReadHeaderTimeout: 10 * time.Second}
-	d.log.Info("vxswitch daemon ready", zap.Stringer("vtep", cfg.VTEP), zap.Uint16("port", cfg.Port),
+	d.log.Info("vxswitch daemon ready", zap.Stringer("vtep", cfg.VTEP), zap.Uint16("port", cfg.Port), zap.Bool("offload", cfg.Offload),
 		zap.String("socket", sock), zap.String("state_dir", cfg.StateDir), zap.Int("networks", len(d.nets)))
 	return d, nil
 }

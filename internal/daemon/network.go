@@ -256,7 +256,12 @@ func (d *Daemon) setupBridge(n *network) error {
 // start creates the network's TAP on br0 and adds the network to the
 // switch with its peers and static entries.
 func (d *Daemon) start(n *network) error {
-	dev, err := tap.Create(tap.Options{Netns: n.netns, Name: tapName(n.VNI), Bridge: bridgeName, MTU: n.MTU})
+	dev, err := tap.Create(tap.Options{
+		Netns: n.netns, Name: tapName(n.VNI), Bridge: bridgeName, MTU: n.MTU, Offload: d.cfg.Offload,
+		Fallback: func(reason error) {
+			d.log.Warn("TAP offloads unavailable; this network uses the simple path", zap.String("network", n.Name), zap.Error(reason))
+		},
+	})
 	if err != nil {
 		return err
 	}
@@ -347,7 +352,7 @@ func (d *Daemon) restore(ns netState) {
 func (n *network) view() api.Network {
 	v := api.Network{
 		Name: n.Name, VNI: n.VNI, Subnet: n.Subnet.String(), MTU: n.MTU,
-		Netns: n.netns, Bridge: bridgeName, TAP: tapName(n.VNI), Problem: n.problem,
+		Netns: n.netns, Bridge: bridgeName, TAP: tapName(n.VNI), Problem: n.problem, Offload: n.sw != nil && n.sw.Offload(),
 		Peers: []string{}, Static: []api.FDBEntry{}, Endpoints: []api.Endpoint{},
 	}
 	if n.Gateway.IsValid() {

@@ -19,7 +19,7 @@ const maxBody = 64 << 10
 func (d *Daemon) routes() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET "+api.PathInfo, d.handle(func(r *http.Request) (any, error) {
-		return api.Info{Version: d.cfg.Version, VTEP: d.cfg.VTEP.String(), Port: d.cfg.Port,
+		return api.Info{Version: d.cfg.Version, VTEP: d.cfg.VTEP.String(), Port: d.cfg.Port, Offload: d.cfg.Offload,
 			RunDir: d.cfg.RunDir, StateDir: d.cfg.StateDir, PID: os.Getpid()}, nil
 	}))
 	mux.HandleFunc("GET "+api.PathNetworks, d.handle(func(r *http.Request) (any, error) {

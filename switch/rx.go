@@ -1,0 +1,307 @@
+package vswitch
+
+import (
+	"errors"
+	"net"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/vxswitch/vxswitch/encap"
+	"github.com/vxswitch/vxswitch/fib"
+	"github.com/vxswitch/vxswitch/tap"
+)
+
+// rxLoop moves datagrams from the underlay into the networks' TAPs. Its
+// buffers are allocated once and owned by it for its whole life.
+type rxLoop struct {
+	s    *Switch
+	msgs []RecvMsg
+	gen  uint64 // batch number, to read each network's clock once a batch
+
+	// Frames for one network without offloads, handed to its TAP
+	// together.
+	pending    [][]byte
+	pendingNet *Network
+
+	// The TCP superframe being coalesced, for a network with offloads:
+	// iov is its virtio-net header, first frame, and the payloads of the
+	// others, all still in the receive buffers.
+	gro    encap.TCPRun
+	runNet *Network
+	runIov [][]byte
+	vhdr   [tap.VirtioNetHdrLen]byte
+
+	// One frame written with its own virtio-net header.
+	plainIov [2][]byte
+	plainHdr [tap.VirtioNetHdrLen]byte
+
+	// scratch holds one segment at a time of a superframe that must be
+	// split before it fits the TAP.
+	scratch []byte
+	one     [1][]byte
+}
+
+func newRxLoop(s *Switch) *rxLoop {
+	batch := max(s.ul.BatchSize(), 1)
+	r := &rxLoop{
+		s:       s,
+		msgs:    make([]RecvMsg, batch),
+		pending: make([][]byte, 0, batch*encap.MaxRunSegments),
+		runIov:  make([][]byte, 0, encap.MaxRunSegments+1),
+		scratch: make([]byte, frameBuf),
+	}
+	for i := range r.msgs {
+		r.msgs[i].Buf = make([]byte, frameBuf)
+	}
+	return r
+}
+
+// run receives until the underlay is closed.
+func (r *rxLoop) run() error {
+	for {
+		k, err := r.s.ul.Recv(r.msgs)
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return ErrClosed
+			}
+			r.s.log.Warn("underlay receive failed", zap.Error(err))
+			time.Sleep(10 * time.Millisecond) // do not spin on a persistent error
+			continue
+		}
+		r.batch(k)
+	}
+}
+
+// batch handles the k slots just received, datagram by datagram (a GRO
+// slot holds many), and writes everything out before the next receive.
+func (r *rxLoop) batch(k int) {
+	nets := *r.s.nets.Load()
+	r.gen++
+	for i := range k {
+		m := &r.msgs[i]
+		buf := m.Buf[:m.N]
+		step := m.SegSize
+		if step == 0 {
+			step = len(buf)
+		}
+		for off := 0; off < len(buf); off += step {
+			r.datagram(nets, buf[off:min(off+step, len(buf))], m)
+		}
+	}
+	r.flushRun()
+	r.flushPending()
+}
+
+// datagram validates one datagram, learns its sender and queues its inner
+// frame for the network's TAP.
+func (r *rxLoop) datagram(nets map[uint32]*Network, d []byte, m *RecvMsg) {
+	vni, err := encap.ParseVXLAN(d)
+	if err != nil {
+		r.s.global.drop(vxlanDropReason(err))
+		return
+	}
+	n := nets[vni]
+	if n == nil {
+		r.s.global.drop(DropUnknownVNI)
+		return
+	}
+	frame := d[encap.VXLANHeaderLen:]
+	if len(frame) < encap.EthernetHeaderLen {
+		n.c.drop(DropShort)
+		return
+	}
+	src := encap.Ethernet(frame).Src()
+	if encap.IsMulticastMAC(src) || fib.MAC(src).IsZero() {
+		n.c.drop(DropBadSrcMAC)
+		return
+	}
+	if n.hasG && n.isGatewayFrame(frame) {
+		n.c.drop(DropGateway)
+		return
+	}
+	if n.rxGen != r.gen {
+		n.rxGen, n.rxNow = r.gen, n.fib.Now()
+	}
+	if n.fib.Learn(fib.MAC(src), m.Src.Addr(), n.rxNow) == fib.LearnMoved {
+		n.noteMove(fib.MAC(src), m.Src.Addr(), n.rxNow)
+	}
+	if len(frame) > n.maxFrame {
+		r.flushRun()
+		r.flushPending()
+		r.splitSuper(n, frame)
+		return
+	}
+	if !n.vnet {
+		// A Linux sender over veth leaves inner checksums partial (see
+		// encap.RepairPartialChecksum); a receiving stack would drop
+		// those frames.
+		if encap.RepairPartialChecksum(frame) {
+			n.c.rxCsumRepaired.Add(1)
+		}
+		if r.pendingNet != n {
+			r.flushPending()
+			r.pendingNet = n
+		}
+		r.pending = append(r.pending, frame)
+		return
+	}
+	r.offloaded(n, frame)
+}
+
+// offloaded hands a frame to a TAP with offloads: TCP segments of one flow
+// are coalesced into a superframe written with one writev; anything else
+// is written as it is.
+func (r *rxLoop) offloaded(n *Network, frame []byte) {
+	seg, ok := encap.ParseTCPSeg(frame)
+	if !ok && encap.RepairPartialChecksum(frame) {
+		n.c.rxCsumRepaired.Add(1)
+		seg, ok = encap.ParseTCPSeg(frame)
+	}
+	if ok && !n.noGRO.Load() {
+		if r.runNet == n && r.gro.Append(frame, seg) {
+			r.runIov = append(r.runIov, frame[seg.HeaderLen():])
+			return
+		}
+		r.flushRun()
+		r.gro.Start(frame, seg)
+		r.runNet = n
+		r.runIov = append(r.runIov[:0], r.vhdr[:], frame)
+		return
+	}
+	r.flushRun()
+	// A segment ParseTCPSeg accepted has verified checksums; tell the
+	// kernel so it need not verify them again.
+	vh := tap.VirtioNetHdr{}
+	if ok {
+		vh.Flags = tap.VirtioNetHdrFDataValid
+	}
+	r.writeVec(n, &vh, frame)
+}
+
+// writeVec writes one frame with its own virtio-net header.
+func (r *rxLoop) writeVec(n *Network, vh *tap.VirtioNetHdr, frame []byte) {
+	vh.Encode(r.plainHdr[:])
+	r.plainIov[0], r.plainIov[1] = r.plainHdr[:], frame
+	if err := n.tap.(tap.Offloader).WriteVec(r.plainIov[:]); err != nil {
+		n.c.drop(DropTAPError)
+		return
+	}
+	n.c.rxFrames.Add(1)
+	n.c.rxBytes.Add(uint64(len(frame)))
+}
+
+// flushRun writes the superframe being coalesced, if any.
+func (r *rxLoop) flushRun() {
+	n := r.runNet
+	if n == nil {
+		return
+	}
+	r.runNet = nil
+	segs := r.gro.Len()
+	frame := r.runIov[1]
+	gso, ok := r.gro.Finish()
+	if !ok {
+		r.writeVec(n, &tap.VirtioNetHdr{Flags: tap.VirtioNetHdrFDataValid}, frame)
+		return
+	}
+	vh := tap.VirtioNetHdr{
+		Flags:      tap.VirtioNetHdrFNeedsCsum,
+		GSOType:    tap.GSOTCPv4,
+		HdrLen:     uint16(gso.HdrLen),
+		GSOSize:    uint16(gso.Size),
+		CsumStart:  uint16(gso.CsumStart),
+		CsumOffset: uint16(gso.CsumOffset),
+	}
+	if gso.V6 {
+		vh.GSOType = tap.GSOTCPv6
+	}
+	if gso.ECN {
+		vh.GSOType |= tap.GSOECN
+	}
+	vh.Encode(r.vhdr[:])
+	err := n.tap.(tap.Offloader).WriteVec(r.runIov)
+	if err != nil {
+		n.c.drops[DropTAPError].Add(uint64(segs))
+		if errors.Is(err, tap.ErrGSORefused) && !n.noGRO.Swap(true) {
+			n.log.Warn("the kernel refuses GSO writes to this TAP; receiving without coalescing", zap.Error(err))
+		}
+		return
+	}
+	bytes := 0
+	for _, b := range r.runIov[1:] {
+		bytes += len(b)
+	}
+	n.c.rxFrames.Add(uint64(segs))
+	n.c.rxBytes.Add(uint64(bytes + (segs-1)*gso.HdrLen))
+	n.c.rxCoalesced.Add(1)
+}
+
+// flushPending writes the frames queued for a network without offloads.
+func (r *rxLoop) flushPending() {
+	if r.pendingNet != nil && len(r.pending) > 0 {
+		r.pendingNet.writeFrames(r.pending)
+	}
+	r.pending, r.pendingNet = r.pending[:0], nil
+}
+
+// writeFrames hands frames to a TAP without offloads, counting what it
+// took and what it refused.
+func (n *Network) writeFrames(frames [][]byte) {
+	for len(frames) > 0 {
+		k, err := n.tap.Write(frames, 0)
+		for _, f := range frames[:k] {
+			n.c.rxBytes.Add(uint64(len(f)))
+		}
+		n.c.rxFrames.Add(uint64(k))
+		if err == nil {
+			return
+		}
+		n.c.drop(DropTAPError)
+		frames = frames[k+1:]
+	}
+}
+
+// splitSuper writes a received frame longer than the TAP's MTU as
+// MTU-sized segments, if it is a TCP superframe. A kernel vxlan device
+// sending over veth hands the whole TSO superframe of its container to the
+// underlay (veth "offloads" segmentation and checksums and nobody does
+// them), so a userspace VTEP on a veth underlay receives datagrams of up to
+// 64 KiB whose inner frame is a TSO superframe with a partial checksum.
+// Anything else that large cannot be delivered and is dropped.
+func (r *rxLoop) splitSuper(n *Network, frame []byte) {
+	s, err := encap.ParseTCPSuper(frame, 1)
+	if err != nil {
+		n.c.drop(DropOversize)
+		return
+	}
+	mss := n.maxFrame - s.HeaderLen()
+	if mss <= 0 {
+		n.c.drop(DropOversize)
+		return
+	}
+	s, _ = encap.ParseTCPSuper(frame, mss)
+	n.c.rxSplit.Add(1)
+	h := s.HeaderLen()
+	for i := range s.Segments() {
+		k := copy(r.scratch[h:], s.Segment(i, frame, r.scratch))
+		seg := r.scratch[:h+k]
+		if n.vnet {
+			r.writeVec(n, &tap.VirtioNetHdr{Flags: tap.VirtioNetHdrFDataValid}, seg)
+			continue
+		}
+		r.one[0] = seg
+		n.writeFrames(r.one[:])
+	}
+}
+
+func vxlanDropReason(err error) DropReason {
+	switch {
+	case errors.Is(err, encap.ErrBadFlags):
+		return DropBadFlags
+	case errors.Is(err, encap.ErrReserved):
+		return DropReserved
+	default:
+		return DropShort
+	}
+}

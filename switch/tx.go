@@ -1,0 +1,247 @@
+package vswitch
+
+import (
+	"errors"
+	"net"
+	"net/netip"
+
+	"go.uber.org/zap"
+
+	"github.com/vxswitch/vxswitch/encap"
+	"github.com/vxswitch/vxswitch/fib"
+	"github.com/vxswitch/vxswitch/tap"
+)
+
+const (
+	// frameBuf holds the largest frame a TAP hands over (a 64 KiB TSO
+	// superframe) or the largest datagram, plus headroom.
+	frameBuf = 1<<16 + 64
+	// txHeadroom is the space in front of every frame read from a TAP:
+	// the virtio-net header lands there (with offloads) and the VXLAN
+	// header is then written there in place, so a plain frame becomes a
+	// datagram without a copy.
+	txHeadroom = tap.VirtioNetHdrLen
+	// hdrSlot is the scratch space for one segment's headers: VXLAN (8) +
+	// Ethernet (14) + IPv4 or IPv6 with options (60) + TCP with options
+	// (60) = 142, rounded up.
+	hdrSlot = 144
+	// txSegs is how many segments' headers one batch holds before it is
+	// sent: enough for a batch of full superframes (each at most ~47
+	// segments of a 1500-byte underlay); a batch with more is sent in
+	// parts.
+	txSegs = 512
+	// txMsgs bounds the messages of one send (segments of a superframe
+	// are grouped into UDP_SEGMENT messages, one per peer).
+	txMsgs = 256
+)
+
+// txLoop moves frames from one network's TAP into the overlay. Its
+// buffers are allocated once and owned by it for its whole life.
+type txLoop struct {
+	n    *Network
+	vnet bool // the TAP carries virtio-net headers (offloads)
+
+	bufs  [][]byte
+	sizes []int
+
+	hdrs  []byte // txSegs header slots of hdrSlot bytes
+	nhdr  int    // slots used in this batch
+	iov   [][]byte
+	msgs  []SendMsg
+	one   [1]netip.Addr // the unicast destination, as a one-VTEP list
+	now   int64
+	stats txStats
+}
+
+// txStats are a batch's counts, added to the network's counters once per
+// batch.
+type txStats struct {
+	frames, bytes, flooded, dgrams uint64
+}
+
+func newTxLoop(n *Network) *txLoop {
+	batch := max(n.tap.BatchSize(), 1)
+	t := &txLoop{
+		n:     n,
+		bufs:  make([][]byte, batch),
+		sizes: make([]int, batch),
+		hdrs:  make([]byte, txSegs*hdrSlot),
+		iov:   make([][]byte, 0, 2*txSegs+batch),
+		msgs:  make([]SendMsg, 0, txMsgs),
+	}
+	if o, ok := n.tap.(tap.Offloader); ok && o.VNetHdr() {
+		t.vnet = true
+	}
+	for i := range t.bufs {
+		t.bufs[i] = make([]byte, frameBuf)
+	}
+	return t
+}
+
+// run reads batches until the TAP is closed.
+func (t *txLoop) run() {
+	for {
+		k, err := t.n.tap.Read(t.bufs, t.sizes, txHeadroom)
+		if err != nil {
+			if !errors.Is(err, tap.ErrClosed) {
+				t.n.log.Error("TAP read failed; the network stops sending until the daemon restarts", zap.Error(err))
+			}
+			return
+		}
+		t.batch(k)
+	}
+}
+
+// batch encapsulates and sends the k frames just read.
+func (t *txLoop) batch(k int) {
+	t.now = t.n.fib.Now()
+	for i := range k {
+		t.frame(t.bufs[i], t.sizes[i])
+	}
+	t.flush()
+	c := &t.n.c
+	if t.stats != (txStats{}) {
+		c.txFrames.Add(t.stats.frames)
+		c.txBytes.Add(t.stats.bytes)
+		c.txFlooded.Add(t.stats.flooded)
+		c.txDgrams.Add(t.stats.dgrams)
+		t.stats = txStats{}
+	}
+}
+
+// frame handles one frame (or superframe) at buf[txHeadroom:][:size].
+func (t *txLoop) frame(buf []byte, size int) {
+	n := t.n
+	var vh tap.VirtioNetHdr
+	if t.vnet {
+		vh.Decode(buf[txHeadroom-tap.VirtioNetHdrLen:])
+	}
+	frame := buf[txHeadroom : txHeadroom+size]
+	if len(frame) < encap.EthernetHeaderLen {
+		n.c.drop(DropShort)
+		return
+	}
+	if n.hasG && n.isGatewayFrame(frame) {
+		n.c.drop(DropGateway)
+		return
+	}
+	vteps, flooded := t.destinations(frame)
+	if len(vteps) == 0 {
+		n.c.drop(DropNoPeers)
+		return
+	}
+	flow := encap.SourcePort(frame, 0, 0xffff)
+	switch vh.GSOType &^ tap.GSOECN {
+	case tap.GSONone:
+		if vh.Flags&tap.VirtioNetHdrFNeedsCsum != 0 {
+			if encap.CompleteChecksum(frame, int(vh.CsumStart), int(vh.CsumOffset)) != nil {
+				n.c.drop(DropBadGSO)
+				return
+			}
+		}
+		encap.PutVXLAN(buf[txHeadroom-encap.VXLANHeaderLen:], n.vni)
+		t.reserve(1, len(vteps))
+		at := len(t.iov)
+		t.iov = append(t.iov, buf[txHeadroom-encap.VXLANHeaderLen:txHeadroom+size])
+		for _, v := range vteps {
+			t.msgs = append(t.msgs, SendMsg{Iov: t.iov[at : at+1], Dst: netip.AddrPortFrom(v, n.s.port), Flow: flow})
+		}
+		t.count(1, len(frame), len(vteps), flooded)
+	case tap.GSOTCPv4, tap.GSOTCPv6:
+		t.super(frame, int(vh.GSOSize), vteps, flooded, flow)
+	default:
+		n.c.drop(DropBadGSO) // not negotiated (UDP segmentation)
+	}
+}
+
+// destinations returns the VTEPs a frame goes to: the one its destination
+// MAC is behind, or the flood list for broadcast, multicast and unknown
+// unicast. The slice must not be modified.
+func (t *txLoop) destinations(frame []byte) (vteps []netip.Addr, flooded bool) {
+	dst := encap.Ethernet(frame).Dst()
+	if !encap.IsMulticastMAC(dst) {
+		if v, ok := t.n.fib.LookupAt(fib.MAC(dst), t.now); ok {
+			t.one[0] = v
+			return t.one[:], false
+		}
+	}
+	return t.n.fib.FloodList(), true
+}
+
+// super splits a TSO superframe into segments: each segment's headers go
+// into a header slot behind a VXLAN header, its payload stays in the read
+// buffer, and the iovec pairs are grouped into UDP_SEGMENT messages of at
+// most maxGSOSegments datagrams and maxUDPPayload bytes.
+func (t *txLoop) super(frame []byte, mss int, vteps []netip.Addr, flooded bool, flow uint16) {
+	n := t.n
+	s, err := encap.ParseTCPSuper(frame, mss)
+	if err != nil || s.HeaderLen()+encap.VXLANHeaderLen > hdrSlot {
+		n.c.drop(DropBadGSO)
+		return
+	}
+	hl := s.HeaderLen()
+	dgram := encap.VXLANHeaderLen + hl + mss
+	perMsg := max(1, min(maxGSOSegments, maxUDPPayload/dgram))
+	segs := s.Segments()
+	for first := 0; first < segs; first += perMsg {
+		k := min(perMsg, segs-first)
+		t.reserve(k, len(vteps))
+		at := len(t.iov)
+		bytes := 0
+		for i := first; i < first+k; i++ {
+			slot := t.hdrs[t.nhdr*hdrSlot : (t.nhdr+1)*hdrSlot]
+			t.nhdr++
+			encap.PutVXLAN(slot, n.vni)
+			payload := s.Segment(i, frame, slot[encap.VXLANHeaderLen:])
+			t.iov = append(t.iov, slot[:encap.VXLANHeaderLen+hl], payload)
+			bytes += hl + len(payload)
+		}
+		seg := 0
+		if k > 1 {
+			seg = dgram
+		}
+		for _, v := range vteps {
+			t.msgs = append(t.msgs, SendMsg{Iov: t.iov[at:len(t.iov)], Dst: netip.AddrPortFrom(v, n.s.port), SegSize: seg, Flow: flow})
+		}
+		t.count(k, bytes, len(vteps)*k, flooded)
+	}
+}
+
+// reserve makes room for segs header slots and msgs messages, sending
+// what the batch holds so far if needed. The read buffers stay valid, so
+// sending early is safe.
+func (t *txLoop) reserve(segs, msgs int) {
+	if t.nhdr+segs > txSegs || len(t.msgs)+msgs > cap(t.msgs) || len(t.iov)+2*segs > cap(t.iov) {
+		t.flush()
+	}
+}
+
+func (t *txLoop) count(frames, bytes, dgrams int, flooded bool) {
+	t.stats.frames += uint64(frames)
+	t.stats.bytes += uint64(bytes)
+	t.stats.dgrams += uint64(dgrams)
+	if flooded {
+		t.stats.flooded += uint64(frames)
+	}
+}
+
+// flush sends the batch's messages; a message the underlay refuses is
+// counted and skipped so one unreachable peer cannot stall the rest.
+func (t *txLoop) flush() {
+	msgs := t.msgs
+	for len(msgs) > 0 {
+		k, err := t.n.s.ul.Send(msgs)
+		if err == nil {
+			break
+		}
+		if errors.Is(err, net.ErrClosed) {
+			break
+		}
+		t.n.c.drop(DropSendError)
+		if t.n.log.Core().Enabled(zap.DebugLevel) {
+			t.n.log.Debug("underlay send failed", zap.Stringer("vtep", msgs[k].Dst), zap.Error(err))
+		}
+		msgs = msgs[k+1:]
+	}
+	t.msgs, t.iov, t.nhdr = t.msgs[:0], t.iov[:0], 0
+}
