@@ -109,17 +109,3 @@ func (a ARP) TargetMAC() []byte { return a[arpTHAOff : arpTHAOff+MACLen : arpTHA
 
 // TargetIP returns the target protocol address.
 func (a ARP) TargetIP() [4]byte { return [4]byte(a[arpTPAOff : arpTPAOff+4]) }
-
-// SetReply turns a valid request in place into the reply that the owner of
-// its target IP, with hardware address mac, would send: the operation
-// becomes ARPReply, the request's sender becomes the target, and (mac,
-// requested IP) becomes the sender. The Ethernet header is the caller's to
-// rewrite (destination = old source, source = mac).
-func (a ARP) SetReply(mac []byte) {
-	var ip [4]byte
-	copy(ip[:], a[arpTPAOff:arpTPAOff+4])
-	binary.BigEndian.PutUint16(a[arpOpOff:], ARPReply)
-	copy(a[arpTHAOff:arpTHAOff+MACLen+4], a[arpSHAOff:arpSHAOff+MACLen+4])
-	copy(a[arpSHAOff:arpSHAOff+MACLen], mac)
-	copy(a[arpSPAOff:arpSPAOff+4], ip[:])
-}

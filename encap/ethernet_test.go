@@ -5,7 +5,6 @@ import (
 	"net"
 	"testing"
 
-	"github.com/google/gopacket"
 	"github.com/google/gopacket/layers"
 
 	"github.com/vxswitch/vxswitch/encap"
@@ -101,18 +100,5 @@ func TestARPInvalid(t *testing.T) {
 		if a.Valid() {
 			t.Errorf("%s: Valid() = true", name)
 		}
-	}
-}
-
-func TestARPSetReply(t *testing.T) {
-	f := arpFrame(t, encap.ARPRequest)
-	a := encap.ARP(f[encap.EthernetHeaderLen:])
-	a.SetReply(macC)
-	p := gopacket.NewPacket(f, layers.LayerTypeEthernet, gopacket.Default)
-	r := p.Layer(layers.LayerTypeARP).(*layers.ARP)
-	if r.Operation != layers.ARPReply ||
-		!bytes.Equal(r.SourceHwAddress, macC) || !bytes.Equal(r.SourceProtAddress, []byte{10, 0, 0, 1}) ||
-		!bytes.Equal(r.DstHwAddress, macA) || !bytes.Equal(r.DstProtAddress, []byte{10, 0, 0, 2}) {
-		t.Fatalf("reply %+v", r)
 	}
 }

@@ -68,12 +68,9 @@ func FuzzEthernetARP(f *testing.F) {
 		if !a.Valid() {
 			return
 		}
-		sender, target := bytes.Clone(a.SenderMAC()), a.TargetIP()
-		senderIP := a.SenderIP()
-		a.SetReply(e.Src())
-		if !a.Valid() || a.Op() != encap.ARPReply || !bytes.Equal(a.TargetMAC(), sender) ||
-			a.TargetIP() != senderIP || a.SenderIP() != target || !bytes.Equal(a.SenderMAC(), e.Src()) {
-			t.Fatal("SetReply")
+		if !bytes.Equal(a.SenderMAC(), frame[22:28]) || a.SenderIP() != [4]byte(frame[28:32]) ||
+			!bytes.Equal(a.TargetMAC(), frame[32:38]) || a.TargetIP() != [4]byte(frame[38:42]) {
+			t.Fatal("ARP view")
 		}
 	})
 }

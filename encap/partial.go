@@ -65,8 +65,8 @@ func RepairPartialChecksum(frame []byte) bool {
 		return false // no checksum: allowed for UDP over IPv4
 	}
 	ph := PseudoHeaderChecksum(proto, src, dst, uint16(len(l4)))
-	if Checksum(l4, ph) == 0xffff || field != ph {
-		return false // valid, or wrong for another reason
+	if field != ph || Checksum(l4, ph) == 0xffff {
+		return false // not the partial signature (checked first: it is cheap), or valid
 	}
 	binary.BigEndian.PutUint16(l4[off:], 0)
 	sum := ^Checksum(l4, ph)

@@ -93,13 +93,22 @@ func New(cfg Config) (*Switch, error) {
 // Run runs the receive loop and the MAC aging sweeper until ctx is done or
 // Close is called. It returns nil after Close or ctx cancellation.
 func (s *Switch) Run(ctx context.Context) error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	s.wg.Add(1)
+	s.mu.Unlock()
 	go func() {
 		defer s.wg.Done()
 		s.sweeper(ctx)
 	}()
+	// Cancelling ctx closes the switch, which unblocks the receive loop.
+	stop := context.AfterFunc(ctx, func() { s.Close() })
+	defer stop()
 	err := newRxLoop(s).run()
 	cancel()
 	if errors.Is(err, ErrClosed) {
@@ -152,6 +161,8 @@ type Network struct {
 	vnet bool
 	// noGRO is set when the kernel refused a coalesced write to the TAP.
 	noGRO atomic.Bool
+	// failed holds the error that stopped the TX loop, if one did.
+	failed atomic.Pointer[error]
 	// rxGen and rxNow cache the clock for the RX loop's current batch;
 	// only the RX loop touches them.
 	rxGen uint64
@@ -229,12 +240,6 @@ func (s *Switch) RemoveNetwork(vni uint32) error {
 	return n.tap.Close()
 }
 
-// Network returns the network serving vni.
-func (s *Switch) Network(vni uint32) (*Network, bool) {
-	n, ok := (*s.nets.Load())[vni]
-	return n, ok
-}
-
 // Stats returns the switch-level counters: datagrams dropped before they
 // could be matched to a network.
 func (s *Switch) Stats() Counters { return s.global.snapshot() }
@@ -270,12 +275,18 @@ func (n *Network) VNI() uint32 { return n.vni }
 // control entries and peers through it.
 func (n *Network) FIB() *fib.Table { return n.fib }
 
+// Err returns the error that stopped the network's TX loop (the TAP was
+// deleted behind the daemon's back, say), or nil while it runs.
+func (n *Network) Err() error {
+	if p := n.failed.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
 // Offload reports whether the network's TAP exchanges TSO superframes
 // (virtio-net headers) rather than single frames.
 func (n *Network) Offload() bool { return n.vnet }
-
-// TAPName is the name of the network's TAP device.
-func (n *Network) TAPName() string { return n.tap.Name() }
 
 // Stats returns the network's counters.
 func (n *Network) Stats() Counters { return n.c.snapshot() }

@@ -85,6 +85,7 @@ func (t *txLoop) run() {
 		if err != nil {
 			if !errors.Is(err, tap.ErrClosed) {
 				t.n.log.Error("TAP read failed; the network stops sending until the daemon restarts", zap.Error(err))
+				t.n.failed.Store(&err)
 			}
 			return
 		}

@@ -7,6 +7,7 @@ import (
 	"os"
 
 	"github.com/songgao/water"
+	"golang.org/x/sys/unix"
 )
 
 // waterDevice is the simple path: github.com/songgao/water, one frame per
@@ -24,6 +25,13 @@ func openWater(name string) (*waterDevice, error) {
 	})
 	if err != nil {
 		return nil, err
+	}
+	// water opens /dev/net/tun without O_CLOEXEC: a child process would
+	// inherit the TAP and keep it alive after Close.
+	if f, ok := ifce.ReadWriteCloser.(*os.File); ok {
+		if rc, err := f.SyscallConn(); err == nil {
+			rc.Control(func(fd uintptr) { unix.CloseOnExec(int(fd)) })
+		}
 	}
 	return &waterDevice{ifce: ifce}, nil
 }

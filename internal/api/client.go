@@ -93,12 +93,9 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 	return nil
 }
 
-func p(format string, args ...string) string {
-	esc := make([]any, len(args))
-	for i, a := range args {
-		esc[i] = url.PathEscape(a)
-	}
-	return fmt.Sprintf(format, esc...)
+// path fills a route pattern's {name} with a network name.
+func path(pattern, name string) string {
+	return strings.Replace(pattern, "{name}", url.PathEscape(name), 1)
 }
 
 // Info describes the daemon.
@@ -122,67 +119,67 @@ func (c *Client) Networks(ctx context.Context) ([]Network, error) {
 // Network returns one network.
 func (c *Client) Network(ctx context.Context, name string) (Network, error) {
 	var out Network
-	return out, c.do(ctx, http.MethodGet, p("/v1/networks/%s", name), nil, &out)
+	return out, c.do(ctx, http.MethodGet, path(PathNetwork, name), nil, &out)
 }
 
 // RemoveNetwork removes a network that has no endpoints.
 func (c *Client) RemoveNetwork(ctx context.Context, name string) error {
-	return c.do(ctx, http.MethodDelete, p("/v1/networks/%s", name), nil, nil)
+	return c.do(ctx, http.MethodDelete, path(PathNetwork, name), nil, nil)
 }
 
 // Attach joins a namespace to a network.
 func (c *Client) Attach(ctx context.Context, network string, req Attach) (Endpoint, error) {
 	var out Endpoint
-	return out, c.do(ctx, http.MethodPost, p("/v1/networks/%s/endpoints", network), req, &out)
+	return out, c.do(ctx, http.MethodPost, path(PathEndpoints, network), req, &out)
 }
 
 // Detach removes a namespace from a network.
 func (c *Client) Detach(ctx context.Context, network string, req Detach) error {
-	return c.do(ctx, http.MethodDelete, p("/v1/networks/%s/endpoints", network), req, nil)
+	return c.do(ctx, http.MethodDelete, path(PathEndpoints, network), req, nil)
 }
 
 // AddPeer adds a VTEP to a network's flood list.
 func (c *Client) AddPeer(ctx context.Context, network, vtep string) error {
-	return c.do(ctx, http.MethodPost, p("/v1/networks/%s/peers", network), Peer{VTEP: vtep}, nil)
+	return c.do(ctx, http.MethodPost, path(PathPeers, network), Peer{VTEP: vtep}, nil)
 }
 
 // RemovePeer removes a VTEP from a network's flood list.
 func (c *Client) RemovePeer(ctx context.Context, network, vtep string) error {
-	return c.do(ctx, http.MethodDelete, p("/v1/networks/%s/peers", network), Peer{VTEP: vtep}, nil)
+	return c.do(ctx, http.MethodDelete, path(PathPeers, network), Peer{VTEP: vtep}, nil)
 }
 
 // Peers lists a network's flood list.
 func (c *Client) Peers(ctx context.Context, network string) ([]string, error) {
 	var out []string
-	return out, c.do(ctx, http.MethodGet, p("/v1/networks/%s/peers", network), nil, &out)
+	return out, c.do(ctx, http.MethodGet, path(PathPeers, network), nil, &out)
 }
 
 // FDB lists MAC table entries of one network, or of all when network is "".
 func (c *Client) FDB(ctx context.Context, network string) ([]FDBEntry, error) {
 	var out []FDBEntry
-	path := PathAllFDB
+	p := PathAllFDB
 	if network != "" {
-		path = p("/v1/networks/%s/fdb", network)
+		p = path(PathFDB, network)
 	}
-	return out, c.do(ctx, http.MethodGet, path, nil, &out)
+	return out, c.do(ctx, http.MethodGet, p, nil, &out)
 }
 
 // AddFDB installs a static entry.
 func (c *Client) AddFDB(ctx context.Context, network, mac, vtep string) error {
-	return c.do(ctx, http.MethodPost, p("/v1/networks/%s/fdb", network), FDBEntry{MAC: mac, VTEP: vtep}, nil)
+	return c.do(ctx, http.MethodPost, path(PathFDB, network), FDBEntry{MAC: mac, VTEP: vtep}, nil)
 }
 
 // RemoveFDB removes a static (or learned) entry.
 func (c *Client) RemoveFDB(ctx context.Context, network, mac string) error {
-	return c.do(ctx, http.MethodDelete, p("/v1/networks/%s/fdb", network), FDBEntry{MAC: mac}, nil)
+	return c.do(ctx, http.MethodDelete, path(PathFDB, network), FDBEntry{MAC: mac}, nil)
 }
 
 // Stats returns counters of one network, or of all when network is "".
 func (c *Client) Stats(ctx context.Context, network string) (Stats, error) {
 	var out Stats
-	path := PathStats
+	p := PathStats
 	if network != "" {
-		path += "?network=" + url.QueryEscape(network)
+		p += "?network=" + url.QueryEscape(network)
 	}
-	return out, c.do(ctx, http.MethodGet, path, nil, &out)
+	return out, c.do(ctx, http.MethodGet, p, nil, &out)
 }

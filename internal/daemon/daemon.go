@@ -102,7 +102,7 @@ type network struct {
 // New checks the configuration, takes the run and state directories,
 // opens the underlay socket, restores every network from the state file and
 // starts listening on the control socket. Run serves it.
-func New(cfg Config) (d *Daemon, err error) {
+func New(cfg Config) (*Daemon, error) {
 	if !cfg.VTEP.IsValid() || cfg.VTEP.IsUnspecified() || cfg.VTEP.IsMulticast() {
 		return nil, fmt.Errorf("--vtep must be this host's unicast underlay address, got %q", cfg.VTEP)
 	}
@@ -122,40 +122,49 @@ func New(cfg Config) (d *Daemon, err error) {
 	if cfg.Aging < 0 || cfg.MaxLearned < 0 {
 		return nil, errors.New("--aging and --max-learned must not be negative")
 	}
-	d = &Daemon{cfg: cfg, log: cfg.Logger, nets: map[string]*network{}}
-	defer func() {
-		if err != nil {
-			d.release()
-		}
-	}()
+	d := &Daemon{cfg: cfg, log: cfg.Logger, nets: map[string]*network{}}
+	if err := d.open(); err != nil {
+		d.release()
+		return nil, err
+	}
+	return d, nil
+}
+
+// open does New's work; on error New releases what it took.
+func (d *Daemon) open() error {
+	cfg := d.cfg
 	for _, dir := range []string{cfg.RunDir, filepath.Join(cfg.RunDir, "netns"), cfg.StateDir} {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return nil, fmt.Errorf("create %s: %w", dir, err)
+			return fmt.Errorf("create %s: %w", dir, err)
 		}
 	}
-	for _, dir := range []string{cfg.RunDir, cfg.StateDir} {
+	locks := []string{cfg.RunDir}
+	if filepath.Clean(cfg.StateDir) != filepath.Clean(cfg.RunDir) {
+		locks = append(locks, cfg.StateDir)
+	}
+	for _, dir := range locks {
 		if err := d.lock(dir); err != nil {
-			return nil, err
+			return err
 		}
 	}
 	st, err := loadState(cfg.StateDir)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if d.ulMTU, err = underlayMTU(cfg.Netns, cfg.VTEP); err != nil {
-		return nil, err
+		return err
 	}
 	ul, err := vswitch.ListenUDP(vswitch.UDPConfig{
 		Netns: cfg.Netns, Local: netip.AddrPortFrom(cfg.VTEP, cfg.Port),
 		SrcPortMin: cfg.SrcPortMin, SrcPortMax: cfg.SrcPortMax, NoOffload: !cfg.Offload,
 	})
 	if err != nil {
-		return nil, err
+		return err
 	}
 	d.sw, err = vswitch.New(vswitch.Config{Underlay: ul, Port: cfg.Port, Logger: d.log, Clock: cfg.Clock})
 	if err != nil {
 		ul.Close()
-		return nil, err
+		return err
 	}
 	d.swDone = make(chan error, 1)
 	go func() { d.swDone <- d.sw.Run(context.Background()) }()
@@ -167,19 +176,22 @@ func New(cfg Config) (d *Daemon, err error) {
 	sock := filepath.Join(cfg.RunDir, SocketName)
 	// The run dir lock is ours, so a socket file left there is stale.
 	if err := os.Remove(sock); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("remove stale socket %s: %w", sock, err)
+		return fmt.Errorf("remove stale socket %s: %w", sock, err)
 	}
 	d.ln, err = net.Listen("unix", sock)
 	if err != nil {
-		return nil, fmt.Errorf("listen on %s: %w", sock, err)
+		return fmt.Errorf("listen on %s: %w", sock, err)
 	}
 	if err := os.Chmod(sock, 0o660); err != nil {
-		return nil, err
+		return err
 	}
-	d.srv = &http.Server{Handler: d.routes(), ReadHeaderTimeout: 10 * time.Second}
+	// Requests are a few hundred bytes from a local client: a client that
+	// takes longer than this is stuck, and must not hold a connection.
+	d.srv = &http.Server{Handler: d.routes(), ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout: 30 * time.Second, IdleTimeout: time.Minute}
 	d.log.Info("vxswitch daemon ready", zap.Stringer("vtep", cfg.VTEP), zap.Uint16("port", cfg.Port), zap.Bool("offload", cfg.Offload),
 		zap.String("socket", sock), zap.String("state_dir", cfg.StateDir), zap.Int("networks", len(d.nets)))
-	return d, nil
+	return nil
 }
 
 // lock takes an exclusive lock on dir/vxswitch.lock so that two daemons

@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"path/filepath"
 	"slices"
+	"strings"
 
 	"go.uber.org/zap"
 
@@ -23,12 +25,9 @@ const defaultIfName = "eth0"
 // attach joins a namespace to a network with a veth pair: one end on the
 // network's br0, the other in the namespace with the endpoint's address.
 func (d *Daemon) attach(name string, req api.Attach) (api.Endpoint, error) {
-	n, ok := d.nets[name]
-	if !ok {
-		return api.Endpoint{}, notFound("no network named %s (see `vxswitch network ls`)", name)
-	}
-	if n.sw == nil {
-		return api.Endpoint{}, conflict("network %s is down: %s", name, n.problem)
+	n, err := d.running(name)
+	if err != nil {
+		return api.Endpoint{}, err
 	}
 	path, err := nsutil.Resolve(req.Netns)
 	if err != nil {
@@ -40,7 +39,11 @@ func (d *Daemon) attach(name string, req api.Attach) (api.Endpoint, error) {
 	if slices.ContainsFunc(n.Endpoints, func(e epState) bool { return e.Netns == path }) {
 		return api.Endpoint{}, conflict("netns %s is already attached to network %s", req.Netns, name)
 	}
-	ep := epState{Netns: path, IfName: req.IfName}
+	ino, err := nsutil.Inode(path)
+	if err != nil {
+		return api.Endpoint{}, err
+	}
+	ep := epState{Netns: path, NetnsInode: ino, IfName: req.IfName}
 	if ep.IfName == "" {
 		ep.IfName = defaultIfName
 	}
@@ -93,8 +96,11 @@ func (n *network) pickIP(want string) (netip.Prefix, error) {
 		}
 		return p, nil
 	}
+	// Each daemon allocates on its own (there is no cluster store yet), so
+	// also skip addresses whose Docker-style MAC is already seen behind a
+	// remote VTEP: another host handed that address out.
 	for a := n.Subnet.Addr().Next(); n.Subnet.Contains(a); a = a.Next() {
-		if usableHost(n.Subnet, a) && !used[a] {
+		if usableHost(n.Subnet, a) && !used[a] && !n.remoteHasMAC(dockerMAC(a)) {
 			return netip.PrefixFrom(a, n.Subnet.Bits()), nil
 		}
 	}
@@ -113,8 +119,7 @@ func (n *network) pickMAC(want string, ip netip.Addr) (string, error) {
 		}
 		mac = m
 	} else {
-		a := ip.As4()
-		mac = fib.MAC{0x02, 0x42, a[0], a[1], a[2], a[3]}
+		mac = dockerMAC(ip)
 	}
 	for _, e := range n.Endpoints {
 		if e.MAC == mac.String() {
@@ -122,6 +127,22 @@ func (n *network) pickMAC(want string, ip netip.Addr) (string, error) {
 		}
 	}
 	return mac.String(), nil
+}
+
+// dockerMAC is the MAC Docker derives from an IPv4 address.
+func dockerMAC(ip netip.Addr) fib.MAC {
+	a := ip.As4()
+	return fib.MAC{0x02, 0x42, a[0], a[1], a[2], a[3]}
+}
+
+// remoteHasMAC reports whether the network's MAC table has mac behind some
+// VTEP (learned, static or from a control plane).
+func (n *network) remoteHasMAC(mac fib.MAC) bool {
+	if n.sw == nil {
+		return false
+	}
+	_, ok := n.sw.FIB().Get(mac)
+	return ok
 }
 
 func vethName() (string, error) {
@@ -154,16 +175,19 @@ func (d *Daemon) unplumb(n *network, ep epState) error { return veth.Delete(n.ne
 
 // detach removes an endpoint.
 func (d *Daemon) detach(name string, req api.Detach) error {
-	n, ok := d.nets[name]
-	if !ok {
-		return notFound("no network named %s (see `vxswitch network ls`)", name)
+	n, err := d.network(name)
+	if err != nil {
+		return err
 	}
-	i := slices.IndexFunc(n.Endpoints, func(e epState) bool { return e.Netns == req.Netns })
-	if i < 0 {
-		if path, err := nsutil.Resolve(req.Netns); err == nil {
-			i = slices.IndexFunc(n.Endpoints, func(e epState) bool { return e.Netns == path })
-		}
+	// The endpoint is stored under the path its name resolved to; the
+	// namespace may be gone by now, so match names without resolving.
+	want := []string{req.Netns}
+	if !strings.Contains(req.Netns, "/") {
+		want = append(want, filepath.Join(nsutil.DefaultDir, req.Netns))
+	} else if abs, err := filepath.Abs(req.Netns); err == nil {
+		want = append(want, abs)
 	}
+	i := slices.IndexFunc(n.Endpoints, func(e epState) bool { return slices.Contains(want, e.Netns) })
 	if i < 0 {
 		return notFound("netns %q is not attached to network %s", req.Netns, name)
 	}
@@ -199,6 +223,15 @@ func (d *Daemon) restoreEndpoint(n *network, ep epState) error {
 	}
 	if !nsutil.IsNetns(ep.Netns) {
 		return fmt.Errorf("netns %s is gone; detach the endpoint to release %s", ep.Netns, ep.IP.Addr())
+	}
+	if ino, err := nsutil.Inode(ep.Netns); err != nil || (ep.NetnsInode != 0 && ino != ep.NetnsInode) {
+		return fmt.Errorf("netns %s is not the namespace that was attached (it was recreated, or the PID was reused); detach the endpoint to release %s", ep.Netns, ep.IP.Addr())
+	}
+	// The container may still hold its end of the old pair, if the
+	// network's namespace was deleted only moments ago.
+	mac, _ := net.ParseMAC(ep.MAC)
+	if _, err := veth.DeleteStale(ep.Netns, ep.IfName, mac); err != nil {
+		return err
 	}
 	return d.plumb(n, ep)
 }

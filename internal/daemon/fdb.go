@@ -10,11 +10,20 @@ import (
 	"github.com/vxswitch/vxswitch/internal/api"
 )
 
-// running returns the named network if it is up.
-func (d *Daemon) running(name string) (*network, error) {
+// network returns the named network.
+func (d *Daemon) network(name string) (*network, error) {
 	n, ok := d.nets[name]
 	if !ok {
 		return nil, notFound("no network named %s (see `vxswitch network ls`)", name)
+	}
+	return n, nil
+}
+
+// running returns the named network if it is up.
+func (d *Daemon) running(name string) (*network, error) {
+	n, err := d.network(name)
+	if err != nil {
+		return nil, err
 	}
 	if n.sw == nil {
 		return nil, conflict("network %s is down: %s", name, n.problem)
@@ -160,15 +169,17 @@ func (d *Daemon) removeFDB(name, macText string) error {
 // fdb lists a network's entries: the MAC table, then the flood list as
 // all-zero MACs, as `bridge fdb show` prints a kernel vxlan's default
 // destinations.
-func (d *Daemon) fdb(n *network, now time.Time) []api.FDBEntry {
+func (d *Daemon) fdb(n *network) []api.FDBEntry {
 	out := []api.FDBEntry{}
 	if n.sw == nil {
 		return out
 	}
+	// Ages count on the table's own clock, which LastSeen comes from.
+	now := n.sw.FIB().Now()
 	for _, e := range n.sw.FIB().Entries() {
 		fe := api.FDBEntry{Network: n.Name, VNI: n.VNI, MAC: e.MAC.String(), VTEP: e.VTEP.String(), Source: e.Source.String()}
 		if e.Source == fib.Learned {
-			fe.Age = now.Sub(e.LastSeen).Truncate(time.Second).Seconds()
+			fe.Age = time.Duration(now - e.LastSeen.UnixNano()).Truncate(time.Second).Seconds()
 		}
 		out = append(out, fe)
 	}

@@ -302,9 +302,9 @@ func (d *Daemon) stop(n *network) {
 
 // removeNetwork deletes a network without endpoints.
 func (d *Daemon) removeNetwork(name string) error {
-	n, ok := d.nets[name]
-	if !ok {
-		return notFound("no network named %s (see `vxswitch network ls`)", name)
+	n, err := d.network(name)
+	if err != nil {
+		return err
 	}
 	if len(n.Endpoints) > 0 {
 		return conflict("network %s has %d attached endpoint(s); detach them first", name, len(n.Endpoints))
@@ -357,6 +357,9 @@ func (n *network) view() api.Network {
 	}
 	if n.Gateway.IsValid() {
 		v.Gateway = n.Gateway.String()
+	}
+	if n.sw != nil && n.sw.Err() != nil {
+		v.Problem = fmt.Sprintf("TAP %s failed: %v; restart the daemon", v.TAP, n.sw.Err())
 	}
 	for _, p := range n.Peers {
 		v.Peers = append(v.Peers, p.String())

@@ -1,11 +1,13 @@
 package daemon
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
+	"net/http/pprof"
 	"os"
-	"time"
 
 	"go.uber.org/zap"
 
@@ -41,9 +43,9 @@ func (d *Daemon) routes() http.Handler {
 		return n.view(), nil
 	}))
 	mux.HandleFunc("GET "+api.PathNetwork, d.handle(func(r *http.Request) (any, error) {
-		n, ok := d.nets[r.PathValue("name")]
-		if !ok {
-			return nil, notFound("no network named %s (see `vxswitch network ls`)", r.PathValue("name"))
+		n, err := d.network(r.PathValue("name"))
+		if err != nil {
+			return nil, err
 		}
 		return n.view(), nil
 	}))
@@ -65,9 +67,9 @@ func (d *Daemon) routes() http.Handler {
 		return nil, d.detach(r.PathValue("name"), req)
 	}))
 	mux.HandleFunc("GET "+api.PathPeers, d.handle(func(r *http.Request) (any, error) {
-		n, ok := d.nets[r.PathValue("name")]
-		if !ok {
-			return nil, notFound("no network named %s (see `vxswitch network ls`)", r.PathValue("name"))
+		n, err := d.network(r.PathValue("name"))
+		if err != nil {
+			return nil, err
 		}
 		return n.view().Peers, nil
 	}))
@@ -87,18 +89,17 @@ func (d *Daemon) routes() http.Handler {
 	}))
 	mux.HandleFunc("GET "+api.PathAllFDB, d.handle(func(r *http.Request) (any, error) {
 		out := []api.FDBEntry{}
-		now := d.now()
 		for _, n := range d.sortedNets() {
-			out = append(out, d.fdb(n, now)...)
+			out = append(out, d.fdb(n)...)
 		}
 		return out, nil
 	}))
 	mux.HandleFunc("GET "+api.PathFDB, d.handle(func(r *http.Request) (any, error) {
-		n, ok := d.nets[r.PathValue("name")]
-		if !ok {
-			return nil, notFound("no network named %s (see `vxswitch network ls`)", r.PathValue("name"))
+		n, err := d.network(r.PathValue("name"))
+		if err != nil {
+			return nil, err
 		}
-		return d.fdb(n, d.now()), nil
+		return d.fdb(n), nil
 	}))
 	mux.HandleFunc("POST "+api.PathFDB, d.handle(func(r *http.Request) (any, error) {
 		var req api.FDBEntry
@@ -118,8 +119,8 @@ func (d *Daemon) routes() http.Handler {
 		name := r.URL.Query().Get("network")
 		out := api.Stats{Switch: d.sw.Stats(), Networks: []api.NetworkStats{}}
 		if name != "" {
-			if _, ok := d.nets[name]; !ok {
-				return nil, notFound("no network named %s (see `vxswitch network ls`)", name)
+			if _, err := d.network(name); err != nil {
+				return nil, err
 			}
 		}
 		for _, n := range d.sortedNets() {
@@ -132,14 +133,12 @@ func (d *Daemon) routes() http.Handler {
 		}
 		return out, nil
 	}))
+	// Profiles for finding where the datapath spends its time: `curl
+	// --unix-socket RUN_DIR/vxswitch.sock http://x/debug/pprof/profile`.
+	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
 	return mux
-}
-
-func (d *Daemon) now() time.Time {
-	if d.cfg.Clock != nil {
-		return d.cfg.Clock.Now()
-	}
-	return time.Now()
 }
 
 // handle runs fn under the daemon's mutex and writes its result as JSON,
@@ -147,9 +146,18 @@ func (d *Daemon) now() time.Time {
 // error it was.
 func (d *Daemon) handle(fn func(*http.Request) (any, error)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		d.mu.Lock()
-		out, err := fn(r)
-		d.mu.Unlock()
+		// Read the body before taking the lock, so a slow client cannot
+		// hold every other request up.
+		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+		var out any
+		if err != nil {
+			err = bad("bad request body: %v", err)
+		} else {
+			r.Body = io.NopCloser(bytes.NewReader(body))
+			d.mu.Lock()
+			out, err = fn(r)
+			d.mu.Unlock()
+		}
 		w.Header().Set("Content-Type", "application/json")
 		if err != nil {
 			code := http.StatusInternalServerError
@@ -176,7 +184,7 @@ func (d *Daemon) handle(fn func(*http.Request) (any, error)) http.HandlerFunc {
 }
 
 func decode(r *http.Request, v any) error {
-	dec := json.NewDecoder(http.MaxBytesReader(nil, r.Body, maxBody))
+	dec := json.NewDecoder(r.Body)
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		return bad("bad request body: %v", err)

@@ -39,11 +39,14 @@ type staticEntry struct {
 }
 
 type epState struct {
-	Netns  string       `json:"netns"`
-	IfName string       `json:"ifname"`
-	IP     netip.Prefix `json:"ip"`
-	MAC    string       `json:"mac"`
-	Veth   string       `json:"veth"`
+	Netns string `json:"netns"`
+	// NetnsInode identifies the namespace Netns named at attach time: a
+	// path like /proc/PID/ns/net may later name another process's.
+	NetnsInode uint64       `json:"netns_inode,omitempty"`
+	IfName     string       `json:"ifname"`
+	IP         netip.Prefix `json:"ip"`
+	MAC        string       `json:"mac"`
+	Veth       string       `json:"veth"`
 }
 
 func loadState(dir string) (state, error) {

@@ -229,3 +229,14 @@ func nsNameOf(path string) string {
 	}
 	return path
 }
+
+// Inode returns the identity of the namespace at path (its nsfs inode
+// number, what `ls -i` and `readlink /proc/PID/ns/net` show), so a caller
+// can tell later whether a path still names the same namespace.
+func Inode(path string) (uint64, error) {
+	var st unix.Stat_t
+	if err := unix.Stat(path, &st); err != nil {
+		return 0, err
+	}
+	return st.Ino, nil
+}

@@ -4,6 +4,7 @@
 package veth
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"net"
@@ -132,4 +133,25 @@ func Delete(netnsPath, name string) error {
 		return err
 	}
 	return h.LinkDel(l)
+}
+
+// DeleteStale removes the interface ifname from the namespace at netnsPath
+// if it is a veth with the given MAC: the container end of an endpoint
+// whose bridge end is gone (its network's namespace was deleted), which
+// the kernel removes only when it gets to it. It reports whether it
+// deleted anything; any other interface of that name is left alone.
+func DeleteStale(netnsPath, ifname string, mac net.HardwareAddr) (bool, error) {
+	h, err := nsutil.Handle(netnsPath)
+	if err != nil {
+		return false, err
+	}
+	defer h.Close()
+	l, err := h.LinkByName(ifname)
+	if err != nil {
+		return false, nil
+	}
+	if _, ok := l.(*netlink.Veth); !ok || !bytes.Equal(l.Attrs().HardwareAddr, mac) {
+		return false, nil
+	}
+	return true, h.LinkDel(l)
 }
