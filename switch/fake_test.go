@@ -124,6 +124,7 @@ func newWire() *wire { return &wire{ports: map[netip.AddrPort]*fakeUnderlay{}} }
 type datagram struct {
 	b        []byte
 	src, dst netip.AddrPort
+	flow     uint16
 }
 
 // fakeUnderlay is one VTEP's socket on a wire. Everything it sends is also
@@ -213,7 +214,7 @@ func (u *fakeUnderlay) Send(msgs []SendMsg) (int, error) {
 			step = len(all)
 		}
 		for off := 0; off < len(all); off += step {
-			u.transmit(datagram{b: all[off:min(off+step, len(all))], src: u.addr, dst: m.Dst})
+			u.transmit(datagram{b: all[off:min(off+step, len(all))], src: u.addr, dst: m.Dst, flow: m.Flow})
 		}
 	}
 	return len(msgs), nil

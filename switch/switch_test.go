@@ -156,6 +156,8 @@ func TestFloodLearnUnicast(t *testing.T) {
 		t.Fatalf("A got % x", got)
 	}
 	noFrame(t, c.tap)
+	// Counters are added when a batch is done, after the frame left.
+	waitFor(t, "counters", func() bool { return b.n.Stats().TXFrames == 1 && a.n.Stats().RXFrames == 1 })
 	s := b.n.Stats()
 	if s.TXFrames != 1 || s.TXFlooded != 0 || s.TXDatagrams != 1 {
 		t.Errorf("B counters %+v: want 1 unicast frame", s)

@@ -210,6 +210,13 @@ func (k *KernelNet) Attach(c *Container, ip string) (net.HardwareAddr, error) {
 	return mac, err
 }
 
+// Client is the daemon's control API client, what the vxswitch CLI uses.
+type Client = api.Client
+
+// NetworkStats are one network's counters and MAC table figures, as
+// `vxswitch stats --json` prints them.
+type NetworkStats = api.NetworkStats
+
 // DaemonOptions configure a vxswitch daemon started by a Topo.
 type DaemonOptions struct {
 	// Binary, when set, runs that vxswitch executable as a process in the
@@ -231,7 +238,7 @@ type Daemon struct {
 	Host     *Host
 	RunDir   string
 	StateDir string
-	Client   *api.Client
+	Client   *Client
 	opts     DaemonOptions
 
 	proc   *Proc          // binary mode
@@ -397,13 +404,13 @@ func (v *VXNet) Attach(c *Container, ip string) (net.HardwareAddr, error) {
 }
 
 // Stats returns the network's counters.
-func (v *VXNet) Stats() (api.NetworkStats, error) {
+func (v *VXNet) Stats() (NetworkStats, error) {
 	st, err := v.d.Client.Stats(context.Background(), v.cfg.Name)
 	if err != nil {
-		return api.NetworkStats{}, err
+		return NetworkStats{}, err
 	}
 	if len(st.Networks) != 1 {
-		return api.NetworkStats{}, fmt.Errorf("network %s is down", v.cfg.Name)
+		return NetworkStats{}, fmt.Errorf("network %s is down", v.cfg.Name)
 	}
 	return st.Networks[0], nil
 }

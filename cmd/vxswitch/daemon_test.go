@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 
 	"github.com/vxswitch/vxswitch/bench/topo"
 	"github.com/vxswitch/vxswitch/internal/nsutil"
@@ -67,17 +68,28 @@ func TestNoKernelVXLAN(t *testing.T) {
 // Restart: stop the daemon on one host (SIGTERM) and start it again;
 // networks, endpoints, peers and static entries come back and traffic
 // flows again without re-attaching anything.
-func TestRestart(t *testing.T) {
-	c := newCluster(t, 2)
+func TestRestart(t *testing.T) { offloadModes(t, testRestart) }
+
+func testRestart(t *testing.T, args []string) {
+	c := newCluster(t, 2, args...)
 	d := c.ds[0]
 	cli(t, d, "fdb", "add", "net", "02:42:0a:00:00:63", "198.18.0.2")
 	ping(t, c.ctrs[0], "10.0.0.3")
 	before := cli(t, d, "network", "inspect", "net")
 
-	for _, kill := range []bool{false, true} {
-		if kill {
-			// A crash: no chance to clean up anything.
+	netns := filepath.Join(d.RunDir, "netns", "vx-256")
+	for _, how := range []string{"stop", "crash", "reboot"} {
+		switch how {
+		case "crash":
+			// No chance to clean up anything.
 			d.KillForTest(syscall.SIGKILL)
+		case "reboot":
+			// The network's namespace (and with it br0 and every
+			// endpoint's veth) is gone; the containers survived.
+			d.Stop()
+			if err := nsutil.Delete(netns); err != nil {
+				t.Fatal(err)
+			}
 		}
 		if err := d.Stop(); err != nil {
 			t.Fatal(err)
@@ -87,7 +99,7 @@ func TestRestart(t *testing.T) {
 		}
 		after := cli(t, d, "network", "inspect", "net")
 		if after != before {
-			t.Errorf("network differs after restart (kill=%v):\nbefore %s\nafter  %s", kill, before, after)
+			t.Errorf("network differs after restart (%s):\nbefore %s\nafter  %s", how, before, after)
 		}
 		if out := cli(t, d, "peer", "ls", "net"); strings.TrimSpace(out) != "198.18.0.2" {
 			t.Errorf("peers after restart: %q", out)
@@ -220,5 +232,106 @@ func TestCLIErrors(t *testing.T) {
 	}
 	if ents, _ := os.ReadDir(filepath.Join(d.RunDir, "netns")); len(ents) != 0 {
 		t.Errorf("namespaces left after rm: %v", ents)
+	}
+}
+
+// The daemon refuses to start with one line that names the problem.
+func TestDaemonStartErrors(t *testing.T) {
+	tp := topo.New(t)
+	bin := vxbin(t)
+	h := tp.MustHost("h1")
+	running := h.MustVXSwitch(topo.DaemonOptions{Binary: bin})
+	corrupt := t.TempDir()
+	os.WriteFile(filepath.Join(corrupt, "state.json"), []byte("{"), 0o644)
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"vtep not on this host", []string{"--vtep", "198.18.9.9"}, "is not an address of any interface"},
+		{"bad vtep", []string{"--vtep", "nope"}, `bad --vtep "nope"`},
+		{"no vtep", nil, `required flag(s) "vtep" not set`},
+		{"dirs in use", []string{"--vtep", "198.18.0.1", "--run-dir", running.RunDir, "--state-dir", running.StateDir}, "another vxswitch daemon is using"},
+		{"corrupt state", []string{"--vtep", "198.18.0.1", "--state-dir", corrupt}, "is corrupt"},
+		{"bad offload", []string{"--vtep", "198.18.0.1", "--offload", "maybe"}, `bad --offload "maybe"`},
+		{"bad port range", []string{"--vtep", "198.18.0.1", "--src-port-range", "9-1"}, `bad --src-port-range "9-1"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			args := append([]string{"daemon", "--run-dir", t.TempDir(), "--state-dir", t.TempDir()}, tc.args...)
+			if tc.name == "corrupt state" || tc.name == "dirs in use" {
+				args = append([]string{"daemon", "--run-dir", t.TempDir()}, tc.args...)
+			}
+			out, err := h.Command(testCtx(t), bin, args...).CombinedOutput()
+			lines := strings.Split(strings.TrimRight(string(out), "\n"), "\n")
+			last := lines[len(lines)-1]
+			if err == nil || !strings.HasPrefix(last, "vxswitch: ") || !strings.Contains(last, tc.want) || strings.Contains(string(out), "panic") {
+				t.Errorf("got %v:\n%s\nwant a last line \"vxswitch: ...%s...\"", err, out, tc.want)
+			}
+		})
+	}
+}
+
+// readOnly makes dir read-only for the rest of the test (a bind mount),
+// so that saving the state fails.
+func readOnly(t *testing.T, dir string) {
+	t.Helper()
+	if err := unix.Mount(dir, dir, "", unix.MS_BIND, ""); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Unmount(dir, unix.MNT_DETACH) })
+	if err := unix.Mount("", dir, "", unix.MS_REMOUNT|unix.MS_BIND|unix.MS_RDONLY, ""); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// When the state cannot be saved, every change is undone: the user never
+// sees a change the next start would not restore, and nothing is left
+// half made.
+func TestRollbackWhenStateCannotBeSaved(t *testing.T) {
+	tp := topo.New(t)
+	bin := vxbin(t)
+	h := tp.MustHost("h1")
+	d := h.MustVXSwitch(topo.DaemonOptions{Binary: bin})
+	d.MustNetwork(topo.NetConfig{Name: "net", VNI: 256, Subnet: "10.0.0.0/24", Gateway: "10.0.0.1"})
+	d.MustNetwork(topo.NetConfig{Name: "empty", VNI: 257, Subnet: "10.1.0.0/24"})
+	c1, c2 := tp.MustContainer("c1"), tp.MustContainer("c2")
+	cli(t, d, "network", "attach", "net", "--netns", c1.Name, "--ip", "10.0.0.5")
+	cli(t, d, "peer", "add", "net", "198.18.0.2")
+	cli(t, d, "fdb", "add", "net", "02:42:0a:00:00:09", "198.18.0.2")
+	readOnly(t, d.StateDir)
+	show := func() string { return cli(t, d, "network", "inspect", "net") + cli(t, d, "network", "ls") }
+	before := show()
+	for _, args := range [][]string{
+		{"network", "create", "x", "--vni", "300", "--subnet", "10.2.0.0/24"},
+		{"network", "rm", "empty"},
+		{"network", "attach", "net", "--netns", c2.Name},
+		{"network", "detach", "net", "--netns", c1.Name},
+		{"peer", "add", "net", "198.18.0.3"},
+		{"peer", "rm", "net", "198.18.0.2"},
+		{"fdb", "add", "net", "02:42:0a:00:00:0a", "198.18.0.2"},
+		{"fdb", "rm", "net", "02:42:0a:00:00:09"},
+	} {
+		snap := takeSnapshot(t, d, c1.Path, c2.Path)
+		_, errOut, err := d.CLI(testCtx(t), args...)
+		if err == nil || !strings.Contains(errOut, "read-only file system") || strings.Count(errOut, "\n") != 1 {
+			t.Errorf("%s: %v %q: want one line about the read-only state", strings.Join(args, " "), err, errOut)
+		}
+		if after := takeSnapshot(t, d, c1.Path, c2.Path); !slices.Equal(after.netns, snap.netns) || !slices.Equal(after.links, snap.links) {
+			t.Errorf("%s left something behind:\nbefore %+v\nafter  %+v", strings.Join(args, " "), snap, after)
+		}
+		if now := show(); now != before {
+			t.Errorf("%s changed the running configuration:\nbefore %s\nafter  %s", strings.Join(args, " "), before, now)
+		}
+	}
+	// The datapath agrees with the configuration: the static entry and
+	// the peer are still in the MAC table.
+	out := cli(t, d, "fdb", "show", "net")
+	for _, want := range []string{"02:42:0a:00:00:09 dst 198.18.0.2 vni 256 static", "00:00:00:00:00:00 dst 198.18.0.2 vni 256 flood"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("fdb show lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "198.18.0.3") || strings.Contains(out, "02:42:0a:00:00:0a") {
+		t.Errorf("fdb show has an entry whose save failed:\n%s", out)
 	}
 }

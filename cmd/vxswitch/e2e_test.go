@@ -3,7 +3,6 @@ package main_test
 import (
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/vxswitch/vxswitch/bench/topo"
 )
@@ -11,8 +10,10 @@ import (
 // Two hosts running vxswitch: ping both ways, ARP across the overlay, a
 // 64 MB TCP transfer checked end to end, and the learned entries in `fdb
 // show`.
-func TestTwoHosts(t *testing.T) {
-	c := newCluster(t, 2)
+func TestTwoHosts(t *testing.T) { offloadModes(t, testTwoHosts) }
+
+func testTwoHosts(t *testing.T, args []string) {
+	c := newCluster(t, 2, args...)
 	c1, c2 := c.ctrs[0], c.ctrs[1]
 
 	ping(t, c1, "10.0.0.3")
@@ -34,7 +35,13 @@ func TestTwoHosts(t *testing.T) {
 		}
 	}
 
-	transfer(t, c1, c2, "10.0.0.3:5001", 64<<20)
+	// With offloads, a gigabyte: segmentation, GSO sends, GRO receives
+	// and coalesced TAP writes must not alter a single byte.
+	size := int64(64 << 20)
+	if len(args) == 0 {
+		size = 1 << 30
+	}
+	transfer(t, c1, c2, "10.0.0.3:5001", size)
 	transfer(t, c2, c1, "10.0.0.2:5001", 64<<20)
 
 	for i, n := range c.nets {
@@ -45,13 +52,18 @@ func TestTwoHosts(t *testing.T) {
 		if len(s.Drops) != 0 {
 			t.Errorf("h%d dropped frames: %v", i+1, s.Drops)
 		}
+		if len(args) == 0 && s.RXCoalesced == 0 {
+			t.Errorf("h%d coalesced nothing with offloads on", i+1)
+		}
 	}
 }
 
 // A static entry is used without flooding: with empty flood lists every
 // flood would be dropped (no_peers), so traffic can only flow through the
 // static entries, and the flood counter stays zero.
-func TestStaticEntry(t *testing.T) {
+func TestStaticEntry(t *testing.T) { offloadModes(t, testStaticEntry) }
+
+func testStaticEntry(t *testing.T, args []string) {
 	tp := topo.New(t)
 	bin := vxbin(t)
 	var ds []*topo.Daemon
@@ -59,7 +71,7 @@ func TestStaticEntry(t *testing.T) {
 	var ctrs []*topo.Container
 	for i := range 2 {
 		h := tp.MustHost([]string{"h1", "h2"}[i])
-		d := h.MustVXSwitch(topo.DaemonOptions{Binary: bin})
+		d := h.MustVXSwitch(topo.DaemonOptions{Binary: bin, Args: args})
 		n := d.MustNetwork(topo.NetConfig{Name: "net", VNI: 256, Subnet: "10.0.0.0/24"})
 		c := tp.MustContainer([]string{"c1", "c2"}[i])
 		tp.MustAttach(n, c, []string{"10.0.0.2/24", "10.0.0.3/24"}[i])
@@ -95,8 +107,10 @@ func TestStaticEntry(t *testing.T) {
 }
 
 // Learned entries age out after --aging without traffic.
-func TestAging(t *testing.T) {
-	c := newCluster(t, 2, "--aging", "2s")
+func TestAging(t *testing.T) { offloadModes(t, testAging) }
+
+func testAging(t *testing.T, args []string) {
+	c := newCluster(t, 2, append(args, "--aging", "2s")...)
 	ping(t, c.ctrs[0], "10.0.0.3")
 	learned := func() bool {
 		for _, e := range fdbJSON(t, c.ds[0], "net") {
@@ -122,8 +136,10 @@ func TestAging(t *testing.T) {
 
 // Three hosts: a broadcast reaches both peers; once MACs are learned,
 // unicast between h1 and h2 never reaches h3.
-func TestThreeHosts(t *testing.T) {
-	c := newCluster(t, 3)
+func TestThreeHosts(t *testing.T) { offloadModes(t, testThreeHosts) }
+
+func testThreeHosts(t *testing.T, args []string) {
+	c := newCluster(t, 3, args...)
 	before := []uint64{stats(t, c.nets[1]).RXFrames, stats(t, c.nets[2]).RXFrames}
 	// The first ping starts with an ARP request: a broadcast.
 	ping(t, c.ctrs[0], "10.0.0.3")
@@ -147,12 +163,14 @@ func TestThreeHosts(t *testing.T) {
 
 // Two networks with different VNIs and the same subnet on the same hosts
 // never see each other's frames.
-func TestIsolation(t *testing.T) {
+func TestIsolation(t *testing.T) { offloadModes(t, testIsolation) }
+
+func testIsolation(t *testing.T, args []string) {
 	tp := topo.New(t)
 	bin := vxbin(t)
 	h1, h2 := tp.MustHost("h1"), tp.MustHost("h2")
-	d1 := h1.MustVXSwitch(topo.DaemonOptions{Binary: bin})
-	d2 := h2.MustVXSwitch(topo.DaemonOptions{Binary: bin})
+	d1 := h1.MustVXSwitch(topo.DaemonOptions{Binary: bin, Args: args})
+	d2 := h2.MustVXSwitch(topo.DaemonOptions{Binary: bin, Args: args})
 	type side struct {
 		nets [2]*topo.VXNet
 		ctrs [2]*topo.Container
@@ -187,5 +205,4 @@ func TestIsolation(t *testing.T) {
 			}
 		}
 	}
-	_ = time.Second
 }

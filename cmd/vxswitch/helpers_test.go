@@ -200,3 +200,14 @@ func eventually(t *testing.T, what string, cond func() bool) {
 		}
 	}
 }
+
+// offloadModes runs fn once with the fast path (the default) and once with
+// --offload=off: every end-to-end behaviour must hold in both.
+func offloadModes(t *testing.T, fn func(t *testing.T, args []string)) {
+	for _, m := range []struct {
+		name string
+		args []string
+	}{{"offload=on", nil}, {"offload=off", []string{"--offload=off"}}} {
+		t.Run(m.name, func(t *testing.T) { fn(t, m.args) })
+	}
+}

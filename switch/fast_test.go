@@ -1,0 +1,281 @@
+package vswitch
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"net/netip"
+	"testing"
+
+	"github.com/google/gopacket"
+	"github.com/google/gopacket/layers"
+
+	"github.com/vxswitch/vxswitch/encap"
+	"github.com/vxswitch/vxswitch/fib"
+	"github.com/vxswitch/vxswitch/tap"
+)
+
+const testMSS = 1398
+
+// superframe is a TCP superframe as a TAP with TSO hands it over: IP length
+// of the whole, checksum holding the pseudo-header sum, and its virtio-net
+// header.
+func superframe(t *testing.T, payload []byte) kframe {
+	t.Helper()
+	f := partial(tcpFrame(t, payload))
+	return kframe{b: f, vh: tap.VirtioNetHdr{
+		Flags: tap.VirtioNetHdrFNeedsCsum, GSOType: tap.GSOTCPv4,
+		HdrLen: 54, GSOSize: testMSS, CsumStart: 34, CsumOffset: 16,
+	}}
+}
+
+// newFastRig is a rig whose TAP has offloads and whose underlay coalesces
+// like UDP GRO.
+func newFastRig(t *testing.T, w *wire, addr string) *rig {
+	t.Helper()
+	ul := w.attach(addr)
+	ul.gro = true
+	sw, err := New(Config{Underlay: ul})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- sw.Run(context.Background()) }()
+	tp := newFakeVnetTAP("vxlan256")
+	n, err := sw.AddNetwork(NetworkConfig{VNI: 256, TAP: tp})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		sw.Close()
+		<-done
+	})
+	return &rig{sw: sw, ul: ul, tap: tp, n: n}
+}
+
+// TX: a superframe leaves as MSS-sized VXLAN datagrams whose inner
+// segments gopacket accepts, all of one flow with one source port.
+func TestTXSplitsSuperframes(t *testing.T) {
+	w := newWire()
+	a := newFastRig(t, w, "198.18.0.1:4789")
+	w.attach("198.18.0.2:4789") // a peer that only records
+	a.n.FIB().Add(macA, netip.MustParseAddr("198.18.0.2"), fib.Static)
+
+	payload := make([]byte, 60000)
+	for i := range payload {
+		payload[i] = byte(i * 7)
+	}
+	a.tap.fromKernel <- superframe(t, payload)
+	wantSegs := (len(payload) + testMSS - 1) / testMSS
+	waitFor(t, "segments sent", func() bool { return len(a.ul.Sent()) == wantSegs })
+
+	var got []byte
+	seq := uint32(1000)
+	for i, d := range a.ul.Sent() {
+		if d.dst != netip.MustParseAddrPort("198.18.0.2:4789") {
+			t.Fatalf("segment %d to %v", i, d.dst)
+		}
+		if vni, err := encap.ParseVXLAN(d.b); err != nil || vni != 256 {
+			t.Fatalf("segment %d: VXLAN %v %v", i, vni, err)
+		}
+		if len(d.b) > 8+14+1450 {
+			t.Fatalf("segment %d: %d bytes exceed the overlay MTU", i, len(d.b))
+		}
+		p := validTCP(t, d.b[8:])
+		tcp := p.Layer(layers.LayerTypeTCP).(*layers.TCP)
+		ip := p.Layer(layers.LayerTypeIPv4).(*layers.IPv4)
+		if tcp.Seq != seq || (tcp.PSH != (i == wantSegs-1)) || int(ip.Length) != len(d.b)-8-14 {
+			t.Errorf("segment %d: seq %d (want %d) psh %v ip length %d", i, tcp.Seq, seq, tcp.PSH, ip.Length)
+		}
+		if ip.Checksum != ipChecksum(d.b[8+14:8+34]) {
+			t.Errorf("segment %d: bad IPv4 header checksum", i)
+		}
+		seq += uint32(len(tcp.Payload))
+		got = append(got, tcp.Payload...)
+		if d.flow != a.ul.Sent()[0].flow {
+			t.Errorf("segment %d: flow %d, want one flow", i, d.flow)
+		}
+	}
+	if !bytes.Equal(got, payload) {
+		t.Error("segments do not carry the superframe's payload")
+	}
+	if s := a.n.Stats(); s.TXFrames != uint64(wantSegs) || s.TXFlooded != 0 || len(s.Drops) != 0 {
+		t.Errorf("counters %+v", s)
+	}
+
+	// Another flow hashes elsewhere (to another outer source port).
+	other := tcpFrame(t, []byte("x"))
+	binary.BigEndian.PutUint16(other[34:], 5002) // source port
+	binary.BigEndian.PutUint16(other[50:], 0)
+	binary.BigEndian.PutUint16(other[50:], ^encap.Checksum(other[34:], encap.PseudoHeaderChecksum(6, other[26:30], other[30:34], uint16(len(other)-34))))
+	a.tap.fromKernel <- kframe{b: other}
+	waitFor(t, "second flow", func() bool { return len(a.ul.Sent()) == wantSegs+1 })
+	if s := a.ul.Sent(); s[wantSegs].flow == s[0].flow {
+		t.Errorf("two flows share flow hash %d", s[0].flow)
+	}
+}
+
+func ipChecksum(h []byte) uint16 {
+	c := append([]byte(nil), h...)
+	c[10], c[11] = 0, 0
+	return ^encap.Checksum(c, 0)
+}
+
+// End to end over the fakes: a superframe from A's TAP is split, the
+// datagrams are coalesced by B's "kernel" (GRO) and by B's RX loop, and
+// B's TAP gets one superframe with a GSO header and the same payload.
+func TestRXCoalesces(t *testing.T) {
+	w := newWire()
+	a := newFastRig(t, w, "198.18.0.1:4789")
+	b := newFastRig(t, w, "198.18.0.2:4789")
+	a.n.FIB().Add(macA, b.ul.addr.Addr(), fib.Static)
+	payload := bytes.Repeat([]byte("coalesce"), 5000) // 40000 bytes, 29 segments
+	a.tap.fromKernel <- superframe(t, payload)
+
+	var got []byte
+	var frames int
+	for len(got) < len(payload) {
+		k := recvK(t, b.tap)
+		frames++
+		p := gopacket.NewPacket(k.b, layers.LayerTypeEthernet, gopacket.Default)
+		tcp := p.Layer(layers.LayerTypeTCP).(*layers.TCP)
+		if k.vh.GSOType == tap.GSOTCPv4 {
+			if k.vh.Flags != tap.VirtioNetHdrFNeedsCsum || k.vh.GSOSize != testMSS || k.vh.HdrLen != 54 || k.vh.CsumStart != 34 || k.vh.CsumOffset != 16 {
+				t.Errorf("virtio-net header %+v", k.vh)
+			}
+			ip := encap.IPv4(k.b[14:])
+			if want := encap.PseudoHeaderChecksum(6, ip.Src(), ip.Dst(), ip.TotalLength()-20); tcp.Checksum != want {
+				t.Errorf("superframe checksum %#04x, want the pseudo-header sum %#04x", tcp.Checksum, want)
+			}
+			if int(ip.TotalLength()) != len(k.b)-14 || !ip.ChecksumValid() {
+				t.Errorf("superframe IPv4 header: length %d for %d bytes, checksum valid %v", ip.TotalLength(), len(k.b)-14, ip.ChecksumValid())
+			}
+		} else {
+			validTCP(t, k.b)
+		}
+		got = append(got, tcp.Payload...)
+	}
+	if !bytes.Equal(got, payload) {
+		t.Fatal("payload differs")
+	}
+	if frames >= 29 {
+		t.Errorf("%d frames for 29 segments: nothing was coalesced", frames)
+	}
+	// Counters are added after the TAP took the frame.
+	waitFor(t, "counters", func() bool { return b.n.Stats().RXFrames == 29 })
+	if s := b.n.Stats(); s.RXCoalesced == 0 || len(s.Drops) != 0 {
+		t.Errorf("counters %+v", s)
+	}
+}
+
+// A kernel that refuses GSO writes to the TAP turns coalescing off; the
+// traffic that follows is delivered frame by frame.
+func TestRXFallsBackWhenGSOWritesFail(t *testing.T) {
+	w := newWire()
+	a := newFastRig(t, w, "198.18.0.1:4789")
+	b := newFastRig(t, w, "198.18.0.2:4789")
+	b.tap.refuseGSO = true
+	a.n.FIB().Add(macA, b.ul.addr.Addr(), fib.Static)
+	a.tap.fromKernel <- superframe(t, make([]byte, 20000))
+	waitFor(t, "refused write", func() bool { return b.n.noGRO.Load() })
+	a.tap.fromKernel <- superframe(t, make([]byte, 20000))
+	for range (20000 + testMSS - 1) / testMSS {
+		if k := recvK(t, b.tap); k.vh.GSOType != tap.GSONone {
+			t.Fatalf("GSO frame after fallback: %+v", k.vh)
+		}
+	}
+}
+
+// discardTAP and discardUnderlay swallow everything without allocating,
+// for the allocation tests.
+type discardTAP struct{ fakeTAP }
+
+func (d *discardTAP) WriteVec(iov [][]byte) error          { return nil }
+func (d *discardTAP) Write(b [][]byte, o int) (int, error) { return len(b), nil }
+
+type discardUnderlay struct {
+	fakeUnderlay
+	sent int
+}
+
+func (d *discardUnderlay) Send(msgs []SendMsg) (int, error) {
+	d.sent += len(msgs)
+	return len(msgs), nil
+}
+
+func newDiscardSwitch(t *testing.T, vnet bool) (*Switch, *Network, *discardUnderlay) {
+	t.Helper()
+	ul := &discardUnderlay{fakeUnderlay: fakeUnderlay{closed: make(chan struct{}), in: make(chan datagram)}}
+	sw, err := New(Config{Underlay: ul})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tp := &discardTAP{fakeTAP: *newFakeTAP("d")}
+	tp.vnet = vnet
+	n, err := sw.AddNetwork(NetworkConfig{VNI: 256, TAP: tp})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sw.Close() })
+	n.fib.AddPeer(netip.MustParseAddr("198.18.0.2"))
+	n.fib.AddPeer(netip.MustParseAddr("198.18.0.3"))
+	return sw, n, ul
+}
+
+// Zero allocations per frame in steady state, on both loops.
+func TestSteadyStateAllocs(t *testing.T) {
+	_, n, ul := newDiscardSwitch(t, true)
+	tx := newTxLoop(n)
+	sf := superframe(t, make([]byte, 64000))
+	small := kframe{b: frame(bcast, macB, 0x0800, make([]byte, 50))} // flooded to both peers
+	load := func() int {
+		tx.sizes[0] = copy(tx.bufs[0][txHeadroom:], sf.b)
+		sf.vh.Encode(tx.bufs[0][txHeadroom-tap.VirtioNetHdrLen:])
+		tx.sizes[1] = copy(tx.bufs[1][txHeadroom:], small.b)
+		small.vh.Encode(tx.bufs[1][txHeadroom-tap.VirtioNetHdrLen:])
+		return 2
+	}
+	tx.batch(load()) // warm up
+	before := ul.sent
+	if a := testing.AllocsPerRun(200, func() { tx.batch(load()) }); a != 0 {
+		t.Errorf("TX: %v allocations per batch", a)
+	}
+	if ul.sent == before {
+		t.Fatal("TX sent nothing")
+	}
+
+	sw, rn, _ := newDiscardSwitch(t, true)
+	rx := newRxLoop(sw)
+	// One GRO slot of 40 segments of one flow, as the kernel coalesces
+	// them, then a slot with one small frame.
+	var gro []byte
+	var segLen int
+	s, _ := encap.ParseTCPSuper(sf.b, testMSS)
+	hdr := make([]byte, s.HeaderLen())
+	for i := range 40 {
+		p := s.Segment(i, sf.b, hdr)
+		d := make([]byte, 8, 8+len(hdr)+len(p))
+		encap.PutVXLAN(d, 256)
+		d = append(append(d, hdr...), p...)
+		segLen = len(d)
+		gro = append(gro, d...)
+	}
+	single := vxlan(256, frame(macA, macB, 0x0800, make([]byte, 50)))
+	loadRX := func() int {
+		rx.msgs[0].N = copy(rx.msgs[0].Buf, gro)
+		rx.msgs[0].SegSize = segLen
+		rx.msgs[0].Src = netip.MustParseAddrPort("198.18.0.2:50000")
+		rx.msgs[1].N = copy(rx.msgs[1].Buf, single)
+		rx.msgs[1].SegSize = 0
+		rx.msgs[1].Src = rx.msgs[0].Src
+		return 2
+	}
+	rx.batch(loadRX())
+	frames := rn.c.rxFrames.Load()
+	if a := testing.AllocsPerRun(200, func() { rx.batch(loadRX()) }); a != 0 {
+		t.Errorf("RX: %v allocations per batch", a)
+	}
+	if rn.c.rxFrames.Load() == frames || rn.c.rxCoalesced.Load() == 0 {
+		t.Fatalf("RX delivered nothing or coalesced nothing: %+v", rn.Stats())
+	}
+}
