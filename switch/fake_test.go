@@ -4,6 +4,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"time"
 
 	"github.com/vxswitch/vxswitch/tap"
 )
@@ -65,6 +66,46 @@ func (f *fakeTAP) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
 	case <-f.closed:
 		return 0, tap.ErrClosed
 	}
+}
+
+// pollingTAP is a fakeTAP with offloads that can also be read without
+// blocking (tap.Poller), like the real TAP with offloads.
+type pollingTAP struct{ *fakeTAP }
+
+func newPollingTAP(name string) pollingTAP { return pollingTAP{newFakeVnetTAP(name)} }
+
+func (p pollingTAP) TryRead(bufs [][]byte, sizes []int, offset int) (int, error) {
+	f := p.fakeTAP
+	n := 0
+	for n < len(bufs) {
+		select {
+		case fr := <-f.fromKernel:
+			f.put(bufs, sizes, n, offset, fr)
+			n++
+		case <-f.closed:
+			if n == 0 {
+				return 0, tap.ErrClosed
+			}
+			return n, nil
+		default:
+			return n, nil
+		}
+	}
+	return n, nil
+}
+
+// WaitReadable waits, without taking a frame, until one is queued: a
+// frame taken here could be overtaken by a concurrent TryRead.
+func (p pollingTAP) WaitReadable() error {
+	f := p.fakeTAP
+	for len(f.fromKernel) == 0 {
+		select {
+		case <-f.closed:
+			return tap.ErrClosed
+		case <-time.After(50 * time.Microsecond):
+		}
+	}
+	return nil
 }
 
 func (f *fakeTAP) deliver(fr kframe) error {
@@ -173,12 +214,23 @@ func (u *fakeUnderlay) next(block bool) (datagram, bool) {
 	}
 }
 
-func (u *fakeUnderlay) Recv(msgs []RecvMsg) (int, error) {
+func (u *fakeUnderlay) Recv(msgs []RecvMsg) (int, error) { return u.recv(msgs, true) }
+
+func (u *fakeUnderlay) TryRecv(msgs []RecvMsg) (int, error) {
+	select {
+	case <-u.closed:
+		return 0, net.ErrClosed
+	default:
+	}
+	return u.recv(msgs, false)
+}
+
+func (u *fakeUnderlay) recv(msgs []RecvMsg, wait bool) (int, error) {
 	n := 0
 	for n < len(msgs) {
-		d, ok := u.next(n == 0)
+		d, ok := u.next(wait && n == 0)
 		if !ok {
-			if n == 0 {
+			if n == 0 && wait {
 				return 0, net.ErrClosed
 			}
 			break

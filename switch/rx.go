@@ -40,6 +40,11 @@ type rxLoop struct {
 	// split before it fits the TAP.
 	scratch []byte
 	one     [1][]byte
+
+	// Networks whose TAP got frames in this batch, and the buffers to
+	// drain their TAPs with (see drainTX).
+	touched []*Network
+	inline  *txLoop
 }
 
 func newRxLoop(s *Switch) *rxLoop {
@@ -50,6 +55,7 @@ func newRxLoop(s *Switch) *rxLoop {
 		pending: make([][]byte, 0, batch*encap.MaxRunSegments),
 		runIov:  make([][]byte, 0, encap.MaxRunSegments+1),
 		scratch: make([]byte, frameBuf),
+		inline:  newTxBuffers(inlineBatch),
 	}
 	for i := range r.msgs {
 		r.msgs[i].Buf = make([]byte, frameBuf)
@@ -59,7 +65,11 @@ func newRxLoop(s *Switch) *rxLoop {
 
 // run receives until the underlay is closed.
 func (r *rxLoop) run() error {
+	try, canTry := r.s.ul.(tryReceiver)
 	for {
+		if r.s.poll > 0 && canTry {
+			r.busyPoll(try)
+		}
 		k, err := r.s.ul.Recv(r.msgs)
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
@@ -73,11 +83,32 @@ func (r *rxLoop) run() error {
 	}
 }
 
+// busyPoll handles datagrams as they come without sleeping, until none
+// came for the switch's busy-poll time.
+func (r *rxLoop) busyPoll(try tryReceiver) {
+	deadline := time.Now().Add(r.s.poll)
+	for {
+		k, err := try.TryRecv(r.msgs)
+		if err != nil {
+			return // Recv reports it
+		}
+		if k > 0 {
+			r.batch(k)
+			deadline = time.Now().Add(r.s.poll)
+			continue
+		}
+		if time.Now().After(deadline) {
+			return
+		}
+	}
+}
+
 // batch handles the k slots just received, datagram by datagram (a GRO
 // slot holds many), and writes everything out before the next receive.
 func (r *rxLoop) batch(k int) {
 	nets := *r.s.nets.Load()
 	r.gen++
+	dgrams := 0
 	for i := range k {
 		m := &r.msgs[i]
 		buf := m.Buf[:m.N]
@@ -87,10 +118,55 @@ func (r *rxLoop) batch(k int) {
 		}
 		for off := 0; off < len(buf); off += step {
 			r.datagram(nets, buf[off:min(off+step, len(buf))], m)
+			dgrams++
 		}
 	}
 	r.flushRun()
 	r.flushPending()
+	if dgrams <= drainMaxDatagrams {
+		r.drainTX()
+	}
+	r.touched = r.touched[:0]
+}
+
+// drainMaxDatagrams: only a batch this small (a request, a lone segment)
+// is worth draining the TAPs after. Under load the TX loops are awake
+// anyway, and draining would move their segmentation work into this loop
+// and serialise the two directions on one CPU.
+const drainMaxDatagrams = 2
+
+// inlineBatch is how many frames drainTX takes from a TAP at most: the
+// replies and ACKs the frames just written provoked, not bulk traffic,
+// which is the TX loop's.
+const inlineBatch = 8
+
+// drainTX sends what the TAPs written to in this batch have queued. A
+// TAP write runs the receiving stack in the writer's context, so a
+// request's reply or a segment's ACK is usually queued on the TAP by the
+// time the write returns; sending it now saves waiting for the network's
+// TX loop to be woken and scheduled, which is most of a round trip's
+// cost. The TX loop's lock keeps the two readers from reordering frames;
+// if the TX loop holds it, it is at work and will send them.
+func (r *rxLoop) drainTX() {
+	for _, n := range r.touched {
+		p, ok := n.tap.(tap.Poller)
+		if !ok || !n.txMu.TryLock() {
+			continue
+		}
+		if k, _ := p.TryRead(r.inline.bufs, r.inline.sizes, txHeadroom); k > 0 {
+			r.inline.setNetwork(n)
+			r.inline.batch(k)
+		}
+		n.txMu.Unlock()
+	}
+}
+
+// touch records that n's TAP got frames in this batch.
+func (r *rxLoop) touch(n *Network) {
+	if n.rxTouched != r.gen {
+		n.rxTouched = r.gen
+		r.touched = append(r.touched, n)
+	}
 }
 
 // datagram validates one datagram, learns its sender and queues its inner
@@ -126,6 +202,7 @@ func (r *rxLoop) datagram(nets map[uint32]*Network, d []byte, m *RecvMsg) {
 	if n.fib.Learn(fib.MAC(src), m.Src.Addr(), n.rxNow) == fib.LearnMoved {
 		n.noteMove(fib.MAC(src), m.Src.Addr(), n.rxNow)
 	}
+	r.touch(n)
 	if len(frame) > n.maxFrame {
 		r.flushRun()
 		r.flushPending()

@@ -46,6 +46,12 @@ type Config struct {
 	// ExpireInterval is how often learned entries are swept; 0 means one
 	// second (the resolution `fdb show` ages are printed with).
 	ExpireInterval time.Duration
+	// BusyPoll, when positive, keeps each loop polling its device without
+	// sleeping for this long after it last found work (like SO_BUSY_POLL):
+	// a frame that arrives in that window is handled without waking a
+	// thread, which is most of the latency a userspace hop adds. It costs
+	// CPU while traffic is sparse.
+	BusyPoll time.Duration
 }
 
 // Switch is a VXLAN switch serving many networks over one underlay.
@@ -55,6 +61,7 @@ type Switch struct {
 	port   uint16
 	clock  fib.Clock
 	sweep  time.Duration
+	poll   time.Duration
 	global counters // drops counted before a datagram reaches a network
 
 	mu     sync.Mutex // guards writes to nets and the closed flag
@@ -75,6 +82,7 @@ func New(cfg Config) (*Switch, error) {
 		port:  cfg.Port,
 		clock: cfg.Clock,
 		sweep: cfg.ExpireInterval,
+		poll:  cfg.BusyPoll,
 	}
 	if s.log == nil {
 		s.log = zap.NewNop()
@@ -163,16 +171,20 @@ type Network struct {
 	noGRO atomic.Bool
 	// failed holds the error that stopped the TX loop, if one did.
 	failed atomic.Pointer[error]
-	// rxGen and rxNow cache the clock for the RX loop's current batch;
+	// rxGen and rxNow cache the clock for the RX loop's current batch,
+	// rxTouched marks the network as written to in batch rxTouched;
 	// only the RX loop touches them.
-	rxGen uint64
-	rxNow int64
-	fib   *fib.Table
-	gw    [4]byte
-	hasG  bool
-	s     *Switch
-	c     counters
-	log   *zap.Logger
+	rxGen, rxTouched uint64
+	rxNow            int64
+	// txMu is held while frames are read from the TAP and sent, by the
+	// TX loop or by the RX loop draining the TAP (see rxLoop.drainTX).
+	txMu sync.Mutex
+	fib  *fib.Table
+	gw   [4]byte
+	hasG bool
+	s    *Switch
+	c    counters
+	log  *zap.Logger
 
 	lastMoveLog atomic.Int64 // unix nanos of the last "MAC moved" log line
 	movesMuted  atomic.Uint64

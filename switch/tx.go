@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"time"
 
 	"go.uber.org/zap"
 
@@ -60,17 +61,19 @@ type txStats struct {
 }
 
 func newTxLoop(n *Network) *txLoop {
-	batch := max(n.tap.BatchSize(), 1)
+	t := newTxBuffers(max(n.tap.BatchSize(), 1))
+	t.setNetwork(n)
+	return t
+}
+
+// newTxBuffers allocates a TX loop's buffers, for a network set later.
+func newTxBuffers(batch int) *txLoop {
 	t := &txLoop{
-		n:     n,
 		bufs:  make([][]byte, batch),
 		sizes: make([]int, batch),
 		hdrs:  make([]byte, txSegs*hdrSlot),
 		iov:   make([][]byte, 0, 2*txSegs+batch),
 		msgs:  make([]SendMsg, 0, txMsgs),
-	}
-	if o, ok := n.tap.(tap.Offloader); ok && o.VNetHdr() {
-		t.vnet = true
 	}
 	for i := range t.bufs {
 		t.bufs[i] = make([]byte, frameBuf)
@@ -78,10 +81,30 @@ func newTxLoop(n *Network) *txLoop {
 	return t
 }
 
-// run reads batches until the TAP is closed.
+func (t *txLoop) setNetwork(n *Network) {
+	t.n, t.vnet = n, n.vnet
+}
+
+// run reads batches until the TAP is closed. With a TAP that can be read
+// without blocking, it reads and sends under the network's txMu, so that
+// the RX loop can drain the TAP too (see rxLoop.drainTX) without
+// reordering frames.
 func (t *txLoop) run() {
+	p, polls := t.n.tap.(tap.Poller)
 	for {
-		k, err := t.n.tap.Read(t.bufs, t.sizes, txHeadroom)
+		var k int
+		var err error
+		if polls {
+			k, err = t.poll(p)
+			if err == nil && k < len(t.bufs) {
+				err = p.WaitReadable()
+			}
+		} else {
+			k, err = t.n.tap.Read(t.bufs, t.sizes, txHeadroom)
+			if err == nil {
+				t.batch(k)
+			}
+		}
 		if err != nil {
 			if !errors.Is(err, tap.ErrClosed) {
 				t.n.log.Error("TAP read failed; the network stops sending until the daemon restarts", zap.Error(err))
@@ -89,7 +112,31 @@ func (t *txLoop) run() {
 			}
 			return
 		}
-		t.batch(k)
+	}
+}
+
+// poll reads and sends what the TAP has queued, and with busy polling
+// keeps doing so until nothing came for the switch's busy-poll time. It
+// returns how many frames the last read took.
+func (t *txLoop) poll(p tap.Poller) (int, error) {
+	var deadline time.Time
+	for {
+		t.n.txMu.Lock()
+		k, err := p.TryRead(t.bufs, t.sizes, txHeadroom)
+		if k > 0 {
+			t.batch(k)
+		}
+		t.n.txMu.Unlock()
+		if err != nil || k == len(t.bufs) || t.n.s.poll <= 0 {
+			return k, err
+		}
+		now := time.Now()
+		switch {
+		case k > 0 || deadline.IsZero():
+			deadline = now.Add(t.n.s.poll)
+		case now.After(deadline):
+			return 0, nil
+		}
 	}
 }
 

@@ -244,7 +244,13 @@ func (u *udpUnderlay) Close() error {
 
 // Recv is one recvmmsg: it waits for the first datagram and takes what
 // else is queued, up to len(msgs) slots.
-func (u *udpUnderlay) Recv(msgs []RecvMsg) (int, error) {
+func (u *udpUnderlay) Recv(msgs []RecvMsg) (int, error) { return u.recv(msgs, true) }
+
+// TryRecv is Recv without waiting: 0 slots and no error when nothing is
+// queued.
+func (u *udpUnderlay) TryRecv(msgs []RecvMsg) (int, error) { return u.recv(msgs, false) }
+
+func (u *udpUnderlay) recv(msgs []RecvMsg, wait bool) (int, error) {
 	n := min(len(msgs), udpBatch)
 	for i := range n {
 		h := &u.rhdrs[i].hdr
@@ -258,7 +264,7 @@ func (u *udpUnderlay) Recv(msgs []RecvMsg) (int, error) {
 	}
 	var got int
 	var serr error
-	err := u.rx.rc.Read(func(fd uintptr) bool {
+	call := func(fd uintptr) bool {
 		for {
 			r, _, errno := unix.Syscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&u.rhdrs[0])), uintptr(n), unix.MSG_DONTWAIT, 0, 0)
 			switch errno {
@@ -268,13 +274,19 @@ func (u *udpUnderlay) Recv(msgs []RecvMsg) (int, error) {
 			case unix.EINTR:
 				continue
 			case unix.EAGAIN:
-				return false
+				return !wait
 			default:
 				serr = errno
 				return true
 			}
 		}
-	})
+	}
+	var err error
+	if wait {
+		err = u.rx.rc.Read(call)
+	} else {
+		err = u.rx.rc.Control(func(fd uintptr) { call(fd) })
+	}
 	if err != nil {
 		return 0, err
 	}

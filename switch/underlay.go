@@ -53,3 +53,11 @@ type Underlay interface {
 	// net.ErrClosed.
 	Close() error
 }
+
+// tryReceiver is an Underlay that can also be read without waiting, for
+// busy polling.
+type tryReceiver interface {
+	// TryRecv is Recv without waiting: 0 and no error when nothing is
+	// queued.
+	TryRecv(msgs []RecvMsg) (int, error)
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"sync/atomic"
 	"syscall"
 	"unsafe"
 
@@ -107,10 +108,11 @@ const maxIov = 128
 // IFF_VNET_HDR and checksum + TSO4 + TSO6 offloads, read and written
 // through the runtime's poller.
 type vnetDevice struct {
-	f    *os.File
-	rc   syscall.RawConn
-	name string
-	mtu  int
+	f      *os.File
+	rc     syscall.RawConn
+	name   string
+	mtu    int
+	closed atomic.Bool
 
 	// writeIov is WriteVec's scratch iovec array; WriteVec is called by
 	// one goroutine at a time (the RX loop).
@@ -154,7 +156,82 @@ func (d *vnetDevice) setMTU(m int)   { d.mtu = m }
 func (d *vnetDevice) BatchSize() int { return vnetBatch }
 func (d *vnetDevice) Name() string   { return d.name }
 func (d *vnetDevice) MTU() int       { return d.mtu }
-func (d *vnetDevice) Close() error   { return d.f.Close() }
+func (d *vnetDevice) Close() error {
+	d.closed.Store(true)
+	return d.f.Close()
+}
+
+// mapErr turns the poller's error for a closed file into ErrClosed.
+func (d *vnetDevice) mapErr(err error) error {
+	if err != nil && d.closed.Load() {
+		return ErrClosed
+	}
+	return mapErr(err)
+}
+
+// Poller is implemented by devices that can be read without blocking,
+// so that a caller can hold a lock only while frames are actually read
+// and processed: TryRead returns at once, WaitReadable waits without
+// reading.
+type Poller interface {
+	// TryRead is Read without waiting: it returns 0 frames and no error
+	// when none is queued.
+	TryRead(bufs [][]byte, sizes []int, offset int) (int, error)
+	// WaitReadable waits until a frame is queued (or the device is
+	// closed: then it returns ErrClosed).
+	WaitReadable() error
+}
+
+// TryRead reads whatever is queued, up to len(bufs) frames, without
+// waiting.
+func (d *vnetDevice) TryRead(bufs [][]byte, sizes []int, offset int) (int, error) {
+	if offset < VirtioNetHdrLen {
+		return 0, fmt.Errorf("tap: offset %d leaves no room for the virtio-net header", offset)
+	}
+	var n int
+	var rerr error
+	err := d.rc.Control(func(fd uintptr) {
+		n, rerr = readQueued(int(fd), bufs, sizes, offset)
+	})
+	if err != nil {
+		return 0, d.mapErr(err)
+	}
+	if n == 0 && rerr != nil {
+		return 0, d.mapErr(rerr)
+	}
+	return n, nil
+}
+
+// WaitReadable waits for the device to become readable.
+func (d *vnetDevice) WaitReadable() error {
+	err := d.rc.Read(func(fd uintptr) bool {
+		pfd := [1]unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+		n, err := unix.Poll(pfd[:], 0)
+		return err != nil || n > 0
+	})
+	return d.mapErr(err)
+}
+
+// readQueued reads frames until the device is empty or bufs are full.
+func readQueued(fd int, bufs [][]byte, sizes []int, offset int) (int, error) {
+	n := 0
+	for n < len(bufs) {
+		k, err := unix.Read(fd, bufs[n][offset-VirtioNetHdrLen:])
+		switch {
+		case err == unix.EINTR:
+			continue
+		case err == unix.EAGAIN:
+			return n, nil
+		case err != nil:
+			return n, err
+		case k < VirtioNetHdrLen:
+			continue // cannot happen with IFF_VNET_HDR; skip rather than return garbage
+		}
+		sizes[n] = k - VirtioNetHdrLen
+		n++
+	}
+	return n, nil
+}
 
 // Read reads one frame, waiting for it, then whatever else is queued, up
 // to len(bufs) frames.
@@ -165,33 +242,16 @@ func (d *vnetDevice) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
 	var n int
 	var rerr error
 	err := d.rc.Read(func(fd uintptr) bool {
-		for n < len(bufs) {
-			k, err := unix.Read(int(fd), bufs[n][offset-VirtioNetHdrLen:])
-			if err == unix.EAGAIN {
-				return n > 0 // wait for the first frame only
-			}
-			if err == unix.EINTR {
-				continue
-			}
-			if err != nil {
-				rerr = err
-				return true
-			}
-			if k < VirtioNetHdrLen {
-				continue // cannot happen with IFF_VNET_HDR; skip rather than return garbage
-			}
-			sizes[n] = k - VirtioNetHdrLen
-			n++
-		}
-		return true
+		n, rerr = readQueued(int(fd), bufs, sizes, offset)
+		return n > 0 || rerr != nil // wait for the first frame only
 	})
 	if n > 0 {
 		return n, nil
 	}
 	if err != nil {
-		return 0, mapErr(err)
+		return 0, d.mapErr(err)
 	}
-	return 0, mapErr(rerr)
+	return 0, d.mapErr(rerr)
 }
 
 // Write writes each bufs[i][offset-VirtioNetHdrLen:] as one frame.
@@ -220,10 +280,10 @@ func (d *vnetDevice) write(b []byte) error {
 		}
 	})
 	if err != nil {
-		return mapErr(err)
+		return d.mapErr(err)
 	}
 	if werr != nil {
-		return mapErr(werr)
+		return d.mapErr(werr)
 	}
 	return nil
 }
@@ -258,10 +318,10 @@ func (d *vnetDevice) WriteVec(iov [][]byte) error {
 		}
 	})
 	if err != nil {
-		return mapErr(err)
+		return d.mapErr(err)
 	}
 	if werr != nil && werr != ErrGSORefused {
-		return mapErr(werr)
+		return d.mapErr(werr)
 	}
 	return werr
 }

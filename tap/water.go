@@ -64,6 +64,9 @@ func (d *waterDevice) MTU() int       { return d.mtu }
 func (d *waterDevice) Close() error   { return d.ifce.Close() }
 
 func mapErr(err error) error {
+	if err == nil {
+		return nil
+	}
 	if errors.Is(err, os.ErrClosed) || errors.Is(err, io.EOF) {
 		return ErrClosed
 	}

@@ -71,6 +71,7 @@ networks' namespaces and endpoints stay for the next start.`,
 	f.StringVar(&cfg.StateDir, "state-dir", daemon.DefaultStateDir, "persistent configuration")
 	f.StringVar(&offload, "offload", "on", "on: TAP TSO/checksum offloads and UDP GSO/GRO; off: one frame per system call")
 	f.StringVar(&srcPorts, "src-port-range", "49152-65535", "outer UDP source ports, chosen per inner flow (RFC 7348)")
+	f.DurationVar(&cfg.BusyPoll, "busy-poll", 0, "keep polling this long after the last frame before sleeping (lower latency, more CPU; e.g. 50us)")
 	f.DurationVar(&cfg.Aging, "aging", fib.DefaultAging, "age after which a learned MAC entry without traffic is removed")
 	f.IntVar(&cfg.MaxLearned, "max-learned", fib.DefaultMaxLearned, "learned MAC entries per network at most")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")

@@ -61,6 +61,9 @@ type Config struct {
 	// SrcPortMin and SrcPortMax bound the outer UDP source ports (0, 0:
 	// 49152-65535).
 	SrcPortMin, SrcPortMax uint16
+	// BusyPoll keeps the datapath loops polling for this long after they
+	// last found work before they sleep (0: never poll).
+	BusyPoll time.Duration
 	// Aging and MaxLearned configure every network's MAC table (zero: 300
 	// s and 65536).
 	Aging      time.Duration
@@ -161,7 +164,7 @@ func (d *Daemon) open() error {
 	if err != nil {
 		return err
 	}
-	d.sw, err = vswitch.New(vswitch.Config{Underlay: ul, Port: cfg.Port, Logger: d.log, Clock: cfg.Clock})
+	d.sw, err = vswitch.New(vswitch.Config{Underlay: ul, Port: cfg.Port, Logger: d.log, Clock: cfg.Clock, BusyPoll: cfg.BusyPoll})
 	if err != nil {
 		ul.Close()
 		return err
