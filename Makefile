@@ -7,7 +7,7 @@ VERSION := $(shell git describe --always --dirty 2>/dev/null || echo dev)
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 FUZZTIME ?= 20s
 
-.PHONY: build test unit fuzz lint demo clean
+.PHONY: build test unit fuzz lint demo bench clean
 
 build:
 	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/vxswitch
@@ -22,6 +22,12 @@ unit:
 
 demo:
 	./scripts/demo.sh
+
+# vxswitch against the kernel's vxlan and the bare underlay (root, a few
+# minutes): prints the table, writes bench/results/latest.{json,svg}.
+# BENCHFLAGS passes vxbench flags, e.g. BENCHFLAGS='-repeat 5 -daemon-args=--offload=off'.
+bench: build
+	$(GO) run ./cmd/vxbench -binary $(BIN) $(BENCHFLAGS)
 
 # Runs every fuzz target for FUZZTIME each.
 fuzz:

@@ -1,0 +1,173 @@
+package bench
+
+import (
+	"context"
+	"encoding/json"
+	"encoding/xml"
+	"errors"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vxswitch/vxswitch/bench/topo"
+)
+
+// TestSmoke runs the whole harness in smoke mode (2 s per figure, one
+// round, every case) so it cannot rot, and checks that every figure is
+// there and positive, the ratios are computed and the files are written.
+func TestSmoke(t *testing.T) {
+	topo.RequireRoot(t)
+	for _, tool := range Tools() {
+		if _, err := exec.LookPath(tool); err != nil {
+			if os.Getenv("CI") == "true" {
+				t.Fatalf("%s is not installed; CI must install it (.ci/run)", tool)
+			}
+			t.Skipf("%s is not installed (Debian: apt-get install iperf3 iputils-ping util-linux iproute2); under CI=true this is a failure", tool)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	res, err := Run(ctx, Options{Smoke: true}, testWriter{t})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	for _, name := range CaseNames() {
+		c := res.Case(name)
+		if c == nil {
+			t.Fatalf("no results for case %s", name)
+		}
+		if len(c.Runs) != 1 {
+			t.Errorf("%s: %d runs, want 1", name, len(c.Runs))
+		}
+		for _, m := range Metrics() {
+			v, ok := c.Summary[m.Key]
+			if m.DaemonOnly && name != VXSwitch {
+				if ok {
+					t.Errorf("%s has daemon figure %s", name, m.Key)
+				}
+				continue
+			}
+			if !ok || !(v > 0) {
+				t.Errorf("%s %s = %v (present %v), want > 0", name, m.Key, v, ok)
+			}
+		}
+	}
+	for _, m := range Metrics() {
+		if m.DaemonOnly {
+			continue
+		}
+		if r, ok := res.Ratios[m.Key]; !ok || !(r > 0) {
+			t.Errorf("ratio %s = %v (present %v), want > 0", m.Key, r, ok)
+		}
+	}
+	var table strings.Builder
+	if err := res.WriteTable(&table); err != nil {
+		t.Fatal(err)
+	}
+	t.Log("\n" + table.String())
+	for _, want := range []string{"TCP, 1 stream", "vxswitch ÷ kernel", res.Machine.Kernel} {
+		if !strings.Contains(table.String(), want) {
+			t.Errorf("table lacks %q", want)
+		}
+	}
+
+	dir := t.TempDir()
+	jsonPath, svgPath, err := res.Save(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := os.ReadFile(jsonPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back Results
+	if err := json.Unmarshal(raw, &back); err != nil {
+		t.Fatalf("%s: %v", jsonPath, err)
+	}
+	if back.Machine.CPU == "" || back.Machine.Cores < 1 || back.Settings.Repeat != 1 || len(back.Cases) != 3 ||
+		back.Case(VXSwitch).Summary[TCP1] != res.Case(VXSwitch).Summary[TCP1] {
+		t.Errorf("JSON does not round-trip: %s", raw)
+	}
+	svg, err := os.ReadFile(svgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(string(svg), "<svg ") || !strings.Contains(string(svg), "× kernel") {
+		t.Errorf("%s does not look like the chart", svgPath)
+	}
+	if err := wellFormed(svg); err != nil {
+		t.Errorf("%s is not well-formed XML: %v", svgPath, err)
+	}
+	if ents, _ := filepath.Glob(filepath.Join(dir, "*.tmp")); len(ents) > 0 {
+		t.Errorf("temporary files left: %v", ents)
+	}
+}
+
+func wellFormed(b []byte) error {
+	d := xml.NewDecoder(strings.NewReader(string(b)))
+	for {
+		_, err := d.Token()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// testWriter sends the harness's progress lines to the test log.
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+func TestParsers(t *testing.T) {
+	stat := "4242 (vx switch (x)) S 1 4242 4242 0 -1 4194560 1416 0 0 0 123 45 0 0 20 0 9 0 100 0 0"
+	if got, err := parseStatTicks(stat); err != nil || got != 168 {
+		t.Errorf("parseStatTicks = %d, %v; want 168", got, err)
+	}
+	if got, err := parseVmHWM("Name:\tvxswitch\nVmPeak:\t  900 kB\nVmHWM:\t   12345 kB\nVmRSS:\t 100 kB\n"); err != nil || got != 12345<<10 {
+		t.Errorf("parseVmHWM = %d, %v", got, err)
+	}
+	if _, err := parseVmHWM("Name:\tx\n"); err == nil {
+		t.Error("parseVmHWM without VmHWM: no error")
+	}
+	out := "PING 10.0.0.3 (10.0.0.3) 56(84) bytes of data.\n" +
+		"64 bytes from 10.0.0.3: icmp_seq=1 ttl=64 time=0.100 ms\n" +
+		"64 bytes from 10.0.0.3: icmp_seq=2 ttl=64 time=0.050 ms\n" +
+		"64 bytes from 10.0.0.3: icmp_seq=3 ttl=64 time=1.20 ms\n\n" +
+		"rtt min/avg/max/mdev = 0.050/0.450/1.200/0.5 ms\n"
+	rtts, err := parsePing(out)
+	if err != nil || len(rtts) != 3 {
+		t.Fatalf("parsePing = %v, %v", rtts, err)
+	}
+	avg, p99 := rttStats(rtts)
+	if avg < 449.9 || avg > 450.1 || p99 != 1200 {
+		t.Errorf("rttStats = %v, %v; want 450, 1200", avg, p99)
+	}
+	if _, err := parsePing("PING x\n"); err == nil {
+		t.Error("parsePing without replies: no error")
+	}
+	var rep iperfReport
+	js := `{"end":{"sum_received":{"seconds":2,"bits_per_second":1e9,"packets":1000,"lost_packets":100}}}`
+	if err := json.Unmarshal([]byte(js), &rep); err != nil {
+		t.Fatal(err)
+	}
+	if got := rep.receivedPPS(); got != 450 {
+		t.Errorf("receivedPPS = %v, want 450", got)
+	}
+	if got := median([]float64{3, 1, 2}); got != 2 {
+		t.Errorf("median = %v", got)
+	}
+	if got := median([]float64{4, 1, 2, 3}); got != 2.5 {
+		t.Errorf("median = %v", got)
+	}
+}

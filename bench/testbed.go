@@ -1,0 +1,421 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"regexp"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/vxswitch/vxswitch/bench/topo"
+)
+
+// bed is one case's topology: two hosts on a direct veth, and for the
+// overlay cases a container on each; traffic goes from client to server.
+type bed struct {
+	name    string
+	tp      *topo.Topo
+	client  *topo.NS
+	server  *topo.NS
+	addr    string // the server's address, as the client reaches it
+	port    int    // the iperf3 server's port, distinct per case
+	iperf   *topo.Proc
+	daemons []*topo.Daemon // vxswitch case: the daemon on h1, then on h2
+}
+
+// The overlay network of the kernel and vxswitch cases.
+const (
+	benchVNI    = 256
+	benchSubnet = "10.0.0.0/24"
+	clientIP    = "10.0.0.2"
+	serverIP    = "10.0.0.3"
+)
+
+// Timeouts: how long a freshly built bed may take to pass traffic, how
+// long the iperf3 server may take to listen, and how much longer than its
+// nominal duration a run may take before it is killed.
+const (
+	reachTimeout  = 20 * time.Second
+	listenTimeout = 10 * time.Second
+	runSlack      = 30 * time.Second
+)
+
+// setup builds the bed of one case. On error the returned bed (if not
+// nil) still holds what was made, for close.
+func setup(ctx context.Context, name string, port int, opts Options) (*bed, error) {
+	tp, err := topo.Open(topo.Options{Underlay: topo.Direct, MTU: underlayMTU})
+	if err != nil {
+		return nil, err
+	}
+	b := &bed{name: name, tp: tp, port: port}
+	h1, err := tp.AddHost("h1")
+	if err != nil {
+		return b, err
+	}
+	h2, err := tp.AddHost("h2")
+	if err != nil {
+		return b, err
+	}
+	if name == Underlay {
+		b.client, b.server, b.addr = &h1.NS, &h2.NS, h2.Addr.String()
+	} else {
+		cfg := topo.NetConfig{VNI: benchVNI, Subnet: benchSubnet}
+		var n1, n2 topo.Network
+		if name == Kernel {
+			if n1, err = kernelNet(h1, cfg); err != nil {
+				return b, err
+			}
+			if n2, err = kernelNet(h2, cfg); err != nil {
+				return b, err
+			}
+		} else {
+			for _, h := range []*topo.Host{h1, h2} {
+				d, err := h.VXSwitch(topo.DaemonOptions{Binary: opts.Binary, Args: opts.DaemonArgs})
+				if err != nil {
+					return b, err
+				}
+				if d.PID() == 0 {
+					return b, fmt.Errorf("vxswitch daemon on %s has no PID", h.Name)
+				}
+				b.daemons = append(b.daemons, d)
+			}
+			if n1, err = vxNet(b.daemons[0], cfg); err != nil {
+				return b, err
+			}
+			if n2, err = vxNet(b.daemons[1], cfg); err != nil {
+				return b, err
+			}
+		}
+		if err := topo.Mesh(n1, n2); err != nil {
+			return b, err
+		}
+		c1, err := tp.AddContainer("c1")
+		if err != nil {
+			return b, err
+		}
+		c2, err := tp.AddContainer("c2")
+		if err != nil {
+			return b, err
+		}
+		if _, err := n1.Attach(c1, clientIP+"/24"); err != nil {
+			return b, err
+		}
+		if _, err := n2.Attach(c2, serverIP+"/24"); err != nil {
+			return b, err
+		}
+		b.client, b.server, b.addr = &c1.NS, &c2.NS, serverIP
+	}
+	if err := b.waitReachable(ctx); err != nil {
+		return b, err
+	}
+	return b, b.startIperf(ctx)
+}
+
+// kernelNet and vxNet return a topo.Network that is nil on error (not a
+// typed nil).
+func kernelNet(h *topo.Host, cfg topo.NetConfig) (topo.Network, error) {
+	n, err := h.KernelVXLAN(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return n, nil
+}
+
+func vxNet(d *topo.Daemon, cfg topo.NetConfig) (topo.Network, error) {
+	n, err := d.Network(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return n, nil
+}
+
+func (b *bed) describe() string {
+	switch b.name {
+	case Underlay:
+		return fmt.Sprintf("h1 → h2 %s on a direct veth, MTU %d", b.addr, underlayMTU)
+	case Kernel:
+		return fmt.Sprintf("c1 %s → c2 %s over the kernel's vxlan (VNI %d, MTU %d)", clientIP, serverIP, benchVNI, overlayMTU)
+	default:
+		var pids []string
+		for _, d := range b.daemons {
+			pids = append(pids, strconv.Itoa(d.PID()))
+		}
+		return fmt.Sprintf("c1 %s → c2 %s over vxswitch (VNI %d, MTU %d, daemon PIDs %s)",
+			clientIP, serverIP, benchVNI, overlayMTU, strings.Join(pids, ", "))
+	}
+}
+
+// close stops the iperf3 server (by PID, through topo) and removes the
+// bed's namespaces, links and daemons.
+func (b *bed) close() {
+	if b.iperf != nil {
+		b.iperf.Stop()
+	}
+	b.tp.Close()
+}
+
+// waitReachable pings the server until it answers: a fresh overlay may
+// need a moment (ARP, learning), and the first answer warms it up.
+func (b *bed) waitReachable(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, reachTimeout)
+	defer cancel()
+	var last error
+	for ctx.Err() == nil {
+		if _, last = b.client.Run(ctx, "ping", "-n", "-c", "1", "-W", "1", b.addr); last == nil {
+			return nil
+		}
+		sleep(ctx, 100*time.Millisecond)
+	}
+	if last == nil {
+		last = ctx.Err()
+	}
+	return fmt.Errorf("%s not reachable from the client after %v: %w", b.addr, reachTimeout, last)
+}
+
+// startIperf starts one iperf3 server for the whole run (topo's Start: a
+// parent-death signal, stopped by PID) and waits until it listens.
+func (b *bed) startIperf(ctx context.Context) error {
+	p, err := b.server.Start("iperf3", "-s", "-B", b.addr, "-p", strconv.Itoa(b.port))
+	if err != nil {
+		return err
+	}
+	b.iperf = p
+	deadline := time.Now().Add(listenTimeout)
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		select {
+		case <-p.Done():
+			return fmt.Errorf("iperf3 server exited: %s", strings.TrimSpace(p.Output()))
+		default:
+		}
+		out, err := b.server.Run(ctx, "ss", "-Hltn", "sport = :"+strconv.Itoa(b.port))
+		if err == nil && strings.TrimSpace(out) != "" {
+			return nil
+		}
+		sleep(ctx, 50*time.Millisecond)
+	}
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return fmt.Errorf("iperf3 server does not listen on %s:%d after %v: %s", b.addr, b.port, listenTimeout, p.Output())
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}
+
+// A test is one traffic pattern of a round.
+type test struct {
+	key, cpuKey string
+	label       string
+	iperfArgs   []string // extra iperf3 client flags; unused by the ping test (LatAvg)
+}
+
+func tests() []test {
+	return []test{
+		{key: TCP1, cpuKey: CPUTCP1, label: "TCP 1 stream"},
+		{key: TCP4, cpuKey: CPUTCP4, label: "TCP 4 streams", iperfArgs: []string{"-P", "4"}},
+		// -b 0: as fast as the sender can; what counts is what arrives.
+		{key: UDP64, cpuKey: CPUUDP64, label: "UDP 64 B", iperfArgs: []string{"-u", "-l", "64", "-b", "0"}},
+		{key: LatAvg, cpuKey: CPULat, label: "ping"},
+	}
+}
+
+// measure runs every test once and returns the figures; say reports
+// each as it is measured.
+func (b *bed) measure(ctx context.Context, dur time.Duration, say func(string)) (map[string]float64, error) {
+	figs := make(map[string]float64)
+	for _, t := range tests() {
+		cpu0, err := b.daemonTicks()
+		if err != nil {
+			return nil, err
+		}
+		start := time.Now()
+		var line string
+		switch t.key {
+		case LatAvg:
+			avg, p99, n, err := b.ping(ctx, dur)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", t.label, err)
+			}
+			figs[LatAvg], figs[LatP99] = avg, p99
+			line = fmt.Sprintf("avg %.1f µs, p99 %.1f µs (%d replies)", avg, p99, n)
+		default:
+			rep, err := b.runIperf(ctx, dur, t.iperfArgs...)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", t.label, err)
+			}
+			if t.key == UDP64 {
+				figs[t.key] = rep.receivedPPS()
+				line = fmt.Sprintf("%.0f packets/s received (%.1f%% lost)", figs[t.key], rep.lostPercent())
+			} else {
+				figs[t.key] = rep.End.SumReceived.BitsPerSecond / 1e9
+				line = fmt.Sprintf("%.2f Gbit/s", figs[t.key])
+			}
+		}
+		if len(b.daemons) > 0 {
+			cpu1, err := b.daemonTicks()
+			if err != nil {
+				return nil, err
+			}
+			pct := float64(cpu1-cpu0) / clockTicks / time.Since(start).Seconds() * 100
+			figs[t.cpuKey] = pct
+			line += fmt.Sprintf("; daemons %.0f%% CPU", pct)
+		}
+		say(fmt.Sprintf("%-14s %s", t.label, line))
+	}
+	if len(b.daemons) > 0 {
+		var peak int64
+		for _, d := range b.daemons {
+			rss, err := peakRSS(d.PID())
+			if err != nil {
+				return nil, err
+			}
+			peak = max(peak, rss)
+		}
+		figs[RSSPeak] = float64(peak) / (1 << 20)
+		say(fmt.Sprintf("%-14s %.1f MiB (larger daemon, so far)", "peak RSS", figs[RSSPeak]))
+	}
+	return figs, nil
+}
+
+// daemonTicks is the CPU time both daemons have used so far, in ticks.
+func (b *bed) daemonTicks() (int64, error) {
+	var sum int64
+	for _, d := range b.daemons {
+		pid := d.PID()
+		if pid == 0 {
+			return 0, fmt.Errorf("vxswitch daemon on %s is not running", d.Host.Name)
+		}
+		t, err := cpuTicks(pid)
+		if err != nil {
+			return 0, fmt.Errorf("vxswitch daemon on %s: %w", d.Host.Name, err)
+		}
+		sum += t
+	}
+	return sum, nil
+}
+
+// iperfReport is the part of `iperf3 -J` output the benchmark reads.
+type iperfReport struct {
+	End struct {
+		// SumReceived is the receiver's side: for TCP its throughput, for
+		// UDP the datagrams it expected (highest sequence number) and the
+		// ones that never arrived.
+		SumReceived struct {
+			Seconds       float64 `json:"seconds"`
+			BitsPerSecond float64 `json:"bits_per_second"`
+			Packets       int64   `json:"packets"`
+			LostPackets   int64   `json:"lost_packets"`
+		} `json:"sum_received"`
+	} `json:"end"`
+	Error string `json:"error"`
+}
+
+func (r *iperfReport) receivedPPS() float64 {
+	s := r.End.SumReceived
+	if s.Seconds <= 0 {
+		return 0
+	}
+	return float64(s.Packets-s.LostPackets) / s.Seconds
+}
+
+func (r *iperfReport) lostPercent() float64 {
+	s := r.End.SumReceived
+	if s.Packets == 0 {
+		return 0
+	}
+	return float64(s.LostPackets) / float64(s.Packets) * 100
+}
+
+// runIperf runs the iperf3 client for dur against the bed's server.
+func (b *bed) runIperf(ctx context.Context, dur time.Duration, extra ...string) (*iperfReport, error) {
+	ctx, cancel := context.WithTimeout(ctx, dur+runSlack)
+	defer cancel()
+	args := append([]string{"-c", b.addr, "-p", strconv.Itoa(b.port), "-t", strconv.Itoa(int(dur / time.Second)),
+		"-J", "--connect-timeout", "5000"}, extra...)
+	cmd := b.client.Command(ctx, "iperf3", args...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	runErr := cmd.Run()
+	if ctx.Err() != nil && runErr != nil {
+		return nil, fmt.Errorf("iperf3 %s: %w", strings.Join(args, " "), ctx.Err())
+	}
+	var rep iperfReport
+	jsonErr := json.Unmarshal(stdout.Bytes(), &rep)
+	switch {
+	case jsonErr == nil && rep.Error != "":
+		return nil, fmt.Errorf("iperf3 %s: %s", strings.Join(args, " "), rep.Error)
+	case runErr != nil:
+		return nil, fmt.Errorf("iperf3 %s: %w: %s", strings.Join(args, " "), runErr, strings.TrimSpace(stderr.String()))
+	case jsonErr != nil:
+		return nil, fmt.Errorf("iperf3 %s: reading its JSON: %w", strings.Join(args, " "), jsonErr)
+	case rep.End.SumReceived.Seconds <= 0:
+		return nil, errors.New("iperf3 reported no receiver-side figures")
+	}
+	return &rep, nil
+}
+
+var pingTimeRE = regexp.MustCompile(`time=([0-9.]+) ms`)
+
+// ping sends pings for dur, one every pingInterval, and returns the
+// average and 99th-percentile round trip in µs and the number of replies.
+func (b *bed) ping(ctx context.Context, dur time.Duration) (avg, p99 float64, n int, err error) {
+	ctx, cancel := context.WithTimeout(ctx, dur+runSlack)
+	defer cancel()
+	count := int(dur / pingInterval)
+	deadline := int((dur+10*time.Second)/time.Second) + 1
+	interval := strconv.FormatFloat(pingInterval.Seconds(), 'f', -1, 64)
+	cmd := b.client.Command(ctx, "ping", "-n", "-c", strconv.Itoa(count), "-i", interval, "-w", strconv.Itoa(deadline), b.addr)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	runErr := cmd.Run() // exits 1 when a reply is missing; the replies still count
+	if ctx.Err() != nil {
+		return 0, 0, 0, ctx.Err()
+	}
+	rtts, err := parsePing(stdout.String())
+	if err != nil {
+		return 0, 0, 0, fmt.Errorf("ping %s: %w (%v: %s)", b.addr, err, runErr, strings.TrimSpace(stderr.String()))
+	}
+	avg, p99 = rttStats(rtts)
+	return avg, p99, len(rtts), nil
+}
+
+// parsePing returns every reply's round trip in µs from ping's
+// per-packet lines ("... icmp_seq=1 ttl=64 time=0.045 ms").
+func parsePing(out string) ([]float64, error) {
+	var rtts []float64
+	for _, m := range pingTimeRE.FindAllStringSubmatch(out, -1) {
+		ms, err := strconv.ParseFloat(m[1], 64)
+		if err != nil {
+			return nil, err
+		}
+		rtts = append(rtts, ms*1000)
+	}
+	if len(rtts) == 0 {
+		return nil, errors.New("no replies")
+	}
+	return rtts, nil
+}
+
+// rttStats returns the mean and the 99th percentile (nearest rank).
+func rttStats(rtts []float64) (avg, p99 float64) {
+	s := slices.Clone(rtts)
+	sort.Float64s(s)
+	var sum float64
+	for _, v := range s {
+		sum += v
+	}
+	rank := (99*len(s) + 99) / 100 // ceil(0.99 n)
+	return sum / float64(len(s)), s[max(rank, 1)-1]
+}
