@@ -100,6 +100,7 @@ func (r *rxLoop) busyPoll(try tryReceiver) {
 		if time.Now().After(deadline) {
 			return
 		}
+		yield()
 	}
 }
 

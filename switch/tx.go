@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+	"golang.org/x/sys/unix"
 
 	"github.com/vxswitch/vxswitch/encap"
 	"github.com/vxswitch/vxswitch/fib"
@@ -137,8 +138,13 @@ func (t *txLoop) poll(p tap.Poller) (int, error) {
 		case now.After(deadline):
 			return 0, nil
 		}
+		yield()
 	}
 }
+
+// yield lets other threads of the machine run between two polls: a
+// polling loop must not starve the processes whose packets it waits for.
+func yield() { unix.Syscall(unix.SYS_SCHED_YIELD, 0, 0, 0) }
 
 // batch encapsulates and sends the k frames just read.
 func (t *txLoop) batch(k int) {
