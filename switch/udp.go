@@ -70,10 +70,16 @@ type udpUnderlay struct {
 	v4    bool
 
 	// Receive scratch, used only by the one goroutine in Recv.
-	rhdrs  [udpBatch]mmsghdr
-	riov   [udpBatch]unix.Iovec
-	rnames [udpBatch]unix.RawSockaddrInet6
-	rctrl  [udpBatch][cmsgSpace]byte
+	r struct {
+		n, got int
+		err    error
+	}
+	recvWaitFn func(fd uintptr) bool
+	recvNowFn  func(fd uintptr)
+	rhdrs      [udpBatch]mmsghdr
+	riov       [udpBatch]unix.Iovec
+	rnames     [udpBatch]unix.RawSockaddrInet6
+	rctrl      [udpBatch][cmsgSpace]byte
 }
 
 // cmsgSpace holds one 2-byte UDP_GRO or UDP_SEGMENT control message.
@@ -92,11 +98,16 @@ type udpSock struct {
 	rc   syscall.RawConn
 	port uint16
 
-	mu    sync.Mutex
-	hdrs  [udpBatch]mmsghdr
-	iov   [maxSendIov]unix.Iovec
-	names [udpBatch]unix.RawSockaddrInet6
-	ctrl  [udpBatch][cmsgSpace]byte
+	mu  sync.Mutex
+	snd struct {
+		n, sent int
+		err     error
+	}
+	sendFn func(fd uintptr) bool
+	hdrs   [udpBatch]mmsghdr
+	iov    [maxSendIov]unix.Iovec
+	names  [udpBatch]unix.RawSockaddrInet6
+	ctrl   [udpBatch][cmsgSpace]byte
 }
 
 // ListenUDP opens the underlay in the namespace cfg.Netns: the receive
@@ -146,6 +157,8 @@ func ListenUDP(cfg UDPConfig) (Underlay, error) {
 		u.rhdrs[i].hdr.Iov = &u.riov[i]
 		u.rhdrs[i].hdr.SetIovlen(1)
 	}
+	u.recvWaitFn = u.recvmmsg
+	u.recvNowFn = func(fd uintptr) { u.recvmmsg(fd) }
 	return u, nil
 }
 
@@ -179,6 +192,7 @@ func openSock(local netip.AddrPort, v4 bool) (*udpSock, error) {
 		return nil, err
 	}
 	s := &udpSock{conn: conn, rc: rc, port: local.Port()}
+	s.sendFn = s.send
 	if v4 {
 		err = s.setInt(unix.IPPROTO_IP, unix.IP_MTU_DISCOVER, unix.IP_PMTUDISC_DO)
 	} else {
@@ -262,31 +276,14 @@ func (u *udpUnderlay) recv(msgs []RecvMsg, wait bool) (int, error) {
 		h.SetControllen(cmsgSpace)
 		h.Flags = 0
 	}
-	var got int
-	var serr error
-	call := func(fd uintptr) bool {
-		for {
-			r, _, errno := unix.Syscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&u.rhdrs[0])), uintptr(n), unix.MSG_DONTWAIT, 0, 0)
-			switch errno {
-			case 0:
-				got = int(r)
-				return true
-			case unix.EINTR:
-				continue
-			case unix.EAGAIN:
-				return !wait
-			default:
-				serr = errno
-				return true
-			}
-		}
-	}
+	u.r.n, u.r.got, u.r.err = n, 0, nil
 	var err error
 	if wait {
-		err = u.rx.rc.Read(call)
+		err = u.rx.rc.Read(u.recvWaitFn)
 	} else {
-		err = u.rx.rc.Control(func(fd uintptr) { call(fd) })
+		err = u.rx.rc.Control(u.recvNowFn)
 	}
+	got, serr := u.r.got, u.r.err
 	if err != nil {
 		return 0, err
 	}
@@ -307,6 +304,27 @@ func (u *udpUnderlay) recv(msgs []RecvMsg, wait bool) (int, error) {
 		m.Src = sockaddrToAddrPort(&u.rnames[i])
 	}
 	return got, nil
+}
+
+// recvmmsg is the poller callback of recv; its arguments and results
+// travel in u.r and it is bound once (recvWaitFn, recvNowFn), so a
+// receive allocates nothing.
+func (u *udpUnderlay) recvmmsg(fd uintptr) bool {
+	for {
+		r, _, errno := unix.Syscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&u.rhdrs[0])), uintptr(u.r.n), unix.MSG_DONTWAIT, 0, 0)
+		switch errno {
+		case 0:
+			u.r.got = int(r)
+			return true
+		case unix.EINTR:
+			continue
+		case unix.EAGAIN:
+			return false
+		default:
+			u.r.err = errno
+			return true
+		}
+	}
 }
 
 // groSize returns the segment size of a UDP_GRO control message, or 0.
@@ -445,30 +463,33 @@ func (s *udpSock) fill(i int, m *SendMsg, iov []unix.Iovec, v4, gso bool) {
 }
 
 // sendmmsg sends the first n prepared slots, waiting while the socket's
-// buffer is full. It returns how many went out before an error.
+// buffer is full. It returns how many went out before an error. Its
+// arguments travel in s.snd (under s.mu) so the bound callback allocates
+// nothing.
 func (s *udpSock) sendmmsg(n int) (int, error) {
-	sent := 0
-	var serr error
-	err := s.rc.Write(func(fd uintptr) bool {
-		for sent < n {
-			r, _, errno := unix.Syscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&s.hdrs[sent])), uintptr(n-sent), 0, 0, 0)
-			switch errno {
-			case 0:
-				sent += int(r)
-			case unix.EINTR:
-			case unix.EAGAIN:
-				return false
-			default:
-				serr = errno
-				return true
-			}
-		}
-		return true
-	})
+	s.snd.n, s.snd.sent, s.snd.err = n, 0, nil
+	err := s.rc.Write(s.sendFn)
 	if err != nil {
-		return sent, err
+		return s.snd.sent, err
 	}
-	return sent, serr
+	return s.snd.sent, s.snd.err
+}
+
+func (s *udpSock) send(fd uintptr) bool {
+	for s.snd.sent < s.snd.n {
+		r, _, errno := unix.Syscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&s.hdrs[s.snd.sent])), uintptr(s.snd.n-s.snd.sent), 0, 0, 0)
+		switch errno {
+		case 0:
+			s.snd.sent += int(r)
+		case unix.EINTR:
+		case unix.EAGAIN:
+			return false
+		default:
+			s.snd.err = errno
+			return true
+		}
+	}
+	return true
 }
 
 // sendSplit sends a GSO message as single datagrams of m.SegSize bytes,

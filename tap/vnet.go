@@ -114,9 +114,28 @@ type vnetDevice struct {
 	mtu    int
 	closed atomic.Bool
 
-	// writeIov is WriteVec's scratch iovec array; WriteVec is called by
-	// one goroutine at a time (the RX loop).
+	// Read side: one reader at a time (the TX loop, or the RX loop's
+	// drain, under the network's lock) and one WaitReadable caller.
+	r struct {
+		bufs   [][]byte
+		sizes  []int
+		offset int
+		n      int
+		err    error
+	}
+	readNowFn  func(fd uintptr)
+	readWaitFn func(fd uintptr) bool
+	pollInFn   func(fd uintptr) bool
+	pfd        [1]unix.PollFd
+
+	// Write side: one writer at a time (the RX loop).
 	writeIov [maxIov]unix.Iovec
+	one      [1][]byte
+	w        struct {
+		n   int
+		err error
+	}
+	writevFn func(fd uintptr) bool
 }
 
 // openVNet creates (in the calling thread's namespace) a TAP with a
@@ -148,7 +167,9 @@ func openVNet(name string) (*vnetDevice, error) {
 		f.Close()
 		return nil, err
 	}
-	return &vnetDevice{f: f, rc: rc, name: ifr.Name()}, nil
+	d := &vnetDevice{f: f, rc: rc, name: ifr.Name()}
+	d.readNowFn, d.readWaitFn, d.pollInFn, d.writevFn = d.readNow, d.readWait, d.pollIn, d.writev
+	return d, nil
 }
 
 func (d *vnetDevice) VNetHdr() bool  { return true }
@@ -185,31 +206,61 @@ type Poller interface {
 // TryRead reads whatever is queued, up to len(bufs) frames, without
 // waiting.
 func (d *vnetDevice) TryRead(bufs [][]byte, sizes []int, offset int) (int, error) {
+	return d.read(bufs, sizes, offset, false)
+}
+
+// Read reads one frame, waiting for it, then whatever else is queued, up
+// to len(bufs) frames.
+func (d *vnetDevice) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
+	return d.read(bufs, sizes, offset, true)
+}
+
+// read is Read and TryRead. The poller's callbacks are method values
+// bound once in openVNet and their arguments and results travel in d.r,
+// so that a read allocates nothing (a closure per call would escape to
+// the heap). One reader at a time.
+func (d *vnetDevice) read(bufs [][]byte, sizes []int, offset int, wait bool) (int, error) {
 	if offset < VirtioNetHdrLen {
 		return 0, fmt.Errorf("tap: offset %d leaves no room for the virtio-net header", offset)
 	}
-	var n int
-	var rerr error
-	err := d.rc.Control(func(fd uintptr) {
-		n, rerr = readQueued(int(fd), bufs, sizes, offset)
-	})
+	r := &d.r
+	r.bufs, r.sizes, r.offset, r.n, r.err = bufs, sizes, offset, 0, nil
+	var err error
+	if wait {
+		err = d.rc.Read(d.readWaitFn)
+	} else {
+		err = d.rc.Control(d.readNowFn)
+	}
+	n, rerr := r.n, r.err
+	r.bufs, r.sizes = nil, nil
+	if n > 0 {
+		return n, nil
+	}
 	if err != nil {
 		return 0, d.mapErr(err)
 	}
-	if n == 0 && rerr != nil {
-		return 0, d.mapErr(rerr)
-	}
-	return n, nil
+	return 0, d.mapErr(rerr)
 }
 
-// WaitReadable waits for the device to become readable.
+func (d *vnetDevice) readNow(fd uintptr) {
+	d.r.n, d.r.err = readQueued(int(fd), d.r.bufs, d.r.sizes, d.r.offset)
+}
+
+func (d *vnetDevice) readWait(fd uintptr) bool {
+	d.readNow(fd)
+	return d.r.n > 0 || d.r.err != nil // wait for the first frame only
+}
+
+// WaitReadable waits for the device to become readable. One waiter at a
+// time.
 func (d *vnetDevice) WaitReadable() error {
-	err := d.rc.Read(func(fd uintptr) bool {
-		pfd := [1]unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
-		n, err := unix.Poll(pfd[:], 0)
-		return err != nil || n > 0
-	})
-	return d.mapErr(err)
+	return d.mapErr(d.rc.Read(d.pollInFn))
+}
+
+func (d *vnetDevice) pollIn(fd uintptr) bool {
+	d.pfd[0] = unix.PollFd{Fd: int32(fd), Events: unix.POLLIN}
+	n, err := unix.Poll(d.pfd[:], 0)
+	return err != nil || n > 0
 }
 
 // readQueued reads frames until the device is empty or bufs are full.
@@ -233,90 +284,31 @@ func readQueued(fd int, bufs [][]byte, sizes []int, offset int) (int, error) {
 	return n, nil
 }
 
-// Read reads one frame, waiting for it, then whatever else is queued, up
-// to len(bufs) frames.
-func (d *vnetDevice) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
-	if offset < VirtioNetHdrLen {
-		return 0, fmt.Errorf("tap: offset %d leaves no room for the virtio-net header", offset)
-	}
-	var n int
-	var rerr error
-	err := d.rc.Read(func(fd uintptr) bool {
-		n, rerr = readQueued(int(fd), bufs, sizes, offset)
-		return n > 0 || rerr != nil // wait for the first frame only
-	})
-	if n > 0 {
-		return n, nil
-	}
-	if err != nil {
-		return 0, d.mapErr(err)
-	}
-	return 0, d.mapErr(rerr)
-}
-
 // Write writes each bufs[i][offset-VirtioNetHdrLen:] as one frame.
 func (d *vnetDevice) Write(bufs [][]byte, offset int) (int, error) {
 	for i, b := range bufs {
-		if err := d.write(b[offset-VirtioNetHdrLen:]); err != nil {
+		d.one[0] = b[offset-VirtioNetHdrLen:]
+		if err := d.WriteVec(d.one[:]); err != nil {
 			return i, err
 		}
 	}
 	return len(bufs), nil
 }
 
-func (d *vnetDevice) write(b []byte) error {
-	var werr error
-	err := d.rc.Write(func(fd uintptr) bool {
-		for {
-			_, err := unix.Write(int(fd), b)
-			switch err {
-			case unix.EINTR:
-				continue
-			case unix.EAGAIN:
-				return false
-			}
-			werr = err
-			return true
-		}
-	})
-	if err != nil {
-		return d.mapErr(err)
-	}
-	if werr != nil {
-		return d.mapErr(werr)
-	}
-	return nil
-}
-
-// WriteVec writes one frame gathered from iov with a single writev.
+// WriteVec writes one frame gathered from iov with a single writev. One
+// writer at a time (see read on why the arguments travel in d).
 func (d *vnetDevice) WriteVec(iov [][]byte) error {
 	if len(iov) > maxIov {
 		return fmt.Errorf("tap: %d iovecs, at most %d", len(iov), maxIov)
 	}
-	vec := d.writeIov[:len(iov)]
 	for i, b := range iov {
-		vec[i].Base = unsafe.SliceData(b)
-		vec[i].SetLen(len(b))
+		d.writeIov[i].Base = unsafe.SliceData(b)
+		d.writeIov[i].SetLen(len(b))
 	}
-	var werr error
-	err := d.rc.Write(func(fd uintptr) bool {
-		for {
-			_, _, errno := unix.Syscall(unix.SYS_WRITEV, fd, uintptr(unsafe.Pointer(&vec[0])), uintptr(len(vec)))
-			switch errno {
-			case 0:
-				werr = nil
-			case unix.EINTR:
-				continue
-			case unix.EAGAIN:
-				return false
-			case unix.EINVAL:
-				werr = ErrGSORefused
-			default:
-				werr = errno
-			}
-			return true
-		}
-	})
+	d.w.n, d.w.err = len(iov), nil
+	err := d.rc.Write(d.writevFn)
+	werr := d.w.err
+	clear(d.writeIov[:len(iov)]) // hold no pointers into the caller's buffers
 	if err != nil {
 		return d.mapErr(err)
 	}
@@ -324,4 +316,22 @@ func (d *vnetDevice) WriteVec(iov [][]byte) error {
 		return d.mapErr(werr)
 	}
 	return werr
+}
+
+func (d *vnetDevice) writev(fd uintptr) bool {
+	for {
+		_, _, errno := unix.Syscall(unix.SYS_WRITEV, fd, uintptr(unsafe.Pointer(&d.writeIov[0])), uintptr(d.w.n))
+		switch errno {
+		case 0:
+		case unix.EINTR:
+			continue
+		case unix.EAGAIN:
+			return false
+		case unix.EINVAL:
+			d.w.err = ErrGSORefused
+		default:
+			d.w.err = errno
+		}
+		return true
+	}
 }

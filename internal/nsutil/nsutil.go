@@ -10,6 +10,12 @@
 // unrelated code, whatever the function did (the containernetworking `ns.Do`
 // pattern, made safe by Go's thread-exit-on-locked-goroutine rule).
 //
+// (If that goroutine happens to run on the process's main thread, the
+// runtime cannot end the thread and wedges it instead: it never runs Go
+// code again, but /proc/PID/ns/net, which is the main thread's, may then
+// name the namespace it was in. Use /proc/PID/task/TID or a fresh thread
+// to see where the process's goroutines run.)
+//
 // Sockets and file descriptors opened inside Do keep their namespace after
 // Do returns: a UDP socket made in a host namespace can be read from any
 // goroutine.
