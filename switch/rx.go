@@ -31,6 +31,12 @@ type rxLoop struct {
 	runNet *Network
 	runIov [][]byte
 	vhdr   [tap.VirtioNetHdrLen]byte
+	// The run's frames whole, and the first one's headers as they were,
+	// to write the segments one by one should the TAP refuse the GSO
+	// frame after Finish rewrote those headers.
+	runFrames [][]byte
+	runHdr    [encap.EthernetHeaderLen + 60 + 60]byte
+	runHdrLen int
 
 	// One frame written with its own virtio-net header.
 	plainIov [2][]byte
@@ -50,12 +56,13 @@ type rxLoop struct {
 func newRxLoop(s *Switch) *rxLoop {
 	batch := max(s.ul.BatchSize(), 1)
 	r := &rxLoop{
-		s:       s,
-		msgs:    make([]RecvMsg, batch),
-		pending: make([][]byte, 0, batch*encap.MaxRunSegments),
-		runIov:  make([][]byte, 0, encap.MaxRunSegments+1),
-		scratch: make([]byte, frameBuf),
-		inline:  newTxBuffers(inlineBatch),
+		s:         s,
+		msgs:      make([]RecvMsg, batch),
+		pending:   make([][]byte, 0, batch*encap.MaxRunSegments),
+		runIov:    make([][]byte, 0, encap.MaxRunSegments+1),
+		runFrames: make([][]byte, 0, encap.MaxRunSegments),
+		scratch:   make([]byte, frameBuf),
+		inline:    newTxBuffers(inlineBatch),
 	}
 	for i := range r.msgs {
 		r.msgs[i].Buf = make([]byte, frameBuf)
@@ -157,6 +164,7 @@ func (r *rxLoop) drainTX() {
 		if k, _ := p.TryRead(r.inline.bufs, r.inline.sizes, txHeadroom); k > 0 {
 			r.inline.setNetwork(n)
 			r.inline.batch(k)
+			n.c.txDrained.Add(uint64(k))
 		}
 		n.txMu.Unlock()
 	}
@@ -239,12 +247,15 @@ func (r *rxLoop) offloaded(n *Network, frame []byte) {
 	if ok && !n.noGRO.Load() {
 		if r.runNet == n && r.gro.Append(frame, seg) {
 			r.runIov = append(r.runIov, frame[seg.HeaderLen():])
+			r.runFrames = append(r.runFrames, frame)
 			return
 		}
 		r.flushRun()
 		r.gro.Start(frame, seg)
 		r.runNet = n
 		r.runIov = append(r.runIov[:0], r.vhdr[:], frame)
+		r.runFrames = append(r.runFrames[:0], frame)
+		r.runHdrLen = seg.HeaderLen()
 		return
 	}
 	r.flushRun()
@@ -278,6 +289,7 @@ func (r *rxLoop) flushRun() {
 	r.runNet = nil
 	segs := r.gro.Len()
 	frame := r.runIov[1]
+	copy(r.runHdr[:r.runHdrLen], frame)
 	gso, ok := r.gro.Finish()
 	if !ok {
 		r.writeVec(n, &tap.VirtioNetHdr{Flags: tap.VirtioNetHdrFDataValid}, frame)
@@ -299,11 +311,20 @@ func (r *rxLoop) flushRun() {
 	}
 	vh.Encode(r.vhdr[:])
 	err := n.tap.(tap.Offloader).WriteVec(r.runIov)
-	if err != nil {
-		n.c.drops[DropTAPError].Add(uint64(segs))
-		if errors.Is(err, tap.ErrGSORefused) && !n.noGRO.Swap(true) {
+	if errors.Is(err, tap.ErrGSORefused) {
+		if !n.noGRO.Swap(true) {
 			n.log.Warn("the kernel refuses GSO writes to this TAP; receiving without coalescing", zap.Error(err))
 		}
+		// Put the first frame back as it was and write the segments
+		// one by one.
+		copy(frame, r.runHdr[:r.runHdrLen])
+		for _, f := range r.runFrames {
+			r.writeVec(n, &tap.VirtioNetHdr{Flags: tap.VirtioNetHdrFDataValid}, f)
+		}
+		return
+	}
+	if err != nil {
+		n.c.drops[DropTAPError].Add(uint64(segs))
 		return
 	}
 	bytes := 0

@@ -70,6 +70,7 @@ func (r DropReason) String() string {
 type counters struct {
 	txFrames, txBytes   atomic.Uint64
 	txFlooded, txDgrams atomic.Uint64
+	txDrained           atomic.Uint64
 	rxFrames, rxBytes   atomic.Uint64
 	rxCsumRepaired      atomic.Uint64
 	rxSplit             atomic.Uint64
@@ -90,6 +91,10 @@ type Counters struct {
 	TXFlooded uint64 `json:"tx_flooded"`
 	// TXDatagrams counts VXLAN datagrams sent, replicas included.
 	TXDatagrams uint64 `json:"tx_datagrams"`
+	// TXDrained counts frames the RX loop took from the TAP right after
+	// writing to it (replies and ACKs its writes provoked), without
+	// waiting for the TX loop to wake up.
+	TXDrained uint64 `json:"tx_drained"`
 	// RXFrames and RXBytes count frames received from the overlay and
 	// written to the TAP.
 	RXFrames uint64 `json:"rx_frames"`
@@ -114,6 +119,7 @@ func (c *counters) snapshot() Counters {
 		TXBytes:        c.txBytes.Load(),
 		TXFlooded:      c.txFlooded.Load(),
 		TXDatagrams:    c.txDgrams.Load(),
+		TXDrained:      c.txDrained.Load(),
 		RXFrames:       c.rxFrames.Load(),
 		RXBytes:        c.rxBytes.Load(),
 		RXCsumRepaired: c.rxCsumRepaired.Load(),

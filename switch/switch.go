@@ -108,7 +108,8 @@ func (s *Switch) Run(ctx context.Context) error {
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	s.wg.Add(1)
+	// The sweeper and the receive loop below; Close waits for both.
+	s.wg.Add(2)
 	s.mu.Unlock()
 	go func() {
 		defer s.wg.Done()
@@ -118,6 +119,7 @@ func (s *Switch) Run(ctx context.Context) error {
 	stop := context.AfterFunc(ctx, func() { s.Close() })
 	defer stop()
 	err := newRxLoop(s).run()
+	s.wg.Done()
 	cancel()
 	if errors.Is(err, ErrClosed) {
 		return nil

@@ -234,6 +234,13 @@ func (t *txLoop) super(frame []byte, mss int, vteps []netip.Addr, flooded bool, 
 		return
 	}
 	hl := s.HeaderLen()
+	// A sender whose MTU exceeds the overlay's (GSO frames skip the
+	// bridge's MTU check) would make datagrams the underlay cannot carry;
+	// segments may always be cut smaller.
+	if limit := n.maxFrame - hl; mss > limit && limit > 0 {
+		mss = limit
+		s, _ = encap.ParseTCPSuper(frame, mss)
+	}
 	dgram := encap.VXLANHeaderLen + hl + mss
 	perMsg := max(1, min(maxGSOSegments, maxUDPPayload/dgram))
 	segs := s.Segments()
@@ -279,23 +286,17 @@ func (t *txLoop) count(frames, bytes, dgrams int, flooded bool) {
 	}
 }
 
-// flush sends the batch's messages; a message the underlay refuses is
-// counted and skipped so one unreachable peer cannot stall the rest.
+// flush sends the batch's messages; messages the underlay could not send
+// (a peer that is unreachable, say) are counted and the rest go on.
 func (t *txLoop) flush() {
-	msgs := t.msgs
-	for len(msgs) > 0 {
-		k, err := t.n.s.ul.Send(msgs)
-		if err == nil {
-			break
+	if len(t.msgs) > 0 {
+		if failed, err := t.n.s.ul.Send(t.msgs); failed > 0 && !errors.Is(err, net.ErrClosed) {
+			t.n.c.drops[DropSendError].Add(uint64(failed))
+			if t.n.log.Core().Enabled(zap.DebugLevel) {
+				t.n.log.Debug("underlay send failed", zap.Int("messages", failed), zap.Error(err))
+			}
 		}
-		if errors.Is(err, net.ErrClosed) {
-			break
-		}
-		t.n.c.drop(DropSendError)
-		if t.n.log.Core().Enabled(zap.DebugLevel) {
-			t.n.log.Debug("underlay send failed", zap.Stringer("vtep", msgs[k].Dst), zap.Error(err))
-		}
-		msgs = msgs[k+1:]
 	}
+	clear(t.iov) // hold no pointers into buffers between batches
 	t.msgs, t.iov, t.nhdr = t.msgs[:0], t.iov[:0], 0
 }

@@ -1,6 +1,7 @@
 package vswitch
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -12,6 +13,8 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"go.uber.org/zap"
 
 	"github.com/vxswitch/vxswitch/internal/nsutil"
 )
@@ -56,6 +59,8 @@ type UDPConfig struct {
 	// NoOffload disables UDP GSO and GRO (sendmmsg/recvmmsg of single
 	// datagrams only).
 	NoOffload bool
+	// Logger says when the kernel refuses GSO; nil means no logging.
+	Logger *zap.Logger
 }
 
 // udpUnderlay is the Linux underlay: one socket on the VXLAN port for
@@ -65,9 +70,10 @@ type udpUnderlay struct {
 	local netip.AddrPort
 	rx    *udpSock
 	tx    []*udpSock
-	gso   atomic.Bool // UDP_SEGMENT works; cleared when the kernel refuses it
+	gso   atomic.Bool // UDP_SEGMENT works; cleared for good when the kernel says it cannot (EIO)
 	gro   bool
 	v4    bool
+	log   *zap.Logger
 
 	// Receive scratch, used only by the one goroutine in Recv.
 	r struct {
@@ -79,20 +85,23 @@ type udpUnderlay struct {
 	rhdrs      [udpBatch]mmsghdr
 	riov       [udpBatch]unix.Iovec
 	rnames     [udpBatch]unix.RawSockaddrInet6
-	rctrl      [udpBatch][cmsgSpace]byte
+	rctrl      [udpBatch][cmsgBuf]byte
 }
 
-// cmsgSpace holds one 2-byte UDP_GRO or UDP_SEGMENT control message.
-const cmsgSpace = 24 // unix.CmsgSpace(2) on 64-bit Linux
+// cmsgBuf holds one control message with a 4-byte payload (UDP_GRO
+// delivers an int; UDP_SEGMENT takes a uint16) on 32- and 64-bit Linux.
+const cmsgBuf = 32
 
+// mmsghdr is struct mmsghdr: a msghdr and the length the kernel fills in,
+// padded to the msghdr's alignment (so 64 bytes on 64-bit Linux, 32 on
+// 32-bit).
 type mmsghdr struct {
 	hdr unix.Msghdr
 	len uint32
-	_   [4]byte
 }
 
 // udpSock is one socket with the scratch its sends need; mu serialises
-// the networks' TX loops that share it.
+// the networks' TX loops (and RX drains) that share it.
 type udpSock struct {
 	conn *net.UDPConn
 	rc   syscall.RawConn
@@ -100,20 +109,31 @@ type udpSock struct {
 
 	mu  sync.Mutex
 	snd struct {
-		n, sent int
-		err     error
+		from, n, sent int
+		err           error
 	}
-	sendFn func(fd uintptr) bool
-	hdrs   [udpBatch]mmsghdr
-	iov    [maxSendIov]unix.Iovec
-	names  [udpBatch]unix.RawSockaddrInet6
-	ctrl   [udpBatch][cmsgSpace]byte
+	sndHdrs *[udpBatch]mmsghdr
+	sendFn  func(fd uintptr) bool
+	// The batch being sent: slot i carries message slot[i].
+	hdrs  [udpBatch]mmsghdr
+	slot  [udpBatch]int
+	iov   [maxSendIov]unix.Iovec
+	names [udpBatch]unix.RawSockaddrInet6
+	ctrl  [udpBatch][cmsgBuf]byte
+	// A GSO message sent as single datagrams, with its own scratch so
+	// that a batch in flight is not disturbed.
+	split struct {
+		hdrs  [udpBatch]mmsghdr
+		iov   [maxSendIov]unix.Iovec
+		names [udpBatch]unix.RawSockaddrInet6
+	}
 }
 
 // ListenUDP opens the underlay in the namespace cfg.Netns: the receive
 // socket on cfg.Local and the send sockets on source ports drawn from the
 // range. Every socket sets Don't Fragment (VTEPs must not fragment).
 func ListenUDP(cfg UDPConfig) (Underlay, error) {
+	cfg.Local = netip.AddrPortFrom(cfg.Local.Addr().Unmap(), cfg.Local.Port())
 	if !cfg.Local.Addr().IsValid() {
 		return nil, fmt.Errorf("underlay: invalid local address %s", cfg.Local)
 	}
@@ -128,7 +148,10 @@ func ListenUDP(cfg UDPConfig) (Underlay, error) {
 		n = DefaultSourcePorts
 	}
 	n = min(n, int(cfg.SrcPortMax-cfg.SrcPortMin)+1)
-	u := &udpUnderlay{local: cfg.Local, v4: cfg.Local.Addr().Is4()}
+	u := &udpUnderlay{local: cfg.Local, v4: cfg.Local.Addr().Is4(), log: cfg.Logger}
+	if u.log == nil {
+		u.log = zap.NewNop()
+	}
 	err := nsutil.Do(cfg.Netns, func() error {
 		var err error
 		if u.rx, err = openSock(cfg.Local, u.v4); err != nil {
@@ -212,6 +235,7 @@ func openSock(local netip.AddrPort, v4 bool) (*udpSock, error) {
 	}
 	for i := range s.hdrs {
 		s.hdrs[i].hdr.Name = (*byte)(unsafe.Pointer(&s.names[i]))
+		s.split.hdrs[i].hdr.Name = (*byte)(unsafe.Pointer(&s.split.names[i]))
 	}
 	return s, nil
 }
@@ -273,7 +297,7 @@ func (u *udpUnderlay) recv(msgs []RecvMsg, wait bool) (int, error) {
 		h.Name = (*byte)(unsafe.Pointer(&u.rnames[i]))
 		h.Namelen = unix.SizeofSockaddrInet6
 		h.Control = &u.rctrl[i][0]
-		h.SetControllen(cmsgSpace)
+		h.SetControllen(cmsgBuf)
 		h.Flags = 0
 	}
 	u.r.n, u.r.got, u.r.err = n, 0, nil
@@ -327,7 +351,8 @@ func (u *udpUnderlay) recvmmsg(fd uintptr) bool {
 	}
 }
 
-// groSize returns the segment size of a UDP_GRO control message, or 0.
+// groSize returns the segment size of a UDP_GRO control message (an int,
+// in the host's byte order), or 0.
 func groSize(ctrl []byte) int {
 	for len(ctrl) >= unix.SizeofCmsghdr {
 		h := (*unix.Cmsghdr)(unsafe.Pointer(&ctrl[0]))
@@ -335,16 +360,25 @@ func groSize(ctrl []byte) int {
 		if l < unix.SizeofCmsghdr || l > len(ctrl) {
 			return 0
 		}
-		if h.Level == unix.SOL_UDP && h.Type == unix.UDP_GRO && l >= unix.SizeofCmsghdr+2 {
-			return int(*(*uint16)(unsafe.Pointer(&ctrl[unix.SizeofCmsghdr])))
+		data := ctrl[unix.SizeofCmsghdr:l]
+		if h.Level == unix.SOL_UDP && h.Type == unix.UDP_GRO {
+			switch {
+			case len(data) >= 4:
+				return int(binary.NativeEndian.Uint32(data))
+			case len(data) >= 2:
+				return int(binary.NativeEndian.Uint16(data))
+			}
+			return 0
 		}
-		ctrl = ctrl[min(len(ctrl), (l+7)&^7):]
+		ctrl = ctrl[min(len(ctrl), unix.CmsgSpace(l-unix.SizeofCmsghdr)):]
 	}
 	return 0
 }
 
+// The port of a raw sockaddr is in network byte order whatever the host's.
+
 func sockaddrToAddrPort(sa *unix.RawSockaddrInet6) netip.AddrPort {
-	port := uint16(sa.Port>>8 | sa.Port<<8)
+	port := binary.BigEndian.Uint16((*[2]byte)(unsafe.Pointer(&sa.Port))[:])
 	if sa.Family == unix.AF_INET {
 		sa4 := (*unix.RawSockaddrInet4)(unsafe.Pointer(sa))
 		return netip.AddrPortFrom(netip.AddrFrom4(sa4.Addr), port)
@@ -353,86 +387,102 @@ func sockaddrToAddrPort(sa *unix.RawSockaddrInet6) netip.AddrPort {
 }
 
 func putSockaddr(sa *unix.RawSockaddrInet6, ap netip.AddrPort, v4 bool) uint32 {
-	port := ap.Port()
 	if v4 {
 		sa4 := (*unix.RawSockaddrInet4)(unsafe.Pointer(sa))
 		sa4.Family = unix.AF_INET
-		sa4.Port = port>>8 | port<<8
+		binary.BigEndian.PutUint16((*[2]byte)(unsafe.Pointer(&sa4.Port))[:], ap.Port())
 		sa4.Addr = ap.Addr().As4()
 		return unix.SizeofSockaddrInet4
 	}
 	sa.Family = unix.AF_INET6
-	sa.Port = port>>8 | port<<8
+	binary.BigEndian.PutUint16((*[2]byte)(unsafe.Pointer(&sa.Port))[:], ap.Port())
 	sa.Addr = ap.Addr().As16()
 	sa.Flowinfo, sa.Scope_id = 0, 0
 	return unix.SizeofSockaddrInet6
 }
 
-// Send groups consecutive messages of the same source port into sendmmsg
-// calls.
-func (u *udpUnderlay) Send(msgs []SendMsg) (int, error) {
-	sent := 0
-	for sent < len(msgs) {
-		s := u.tx[int(msgs[sent].Flow)%len(u.tx)]
-		end := sent + 1
-		for end < len(msgs) && u.tx[int(msgs[end].Flow)%len(u.tx)] == s {
-			end++
-		}
-		k, err := u.sendOn(s, msgs[sent:end])
-		sent += k
-		if err != nil {
-			return sent, err
+// errBadMessage is returned for a message Send cannot send at all.
+var errBadMessage = errors.New("underlay: message without data, with too many iovecs, or to another address family")
+
+// Send sends every message, each on the socket of its flow's source port,
+// grouping the messages of each socket into sendmmsg calls in their
+// order. It returns how many messages failed and the first error.
+func (u *udpUnderlay) Send(msgs []SendMsg) (failed int, err error) {
+	for i, s := range u.tx {
+		f, e := u.sendOn(s, i, msgs)
+		failed += f
+		if err == nil {
+			err = e
 		}
 	}
-	return sent, nil
+	return failed, err
 }
 
-// sendOn sends msgs on one socket, as many sendmmsg calls as the scratch
-// arrays need. A GSO message the kernel refuses turns GSO off for good and
-// is sent again as single datagrams.
-func (u *udpUnderlay) sendOn(s *udpSock, msgs []SendMsg) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	sent := 0
-	for sent < len(msgs) {
-		gso := u.gso.Load()
-		n, iovs := 0, 0
-		for sent+n < len(msgs) && n < udpBatch {
-			m := &msgs[sent+n]
-			if !gso && m.SegSize > 0 {
-				if n > 0 {
-					break // send what is prepared, then split this one
-				}
-				if err := u.sendSplit(s, m); err != nil {
-					return sent, err
-				}
-				sent++
-				continue
-			}
-			if iovs+len(m.Iov) > maxSendIov {
-				if n == 0 {
-					return sent, fmt.Errorf("underlay: message of %d iovecs", len(m.Iov))
-				}
-				break
-			}
-			s.fill(n, m, s.iov[iovs:iovs+len(m.Iov)], u.v4, gso)
-			iovs += len(m.Iov)
-			n++
-		}
-		if n == 0 {
-			continue
-		}
-		k, err := s.sendmmsg(n)
-		sent += k
-		if err != nil {
-			if k < n && msgs[sent].SegSize > 0 && (errors.Is(err, unix.EIO) || errors.Is(err, unix.EINVAL)) {
-				u.gso.Store(false) // the kernel refuses UDP_SEGMENT: split from now on
-				continue
-			}
-			return sent, err
+// sendOn sends, in order, the messages of msgs that belong to socket idx.
+// A GSO message the kernel refuses is sent again as single datagrams; EIO
+// (no checksum offload on the route) turns GSO off for good.
+func (u *udpUnderlay) sendOn(s *udpSock, idx int, msgs []SendMsg) (failed int, first error) {
+	fail := func(err error) {
+		failed++
+		if first == nil {
+			first = err
 		}
 	}
-	return sent, nil
+	nsock := len(u.tx)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	j := 0
+	for j < len(msgs) {
+		gso := u.gso.Load()
+		cnt, iovs := 0, 0
+		var splitNext *SendMsg
+		for ; j < len(msgs) && cnt < udpBatch; j++ {
+			m := &msgs[j]
+			if int(m.Flow)%nsock != idx {
+				continue
+			}
+			if len(m.Iov) == 0 || len(m.Iov) > maxSendIov || m.Dst.Addr().Unmap().Is4() != u.v4 {
+				fail(errBadMessage)
+				continue
+			}
+			if m.SegSize > 0 && !gso {
+				splitNext = m // after what is prepared, to keep the order
+				j++
+				break
+			}
+			if iovs+len(m.Iov) > maxSendIov {
+				break
+			}
+			s.fill(cnt, m, s.iov[iovs:iovs+len(m.Iov)], u.v4, gso)
+			s.slot[cnt] = j
+			iovs += len(m.Iov)
+			cnt++
+		}
+		for done := 0; done < cnt; {
+			k, err := s.sendmmsg(done, cnt)
+			done += k
+			if err == nil {
+				break
+			}
+			m := &msgs[s.slot[done]]
+			if m.SegSize > 0 && (errors.Is(err, unix.EIO) || errors.Is(err, unix.EINVAL)) {
+				if errors.Is(err, unix.EIO) && u.gso.Swap(false) {
+					u.log.Warn("the kernel cannot send UDP GSO on this route; sending datagrams one by one", zap.Error(err))
+				}
+				err = u.sendSplit(s, m)
+			}
+			if err != nil {
+				fail(err)
+			}
+			done++
+		}
+		if splitNext != nil {
+			if err := u.sendSplit(s, splitNext); err != nil {
+				fail(err)
+			}
+		}
+	}
+	return failed, first
 }
 
 // fill prepares slot i of the socket's mmsghdr array for m.
@@ -453,7 +503,7 @@ func (s *udpSock) fill(i int, m *SendMsg, iov []unix.Iovec, v4, gso bool) {
 		ch := (*unix.Cmsghdr)(unsafe.Pointer(&c[0]))
 		ch.Level, ch.Type = unix.SOL_UDP, unix.UDP_SEGMENT
 		ch.SetLen(unix.CmsgLen(2))
-		*(*uint16)(unsafe.Pointer(&c[unix.SizeofCmsghdr])) = uint16(m.SegSize)
+		binary.NativeEndian.PutUint16(c[unix.SizeofCmsghdr:], uint16(m.SegSize))
 		h.Control = &c[0]
 		h.SetControllen(unix.CmsgSpace(2))
 	} else {
@@ -462,12 +512,17 @@ func (s *udpSock) fill(i int, m *SendMsg, iov []unix.Iovec, v4, gso bool) {
 	}
 }
 
-// sendmmsg sends the first n prepared slots, waiting while the socket's
-// buffer is full. It returns how many went out before an error. Its
-// arguments travel in s.snd (under s.mu) so the bound callback allocates
-// nothing.
-func (s *udpSock) sendmmsg(n int) (int, error) {
-	s.snd.n, s.snd.sent, s.snd.err = n, 0, nil
+// sendmmsg sends the prepared slots [from, n) of hdrs, waiting while the
+// socket's buffer is full. It returns how many went out before an error.
+// Its arguments travel in s.snd (under s.mu) so the bound callback
+// allocates nothing.
+func (s *udpSock) sendmmsg(from, n int) (int, error) {
+	return s.sendHdrs(&s.hdrs, from, n)
+}
+
+func (s *udpSock) sendHdrs(hdrs *[udpBatch]mmsghdr, from, n int) (int, error) {
+	s.snd.from, s.snd.n, s.snd.sent, s.snd.err = from, n, 0, nil
+	s.sndHdrs = hdrs
 	err := s.rc.Write(s.sendFn)
 	if err != nil {
 		return s.snd.sent, err
@@ -476,8 +531,9 @@ func (s *udpSock) sendmmsg(n int) (int, error) {
 }
 
 func (s *udpSock) send(fd uintptr) bool {
-	for s.snd.sent < s.snd.n {
-		r, _, errno := unix.Syscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&s.hdrs[s.snd.sent])), uintptr(s.snd.n-s.snd.sent), 0, 0, 0)
+	for s.snd.from+s.snd.sent < s.snd.n {
+		at := s.snd.from + s.snd.sent
+		r, _, errno := unix.Syscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&s.sndHdrs[at])), uintptr(s.snd.n-at), 0, 0, 0)
 		switch errno {
 		case 0:
 			s.snd.sent += int(r)
@@ -493,13 +549,17 @@ func (s *udpSock) send(fd uintptr) bool {
 }
 
 // sendSplit sends a GSO message as single datagrams of m.SegSize bytes,
-// cutting its iovecs at datagram boundaries.
+// cutting its iovecs at datagram boundaries, with the socket's split
+// scratch.
 func (u *udpUnderlay) sendSplit(s *udpSock, m *SendMsg) error {
+	sp := &s.split
 	var iv int  // index of the current Iov slice
 	var off int // offset in it
 	for iv < len(m.Iov) {
 		n, iovs := 0, 0
-		for iv < len(m.Iov) && n < udpBatch {
+		// A datagram of a GSO message from the TX loop spans two
+		// iovecs; leave room for a few more before starting one.
+		for iv < len(m.Iov) && n < udpBatch && iovs+8 <= maxSendIov {
 			start := iovs
 			need := m.SegSize
 			for need > 0 && iv < len(m.Iov) {
@@ -508,8 +568,8 @@ func (u *udpUnderlay) sendSplit(s *udpSock, m *SendMsg) error {
 				}
 				b := m.Iov[iv][off:]
 				take := min(len(b), need)
-				s.iov[iovs].Base = unsafe.SliceData(b)
-				s.iov[iovs].SetLen(take)
+				sp.iov[iovs].Base = unsafe.SliceData(b)
+				sp.iov[iovs].SetLen(take)
 				iovs++
 				need -= take
 				off += take
@@ -517,15 +577,15 @@ func (u *udpUnderlay) sendSplit(s *udpSock, m *SendMsg) error {
 					iv, off = iv+1, 0
 				}
 			}
-			h := &s.hdrs[n].hdr
-			h.Namelen = putSockaddr(&s.names[n], m.Dst, u.v4)
-			h.Iov = &s.iov[start]
+			h := &sp.hdrs[n].hdr
+			h.Namelen = putSockaddr(&sp.names[n], m.Dst, u.v4)
+			h.Iov = &sp.iov[start]
 			h.SetIovlen(iovs - start)
 			h.Control = nil
 			h.SetControllen(0)
 			n++
 		}
-		if _, err := s.sendmmsg(n); err != nil {
+		if k, err := s.sendHdrs(&sp.hdrs, 0, n); err != nil || k < n {
 			return err
 		}
 	}

@@ -7,14 +7,15 @@ import (
 	"testing"
 
 	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 
 	"github.com/vxswitch/vxswitch/bench/topo"
 	"github.com/vxswitch/vxswitch/internal/nsutil"
 	vswitch "github.com/vxswitch/vxswitch/switch"
 )
 
-// underlayNetns makes a namespace with 198.18.0.1 on lo, for the real
-// underlay socket to talk to itself.
+// underlayNetns makes a namespace with 198.18.0.1 and fd00::1 on lo, for
+// the real underlay socket to talk to itself.
 func underlayNetns(t *testing.T) string {
 	t.Helper()
 	topo.RequireRoot(t)
@@ -29,82 +30,112 @@ func underlayNetns(t *testing.T) string {
 	}
 	defer h.Close()
 	lo, _ := h.LinkByName("lo")
-	h.AddrAdd(lo, &netlink.Addr{IPNet: &net.IPNet{IP: net.IP{198, 18, 0, 1}, Mask: net.CIDRMask(32, 32)}})
 	if err := h.LinkSetUp(lo); err != nil {
+		t.Fatal(err)
+	}
+	h.AddrAdd(lo, &netlink.Addr{IPNet: &net.IPNet{IP: net.IP{198, 18, 0, 1}, Mask: net.CIDRMask(32, 32)}})
+	if err := h.AddrAdd(lo, &netlink.Addr{IPNet: &net.IPNet{IP: net.ParseIP("fd00::1"), Mask: net.CIDRMask(128, 128)}, Flags: unix.IFA_F_NODAD}); err != nil {
 		t.Fatal(err)
 	}
 	return path
 }
 
-// The real underlay: a UDP_SEGMENT send of several datagrams arrives as
-// exactly those datagrams (coalesced by UDP GRO or not), from a source
-// port in the configured range, and sending and receiving allocate
-// nothing.
+// The real underlay, over IPv4 and IPv6, with UDP GSO and with GSO
+// refused: a GSO send gathered from iovecs that do not line up with its
+// datagrams arrives as exactly those datagrams (coalesced by UDP GRO or
+// not), from a source port in the configured range; a message Send cannot
+// send is counted and does not stop the others; sending and receiving
+// allocate nothing.
 func TestUDPUnderlay(t *testing.T) {
 	ns := underlayNetns(t)
-	local := netip.MustParseAddrPort("198.18.0.1:4789")
-	ul, err := vswitch.ListenUDP(vswitch.UDPConfig{Netns: ns, Local: local, SrcPortMin: 50000, SrcPortMax: 50100})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ul.Close()
+	for _, tc := range []struct {
+		name  string
+		local string
+		gso   bool
+	}{
+		{"ipv4", "198.18.0.1:4789", true},
+		{"ipv4 without GSO", "198.18.0.1:4790", false},
+		{"ipv6", "[fd00::1]:4789", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			local := netip.MustParseAddrPort(tc.local)
+			ul, err := vswitch.ListenUDP(vswitch.UDPConfig{Netns: ns, Local: local, SrcPortMin: 50000, SrcPortMax: 50100})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ul.Close()
+			vswitch.SetGSO(ul, tc.gso)
 
-	// Five datagrams of 1000 bytes and one of 300, gathered from iovecs
-	// that do not line up with them.
-	var want [][]byte
-	var iov [][]byte
-	for i := range 6 {
-		size := 1000
-		if i == 5 {
-			size = 300
-		}
-		d := bytes.Repeat([]byte{byte('a' + i)}, size)
-		want = append(want, d)
-		iov = append(iov, d[:size/3], d[size/3:])
-	}
-	msgs := []vswitch.SendMsg{{Iov: iov, Dst: local, SegSize: 1000, Flow: 7}}
-	if n, err := ul.Send(msgs); n != 1 || err != nil {
-		t.Fatalf("Send: %d, %v", n, err)
-	}
-	recv := make([]vswitch.RecvMsg, ul.BatchSize())
-	for i := range recv {
-		recv[i].Buf = make([]byte, 1<<16)
-	}
-	var got [][]byte
-	for len(got) < len(want) {
-		k, err := ul.Recv(recv)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, m := range recv[:k] {
-			if m.Src.Addr() != local.Addr() || m.Src.Port() < 50000 || m.Src.Port() > 50100 {
-				t.Errorf("from %v: want 198.18.0.1 and a port in 50000-50100", m.Src)
+			// Five datagrams of 1000 bytes and one of 300, in two
+			// iovecs each at a third.
+			var want [][]byte
+			var iov [][]byte
+			for i := range 6 {
+				size := 1000
+				if i == 5 {
+					size = 300
+				}
+				d := bytes.Repeat([]byte{byte('a' + i)}, size)
+				want = append(want, d)
+				iov = append(iov, d[:size/3], d[size/3:])
 			}
-			step := m.SegSize
-			if step == 0 {
-				step = m.N
+			other := netip.MustParseAddrPort("198.18.0.9:4789")
+			if local.Addr().Is4() {
+				other = netip.MustParseAddrPort("[fd00::9]:4789")
 			}
-			for off := 0; off < m.N; off += step {
-				got = append(got, append([]byte(nil), m.Buf[off:min(off+step, m.N)]...))
+			msgs := []vswitch.SendMsg{
+				{Iov: iov, Dst: local, SegSize: 1000, Flow: 7},
+				{Iov: [][]byte{[]byte("x")}, Dst: other, Flow: 7}, // the other family: refused
+				{Iov: [][]byte{[]byte("last")}, Dst: local, Flow: 7},
 			}
-		}
-	}
-	for i := range want {
-		if !bytes.Equal(got[i], want[i]) {
-			t.Fatalf("datagram %d: %d bytes of %q, want %d of %q", i, len(got[i]), got[i][:1], len(want[i]), want[i][:1])
-		}
-	}
+			want = append(want, []byte("last"))
+			if failed, err := ul.Send(msgs); failed != 1 || err == nil {
+				t.Fatalf("Send: %d failed, %v; want the one to the other family", failed, err)
+			}
+			recv := make([]vswitch.RecvMsg, ul.BatchSize())
+			for i := range recv {
+				recv[i].Buf = make([]byte, 1<<16)
+			}
+			var got [][]byte
+			for len(got) < len(want) {
+				k, err := ul.Recv(recv)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, m := range recv[:k] {
+					if m.Src.Addr() != local.Addr() || m.Src.Port() < 50000 || m.Src.Port() > 50100 {
+						t.Errorf("from %v: want %v and a port in 50000-50100", m.Src, local.Addr())
+					}
+					step := m.SegSize
+					if step == 0 {
+						step = m.N
+					}
+					for off := 0; off < m.N; off += step {
+						got = append(got, append([]byte(nil), m.Buf[off:min(off+step, m.N)]...))
+					}
+				}
+			}
+			for i := range want {
+				if !bytes.Equal(got[i], want[i]) {
+					t.Fatalf("datagram %d: %d bytes of %q, want %d of %q", i, len(got[i]), got[i][:1], len(want[i]), want[i][:1])
+				}
+			}
+			if vswitch.GSO(ul) != tc.gso {
+				t.Errorf("GSO is %v after the test, want %v", vswitch.GSO(ul), tc.gso)
+			}
 
-	one := []vswitch.SendMsg{{Iov: [][]byte{want[0]}, Dst: local, Flow: 1}}
-	allocs := testing.AllocsPerRun(100, func() {
-		if _, err := ul.Send(one); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := ul.Recv(recv); err != nil {
-			t.Fatal(err)
-		}
-	})
-	if allocs != 0 {
-		t.Errorf("%v allocations per send and receive", allocs)
+			one := []vswitch.SendMsg{{Iov: [][]byte{want[0]}, Dst: local, Flow: 1}}
+			allocs := testing.AllocsPerRun(100, func() {
+				if _, err := ul.Send(one); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := ul.Recv(recv); err != nil {
+					t.Fatal(err)
+				}
+			})
+			if allocs != 0 {
+				t.Errorf("%v allocations per send and receive", allocs)
+			}
+		})
 	}
 }

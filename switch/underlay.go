@@ -41,10 +41,10 @@ type Underlay interface {
 	// Recv waits for at least one datagram and fills up to len(msgs)
 	// slots, returning how many.
 	Recv(msgs []RecvMsg) (n int, err error)
-	// Send sends the messages in order and returns how many were sent
-	// before the first error; the caller skips the failed message and
-	// calls again with the rest.
-	Send(msgs []SendMsg) (n int, err error)
+	// Send sends every message (keeping the order of each flow's) and
+	// returns how many could not be sent and the first error. The
+	// caller owns msgs and may reuse them when Send returns.
+	Send(msgs []SendMsg) (failed int, err error)
 	// BatchSize is the largest number of slots one Recv fills.
 	BatchSize() int
 	// LocalAddr is the VTEP address and port datagrams are received on.

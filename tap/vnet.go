@@ -308,6 +308,11 @@ func (d *vnetDevice) WriteVec(iov [][]byte) error {
 	d.w.n, d.w.err = len(iov), nil
 	err := d.rc.Write(d.writevFn)
 	werr := d.w.err
+	// EINVAL for a frame with a GSO header is the kernel refusing GSO
+	// writes; for any other frame it is just an error.
+	if werr == ErrGSORefused && (len(iov[0]) < 2 || iov[0][1] == GSONone) {
+		werr = unix.EINVAL
+	}
 	clear(d.writeIov[:len(iov)]) // hold no pointers into the caller's buffers
 	if err != nil {
 		return d.mapErr(err)
