@@ -131,6 +131,18 @@ func ParseTCPSuper(frame []byte, mss int) (TCPSuper, error) {
 	return s, nil
 }
 
+// SetMSS changes the payload bytes per segment, for a caller that learns
+// the size it needs only from the headers (HeaderLen): a receiver cutting
+// a superframe to its MTU, a sender cutting one smaller than its sender
+// asked. It returns ErrMalformed, changing nothing, if mss < 1.
+func (s *TCPSuper) SetMSS(mss int) error {
+	if mss < 1 {
+		return ErrMalformed
+	}
+	s.mss = min(mss, maxIPLen)
+	return nil
+}
+
 // HeaderLen returns the number of Ethernet, IP and TCP header bytes that
 // Segment writes for every segment.
 func (s *TCPSuper) HeaderLen() int { return s.hdrLen }

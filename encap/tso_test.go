@@ -217,3 +217,26 @@ func TestSegmentPanics(t *testing.T) {
 		}()
 	}
 }
+
+func TestTCPSuperSetMSS(t *testing.T) {
+	payload := make([]byte, 5000)
+	f := seg{payload: payload}.super(t)
+	s, err := encap.ParseTCPSuper(f, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.SetMSS(0) == nil || s.Segments() != 5000 {
+		t.Fatalf("SetMSS(0) accepted, or changed the MSS: %d segments", s.Segments())
+	}
+	if err := s.SetMSS(1400); err != nil || s.Segments() != 4 {
+		t.Fatalf("SetMSS(1400): %v, %d segments, want 4", err, s.Segments())
+	}
+	hdr := make([]byte, s.HeaderLen())
+	var got int
+	for i := range s.Segments() {
+		got += len(s.Segment(i, f, hdr))
+	}
+	if got != len(payload) {
+		t.Errorf("segments carry %d bytes, want %d", got, len(payload))
+	}
+}

@@ -301,8 +301,7 @@ func (u *fakeUnderlay) Sent() []datagram {
 	return append([]datagram(nil), u.sent...)
 }
 
-func (u *fakeUnderlay) BatchSize() int            { return 8 }
-func (u *fakeUnderlay) LocalAddr() netip.AddrPort { return u.addr }
+func (u *fakeUnderlay) BatchSize() int { return 8 }
 func (u *fakeUnderlay) Close() error {
 	u.closeOnce.Do(func() { close(u.closed) })
 	return nil

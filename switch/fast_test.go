@@ -370,3 +370,31 @@ func TestSteadyStateAllocs(t *testing.T) {
 		t.Fatalf("RX delivered nothing or coalesced nothing: %+v", rn.Stats())
 	}
 }
+
+// A superframe whose MSS exceeds the overlay MTU (its sender's MTU is
+// larger; GSO frames skip the bridge's MTU check) is cut to the MTU
+// rather than sent as datagrams the underlay cannot carry.
+func TestTXCutsOversizedMSS(t *testing.T) {
+	w := newWire()
+	a := newFastRig(t, w, "198.18.0.1:4789")
+	w.attach("198.18.0.2:4789")
+	a.n.FIB().Add(macA, netip.MustParseAddr("198.18.0.2"), fib.Static)
+	payload := make([]byte, 10000)
+	sf := superframe(t, payload)
+	sf.vh.GSOSize = 1448
+	a.tap.fromKernel <- sf
+	var got int
+	waitFor(t, "segments sent", func() bool {
+		got = 0
+		for _, d := range a.ul.Sent() {
+			got += len(d.b) - 8 - 54
+		}
+		return got == len(payload)
+	})
+	for i, d := range a.ul.Sent() {
+		if len(d.b)-8 > 1450+14 {
+			t.Errorf("segment %d: %d-byte frame exceeds the overlay MTU", i, len(d.b)-8)
+		}
+		validTCP(t, d.b[8:])
+	}
+}

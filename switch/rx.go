@@ -157,11 +157,10 @@ const inlineBatch = 8
 // if the TX loop holds it, it is at work and will send them.
 func (r *rxLoop) drainTX() {
 	for _, n := range r.touched {
-		p, ok := n.tap.(tap.Poller)
-		if !ok || !n.txMu.TryLock() {
+		if n.poll == nil || !n.txMu.TryLock() {
 			continue
 		}
-		if k, _ := p.TryRead(r.inline.bufs, r.inline.sizes, txHeadroom); k > 0 {
+		if k, _ := n.poll.TryRead(r.inline.bufs, r.inline.sizes, txHeadroom); k > 0 {
 			r.inline.setNetwork(n)
 			r.inline.batch(k)
 			n.c.txDrained.Add(uint64(k))
@@ -218,7 +217,7 @@ func (r *rxLoop) datagram(nets map[uint32]*Network, d []byte, m *RecvMsg) {
 		r.splitSuper(n, frame)
 		return
 	}
-	if !n.vnet {
+	if n.off == nil {
 		// A Linux sender over veth leaves inner checksums partial (see
 		// encap.RepairPartialChecksum); a receiving stack would drop
 		// those frames.
@@ -272,7 +271,7 @@ func (r *rxLoop) offloaded(n *Network, frame []byte) {
 func (r *rxLoop) writeVec(n *Network, vh *tap.VirtioNetHdr, frame []byte) {
 	vh.Encode(r.plainHdr[:])
 	r.plainIov[0], r.plainIov[1] = r.plainHdr[:], frame
-	if err := n.tap.(tap.Offloader).WriteVec(r.plainIov[:]); err != nil {
+	if err := n.off.WriteVec(r.plainIov[:]); err != nil {
 		n.c.drop(DropTAPError)
 		return
 	}
@@ -310,7 +309,7 @@ func (r *rxLoop) flushRun() {
 		vh.GSOType |= tap.GSOECN
 	}
 	vh.Encode(r.vhdr[:])
-	err := n.tap.(tap.Offloader).WriteVec(r.runIov)
+	err := n.off.WriteVec(r.runIov)
 	if errors.Is(err, tap.ErrGSORefused) {
 		if !n.noGRO.Swap(true) {
 			n.log.Warn("the kernel refuses GSO writes to this TAP; receiving without coalescing", zap.Error(err))
@@ -370,22 +369,16 @@ func (n *Network) writeFrames(frames [][]byte) {
 // Anything else that large cannot be delivered and is dropped.
 func (r *rxLoop) splitSuper(n *Network, frame []byte) {
 	s, err := encap.ParseTCPSuper(frame, 1)
-	if err != nil {
+	if err != nil || s.SetMSS(n.maxFrame-s.HeaderLen()) != nil {
 		n.c.drop(DropOversize)
 		return
 	}
-	mss := n.maxFrame - s.HeaderLen()
-	if mss <= 0 {
-		n.c.drop(DropOversize)
-		return
-	}
-	s, _ = encap.ParseTCPSuper(frame, mss)
 	n.c.rxSplit.Add(1)
 	h := s.HeaderLen()
 	for i := range s.Segments() {
 		k := copy(r.scratch[h:], s.Segment(i, frame, r.scratch))
 		seg := r.scratch[:h+k]
-		if n.vnet {
+		if n.off != nil {
 			r.writeVec(n, &tap.VirtioNetHdr{Flags: tap.VirtioNetHdrFDataValid}, seg)
 			continue
 		}

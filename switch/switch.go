@@ -167,8 +167,12 @@ type Network struct {
 	// maxFrame is the longest frame the TAP takes: its MTU plus the
 	// Ethernet header.
 	maxFrame int
-	// vnet: the TAP exchanges virtio-net headers (offloads).
-	vnet bool
+	// off and poll are the TAP's optional abilities, found once here
+	// rather than by a type assertion per frame: off is set when the TAP
+	// exchanges virtio-net headers (offloads), poll when it can be read
+	// without blocking.
+	off  tap.Offloader
+	poll tap.Poller
 	// noGRO is set when the kernel refused a coalesced write to the TAP.
 	noGRO atomic.Bool
 	// failed holds the error that stopped the TX loop, if one did.
@@ -208,8 +212,9 @@ func (s *Switch) AddNetwork(cfg NetworkConfig) (*Network, error) {
 	n := &Network{vni: cfg.VNI, tap: cfg.TAP, fib: table, s: s, maxFrame: cfg.TAP.MTU() + encap.EthernetHeaderLen,
 		log: s.log.With(zap.Uint32("vni", cfg.VNI), zap.String("tap", cfg.TAP.Name()))}
 	if o, ok := cfg.TAP.(tap.Offloader); ok && o.VNetHdr() {
-		n.vnet = true
+		n.off = o
 	}
+	n.poll, _ = cfg.TAP.(tap.Poller)
 	if cfg.Gateway.IsValid() {
 		if !cfg.Gateway.Is4() {
 			return nil, fmt.Errorf("gateway %s: only IPv4 gateways are filtered", cfg.Gateway)
@@ -300,7 +305,7 @@ func (n *Network) Err() error {
 
 // Offload reports whether the network's TAP exchanges TSO superframes
 // (virtio-net headers) rather than single frames.
-func (n *Network) Offload() bool { return n.vnet }
+func (n *Network) Offload() bool { return n.off != nil }
 
 // Stats returns the network's counters.
 func (n *Network) Stats() Counters { return n.c.snapshot() }

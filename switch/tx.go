@@ -40,8 +40,7 @@ const (
 // txLoop moves frames from one network's TAP into the overlay. Its
 // buffers are allocated once and owned by it for its whole life.
 type txLoop struct {
-	n    *Network
-	vnet bool // the TAP carries virtio-net headers (offloads)
+	n *Network
 
 	bufs  [][]byte
 	sizes []int
@@ -82,20 +81,17 @@ func newTxBuffers(batch int) *txLoop {
 	return t
 }
 
-func (t *txLoop) setNetwork(n *Network) {
-	t.n, t.vnet = n, n.vnet
-}
+func (t *txLoop) setNetwork(n *Network) { t.n = n }
 
 // run reads batches until the TAP is closed. With a TAP that can be read
 // without blocking, it reads and sends under the network's txMu, so that
 // the RX loop can drain the TAP too (see rxLoop.drainTX) without
 // reordering frames.
 func (t *txLoop) run() {
-	p, polls := t.n.tap.(tap.Poller)
 	for {
 		var k int
 		var err error
-		if polls {
+		if p := t.n.poll; p != nil {
 			k, err = t.poll(p)
 			if err == nil && k < len(t.bufs) {
 				err = p.WaitReadable()
@@ -167,7 +163,7 @@ func (t *txLoop) batch(k int) {
 func (t *txLoop) frame(buf []byte, size int) {
 	n := t.n
 	var vh tap.VirtioNetHdr
-	if t.vnet {
+	if t.n.off != nil {
 		vh.Decode(buf[txHeadroom-tap.VirtioNetHdrLen:])
 	}
 	frame := buf[txHeadroom : txHeadroom+size]
@@ -237,9 +233,8 @@ func (t *txLoop) super(frame []byte, mss int, vteps []netip.Addr, flooded bool, 
 	// A sender whose MTU exceeds the overlay's (GSO frames skip the
 	// bridge's MTU check) would make datagrams the underlay cannot carry;
 	// segments may always be cut smaller.
-	if limit := n.maxFrame - hl; mss > limit && limit > 0 {
+	if limit := n.maxFrame - hl; mss > limit && s.SetMSS(limit) == nil {
 		mss = limit
-		s, _ = encap.ParseTCPSuper(frame, mss)
 	}
 	dgram := encap.VXLANHeaderLen + hl + mss
 	perMsg := max(1, min(maxGSOSegments, maxUDPPayload/dgram))

@@ -67,13 +67,11 @@ type UDPConfig struct {
 // receiving (recvmmsg, with UDP_GRO) and a pool of send sockets, one per
 // source port (sendmmsg, with UDP_SEGMENT).
 type udpUnderlay struct {
-	local netip.AddrPort
-	rx    *udpSock
-	tx    []*udpSock
-	gso   atomic.Bool // UDP_SEGMENT works; cleared for good when the kernel says it cannot (EIO)
-	gro   bool
-	v4    bool
-	log   *zap.Logger
+	rx  *udpSock
+	tx  []*udpSock
+	gso atomic.Bool // UDP_SEGMENT works; cleared for good when the kernel says it cannot (EIO)
+	v4  bool
+	log *zap.Logger
 
 	// Receive scratch, used only by the one goroutine in Recv.
 	r struct {
@@ -148,7 +146,7 @@ func ListenUDP(cfg UDPConfig) (Underlay, error) {
 		n = DefaultSourcePorts
 	}
 	n = min(n, int(cfg.SrcPortMax-cfg.SrcPortMin)+1)
-	u := &udpUnderlay{local: cfg.Local, v4: cfg.Local.Addr().Is4(), log: cfg.Logger}
+	u := &udpUnderlay{v4: cfg.Local.Addr().Is4(), log: cfg.Logger}
 	if u.log == nil {
 		u.log = zap.NewNop()
 	}
@@ -171,7 +169,8 @@ func ListenUDP(cfg UDPConfig) (Underlay, error) {
 		return nil, fmt.Errorf("underlay: %w", err)
 	}
 	if !cfg.NoOffload {
-		u.gro = u.rx.setInt(unix.SOL_UDP, unix.UDP_GRO, 1) == nil
+		// Without GRO (an old kernel) every datagram is a slot of its own.
+		u.rx.setInt(unix.SOL_UDP, unix.UDP_GRO, 1)
 		// A kernel that knows UDP_SEGMENT answers getsockopt for it.
 		_, gsoErr := u.tx[0].getInt(unix.SOL_UDP, unix.UDP_SEGMENT)
 		u.gso.Store(gsoErr == nil)
@@ -257,17 +256,7 @@ func (s *udpSock) getInt(level, opt int) (int, error) {
 	return v, serr
 }
 
-func (u *udpUnderlay) BatchSize() int            { return udpBatch }
-func (u *udpUnderlay) LocalAddr() netip.AddrPort { return u.local }
-
-// SourcePorts returns the outer source ports in use.
-func (u *udpUnderlay) SourcePorts() []uint16 {
-	out := make([]uint16, len(u.tx))
-	for i, s := range u.tx {
-		out[i] = s.port
-	}
-	return out
-}
+func (u *udpUnderlay) BatchSize() int { return udpBatch }
 
 func (u *udpUnderlay) Close() error {
 	var err error

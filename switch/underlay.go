@@ -47,8 +47,6 @@ type Underlay interface {
 	Send(msgs []SendMsg) (failed int, err error)
 	// BatchSize is the largest number of slots one Recv fills.
 	BatchSize() int
-	// LocalAddr is the VTEP address and port datagrams are received on.
-	LocalAddr() netip.AddrPort
 	// Close makes pending and future Recv and Send calls fail with
 	// net.ErrClosed.
 	Close() error

@@ -94,22 +94,15 @@ func Create(opts Options) (Device, error) {
 		return err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("create tap %s in %s: %w", opts.Name, nsName(opts.Netns), err)
+		return nil, fmt.Errorf("create tap %s in %s: %w", opts.Name, nsutil.Describe(opts.Netns), err)
 	}
 	mtu, err := configure(opts)
 	if err != nil {
 		dev.Close()
-		return nil, fmt.Errorf("configure tap %s in %s: %w", opts.Name, nsName(opts.Netns), err)
+		return nil, fmt.Errorf("configure tap %s in %s: %w", opts.Name, nsutil.Describe(opts.Netns), err)
 	}
 	dev.setMTU(mtu)
 	return dev, nil
-}
-
-func nsName(path string) string {
-	if path == "" {
-		return "the current netns"
-	}
-	return path
 }
 
 // configure sets MTU, bridge and up state through netlink in the target

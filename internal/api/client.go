@@ -47,9 +47,6 @@ func NewClient(socket string) *Client {
 	return &Client{socket: socket, hc: &http.Client{Transport: tr, Timeout: time.Minute}}
 }
 
-// Socket is the socket path the client uses.
-func (c *Client) Socket() string { return c.socket }
-
 func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
 	var body io.Reader
 	if in != nil {

@@ -223,13 +223,15 @@ func SetSysctl(path, key, value string) error {
 	return Do(path, func() error {
 		f := filepath.Join("/proc/sys", strings.ReplaceAll(key, ".", "/"))
 		if err := os.WriteFile(f, []byte(value), 0o644); err != nil {
-			return fmt.Errorf("sysctl %s=%s in %s: %w", key, value, nsNameOf(path), err)
+			return fmt.Errorf("sysctl %s=%s in %s: %w", key, value, Describe(path), err)
 		}
 		return nil
 	})
 }
 
-func nsNameOf(path string) string {
+// Describe names the namespace at path for messages: the path, or "the
+// current netns" for the empty path that stands for the caller's.
+func Describe(path string) string {
 	if path == "" {
 		return "the current netns"
 	}
