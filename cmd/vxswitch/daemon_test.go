@@ -1,6 +1,7 @@
 package main_test
 
 import (
+	"context"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -9,6 +10,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
@@ -261,7 +263,12 @@ func TestDaemonStartErrors(t *testing.T) {
 			if tc.name == "corrupt state" || tc.name == "dirs in use" {
 				args = append([]string{"daemon", "--run-dir", t.TempDir()}, tc.args...)
 			}
-			out, err := h.Command(testCtx(t), bin, args...).CombinedOutput()
+			// A daemon that starts after all would run until killed:
+			// bound the wait so such a failure ends this subtest, not
+			// the whole run.
+			ctx, cancel := context.WithTimeout(testCtx(t), 30*time.Second)
+			defer cancel()
+			out, err := h.Command(ctx, bin, args...).CombinedOutput()
 			lines := strings.Split(strings.TrimRight(string(out), "\n"), "\n")
 			last := lines[len(lines)-1]
 			if err == nil || !strings.HasPrefix(last, "vxswitch: ") || !strings.Contains(last, tc.want) || strings.Contains(string(out), "panic") {

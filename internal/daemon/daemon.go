@@ -159,7 +159,7 @@ func (d *Daemon) open() error {
 	}
 	ul, err := vswitch.ListenUDP(vswitch.UDPConfig{
 		Netns: cfg.Netns, Local: netip.AddrPortFrom(cfg.VTEP, cfg.Port),
-		SrcPortMin: cfg.SrcPortMin, SrcPortMax: cfg.SrcPortMax, NoOffload: !cfg.Offload,
+		SrcPortMin: cfg.SrcPortMin, SrcPortMax: cfg.SrcPortMax, NoOffload: !cfg.Offload, Logger: d.log,
 	})
 	if err != nil {
 		return err
