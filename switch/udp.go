@@ -322,9 +322,13 @@ func (u *udpUnderlay) recv(msgs []RecvMsg, wait bool) (int, error) {
 // recvmmsg is the poller callback of recv; its arguments and results
 // travel in u.r and it is bound once (recvWaitFn, recvNowFn), so a
 // receive allocates nothing.
+//
+// recvmmsg and sendmmsg are raw system calls, like the TAP's reads and
+// writes (see the comment above rawRead in package tap): with
+// MSG_DONTWAIT and a non-blocking socket they never block.
 func (u *udpUnderlay) recvmmsg(fd uintptr) bool {
 	for {
-		r, _, errno := unix.Syscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&u.rhdrs[0])), uintptr(u.r.n), unix.MSG_DONTWAIT, 0, 0)
+		r, _, errno := unix.RawSyscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&u.rhdrs[0])), uintptr(u.r.n), unix.MSG_DONTWAIT, 0, 0)
 		switch errno {
 		case 0:
 			u.r.got = int(r)
@@ -522,7 +526,7 @@ func (s *udpSock) sendHdrs(hdrs *[udpBatch]mmsghdr, from, n int) (int, error) {
 func (s *udpSock) send(fd uintptr) bool {
 	for s.snd.from+s.snd.sent < s.snd.n {
 		at := s.snd.from + s.snd.sent
-		r, _, errno := unix.Syscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&s.sndHdrs[at])), uintptr(s.snd.n-at), 0, 0, 0)
+		r, _, errno := unix.RawSyscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&s.sndHdrs[at])), uintptr(s.snd.n-at), 0, 0, 0)
 		switch errno {
 		case 0:
 			s.snd.sent += int(r)

@@ -259,22 +259,38 @@ func (d *vnetDevice) WaitReadable() error {
 
 func (d *vnetDevice) pollIn(fd uintptr) bool {
 	d.pfd[0] = unix.PollFd{Fd: int32(fd), Events: unix.POLLIN}
-	n, err := unix.Poll(d.pfd[:], 0)
-	return err != nil || n > 0
+	var zero unix.Timespec // do not wait
+	n, _, errno := unix.RawSyscall6(unix.SYS_PPOLL, uintptr(unsafe.Pointer(&d.pfd[0])), 1, uintptr(unsafe.Pointer(&zero)), 0, 0, 0)
+	return errno != 0 || n > 0
+}
+
+// The datapath's system calls (read, writev and ppoll here; recvmmsg and
+// sendmmsg in the switch) never block: the descriptors are non-blocking
+// and the runtime's poller does the waiting. They are therefore made as
+// raw system calls, which skip the runtime's entersyscall/exitsyscall.
+// That matters for latency: the first entersyscall after the process
+// was idle wakes the runtime's sysmon thread, one more cross-CPU wake-up
+// per hop, on a machine where waking an idle vCPU costs tens of µs.
+// gVisor's fdbased link endpoint (pkg/tcpip/link/rawfile) does the same.
+
+// rawRead is read(2) as a raw system call; see above.
+func rawRead(fd int, b []byte) (int, unix.Errno) {
+	r, _, errno := unix.RawSyscall(unix.SYS_READ, uintptr(fd), uintptr(unsafe.Pointer(unsafe.SliceData(b))), uintptr(len(b)))
+	return int(r), errno
 }
 
 // readQueued reads frames until the device is empty or bufs are full.
 func readQueued(fd int, bufs [][]byte, sizes []int, offset int) (int, error) {
 	n := 0
 	for n < len(bufs) {
-		k, err := unix.Read(fd, bufs[n][offset-VirtioNetHdrLen:])
+		k, errno := rawRead(fd, bufs[n][offset-VirtioNetHdrLen:])
 		switch {
-		case err == unix.EINTR:
+		case errno == unix.EINTR:
 			continue
-		case err == unix.EAGAIN:
+		case errno == unix.EAGAIN:
 			return n, nil
-		case err != nil:
-			return n, err
+		case errno != 0:
+			return n, errno
 		case k < VirtioNetHdrLen:
 			continue // cannot happen with IFF_VNET_HDR; skip rather than return garbage
 		}
@@ -325,7 +341,7 @@ func (d *vnetDevice) WriteVec(iov [][]byte) error {
 
 func (d *vnetDevice) writev(fd uintptr) bool {
 	for {
-		_, _, errno := unix.Syscall(unix.SYS_WRITEV, fd, uintptr(unsafe.Pointer(&d.writeIov[0])), uintptr(d.w.n))
+		_, _, errno := unix.RawSyscall(unix.SYS_WRITEV, fd, uintptr(unsafe.Pointer(&d.writeIov[0])), uintptr(d.w.n))
 		switch errno {
 		case 0:
 		case unix.EINTR:
