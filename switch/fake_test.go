@@ -1,6 +1,7 @@
 package vswitch
 
 import (
+	"fmt"
 	"net"
 	"net/netip"
 	"sync"
@@ -188,6 +189,7 @@ type fakeUnderlay struct {
 	held      *datagram // taken from in but not yet returned
 	mu        sync.Mutex
 	sent      []datagram
+	sends     []sendRec // one per SendMsg
 	closeOnce sync.Once
 	closed    chan struct{}
 }
@@ -263,8 +265,31 @@ func (u *fakeUnderlay) recv(msgs []RecvMsg, wait bool) (int, error) {
 	return n, nil
 }
 
+// sendRec is what the fake underlay saw of one SendMsg.
+type sendRec struct {
+	dst     netip.AddrPort
+	segSize int
+	dgrams  int
+}
+
+func (r sendRec) String() string { return fmt.Sprintf("%v seg %d ×%d", r.dst, r.segSize, r.dgrams) }
+
 func (u *fakeUnderlay) Send(msgs []SendMsg) (int, error) {
 	for _, m := range msgs {
+		if m.SegSize > 0 {
+			// The rule the kernel enforces for UDP_SEGMENT.
+			total := 0
+			for _, b := range m.Iov {
+				total += len(b)
+			}
+			if total > m.SegSize*maxGSOSegments || total > maxUDPPayload {
+				panic("fake underlay: GSO message over the kernel's limits")
+			}
+		}
+		u.mu.Lock()
+		u.sends = append(u.sends, sendRec{dst: m.Dst, segSize: m.SegSize})
+		rec := &u.sends[len(u.sends)-1]
+		u.mu.Unlock()
 		var all []byte
 		for _, b := range m.Iov {
 			all = append(all, b...)
@@ -275,6 +300,9 @@ func (u *fakeUnderlay) Send(msgs []SendMsg) (int, error) {
 		}
 		for off := 0; off < len(all); off += step {
 			u.transmit(datagram{b: all[off:min(off+step, len(all))], src: u.addr, dst: m.Dst, flow: m.Flow})
+			u.mu.Lock()
+			rec.dgrams++
+			u.mu.Unlock()
 		}
 	}
 	return 0, nil
@@ -299,6 +327,12 @@ func (u *fakeUnderlay) Sent() []datagram {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	return append([]datagram(nil), u.sent...)
+}
+
+func (u *fakeUnderlay) Sends() []sendRec {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return append([]sendRec(nil), u.sends...)
 }
 
 func (u *fakeUnderlay) BatchSize() int { return 8 }

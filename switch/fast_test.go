@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"net/netip"
+	"slices"
 	"testing"
 	"time"
 
@@ -396,5 +397,97 @@ func TestTXCutsOversizedMSS(t *testing.T) {
 			t.Errorf("segment %d: %d-byte frame exceeds the overlay MTU", i, len(d.b)-8)
 		}
 		validTCP(t, d.b[8:])
+	}
+}
+
+// TX: consecutive small frames of one flow to one VTEP leave as one
+// UDP_SEGMENT message while each keeps the rules of one (all datagrams
+// SegSize bytes but the last, which may be shorter, at most
+// maxGSOSegments); another flow, another size or a flood starts a new
+// message, and the datagrams on the wire are the frames, in order.
+func TestTXCoalescesSmallFrames(t *testing.T) {
+	w := newWire()
+	a := newFastRig(t, w, "198.18.0.1:4789")
+	w.attach("198.18.0.2:4789")
+	w.attach("198.18.0.3:4789")
+	peerB := netip.MustParseAddrPort("198.18.0.2:4789")
+	a.n.FIB().Add(macB, peerB.Addr(), fib.Static)
+	for _, p := range []string{"198.18.0.2", "198.18.0.3"} {
+		if err := a.n.FIB().AddPeer(netip.MustParseAddr(p)); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	const local = 0x88b5 // IEEE local experimental EtherType: no IP flow
+	macX, macY := fib.MAC{0x02, 0, 0, 0, 0, 1}, fib.MAC{0x02, 0, 0, 0, 0, 2}
+	mk := func(src fib.MAC, n int, tag byte) []byte {
+		return frame(macB, src, local, bytes.Repeat([]byte{tag}, n))
+	}
+	if encap.SourcePort(mk(macX, 1, 0), 0, 0xffff) == encap.SourcePort(mk(macY, 1, 0), 0, 0xffff) {
+		t.Fatal("test frames of two sources share a flow hash")
+	}
+	bcast := frame(fib.MAC{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, macX, local, []byte("all"))
+
+	var frames [][]byte
+	add := func(fs ...[]byte) { frames = append(frames, fs...) }
+	for i := range 5 {
+		add(mk(macX, 100, byte(i)))
+	}
+	add(mk(macX, 60, 5)) // shorter: joins as the last datagram
+	add(mk(macX, 100, 6), mk(macX, 100, 7))
+	add(mk(macX, 120, 8)) // longer than SegSize: a new message
+	add(mk(macY, 120, 9)) // another flow
+	add(bcast)            // flooded to two VTEPs, never coalesced
+	for i := range 70 {   // more than maxGSOSegments
+		add(mk(macX, 100, byte(10+i)))
+	}
+	dg := func(n int) int { return encap.VXLANHeaderLen + 14 + n }
+	want := []sendRec{
+		{peerB, dg(100), 6},
+		{peerB, dg(100), 2},
+		{peerB, 0, 1},
+		{peerB, 0, 1},
+		{peerB, 0, 1},
+		{netip.MustParseAddrPort("198.18.0.3:4789"), 0, 1},
+		{peerB, dg(100), maxGSOSegments},
+		{peerB, dg(100), 70 - maxGSOSegments},
+	}
+
+	tx := newTxBuffers(len(frames))
+	tx.setNetwork(a.n)
+	for i, f := range frames {
+		clear(tx.bufs[i][:txHeadroom]) // no virtio-net flags: plain frames
+		tx.sizes[i] = copy(tx.bufs[i][txHeadroom:], f)
+	}
+	tx.batch(len(frames))
+
+	if got := a.ul.Sends(); !slices.Equal(got, want) {
+		t.Errorf("messages\n got %v\nwant %v", got, want)
+	}
+	// On the wire: every frame once per destination, in order.
+	var toB [][]byte
+	for _, f := range frames {
+		if !bytes.Equal(f, bcast) {
+			toB = append(toB, f)
+		}
+	}
+	i := 0
+	for _, d := range a.ul.Sent() {
+		if vni, err := encap.ParseVXLAN(d.b); err != nil || vni != 256 {
+			t.Fatalf("datagram: VXLAN %v %v", vni, err)
+		}
+		if bytes.Equal(d.b[8:], bcast) {
+			continue
+		}
+		if d.dst != peerB || i >= len(toB) || !bytes.Equal(d.b[8:], toB[i]) {
+			t.Fatalf("datagram %d to %v is not frame %d", i, d.dst, i)
+		}
+		i++
+	}
+	if i != len(toB) {
+		t.Errorf("%d datagrams to B, want %d", i, len(toB))
+	}
+	if s := a.n.Stats(); s.TXFrames != uint64(len(frames)) || s.TXDatagrams != uint64(len(frames)+1) {
+		t.Errorf("counters %+v", s)
 	}
 }

@@ -52,6 +52,9 @@ type txLoop struct {
 	one   [1]netip.Addr // the unicast destination, as a one-VTEP list
 	now   int64
 	stats txStats
+	// open is the index in msgs of the message extend may add datagrams
+	// to, or -1; its iovecs start at iov[openAt].
+	open, openAt int
 }
 
 // txStats are a batch's counts, added to the network's counters once per
@@ -74,6 +77,7 @@ func newTxBuffers(batch int) *txLoop {
 		hdrs:  make([]byte, txSegs*hdrSlot),
 		iov:   make([][]byte, 0, 2*txSegs+batch),
 		msgs:  make([]SendMsg, 0, txMsgs),
+		open:  -1,
 	}
 	for i := range t.bufs {
 		t.bufs[i] = make([]byte, frameBuf)
@@ -190,18 +194,63 @@ func (t *txLoop) frame(buf []byte, size int) {
 			}
 		}
 		encap.PutVXLAN(buf[txHeadroom-encap.VXLANHeaderLen:], n.vni)
+		d := buf[txHeadroom-encap.VXLANHeaderLen : txHeadroom+size]
 		t.reserve(1, len(vteps))
+		t.count(1, len(frame), len(vteps), flooded)
+		if len(vteps) == 1 && t.extend(netip.AddrPortFrom(vteps[0], n.s.port), flow, d) {
+			return
+		}
 		at := len(t.iov)
-		t.iov = append(t.iov, buf[txHeadroom-encap.VXLANHeaderLen:txHeadroom+size])
+		t.iov = append(t.iov, d)
 		for _, v := range vteps {
 			t.msgs = append(t.msgs, SendMsg{Iov: t.iov[at : at+1], Dst: netip.AddrPortFrom(v, n.s.port), Flow: flow})
 		}
-		t.count(1, len(frame), len(vteps), flooded)
+		t.open = -1
+		if len(vteps) == 1 {
+			t.open, t.openAt = len(t.msgs)-1, at
+		}
 	case tap.GSOTCPv4, tap.GSOTCPv6:
 		t.super(frame, int(vh.GSOSize), vteps, flooded, flow)
 	default:
 		n.c.drop(DropBadGSO) // not negotiated (UDP segmentation)
 	}
+}
+
+// extend appends datagram d to the batch's open message when that goes
+// to the same VTEP from the same flow and d keeps it a valid UDP_SEGMENT
+// message: every datagram but the last exactly SegSize bytes, at most
+// maxGSOSegments of them and maxUDPPayload bytes in all. Runs of small
+// frames (a UDP stream, a train of ACKs) then cost the kernel one skb
+// per message instead of one per datagram on both hosts, and reach a
+// receiver with UDP_GRO as one buffer; where the message meets a socket
+// or device without UDP GSO, the kernel splits it.
+//
+// The open message is the last one appended and its iovecs are the last
+// ones, so d's iovec extends them in place; reserve, called first, has
+// made room for it.
+func (t *txLoop) extend(dst netip.AddrPort, flow uint16, d []byte) bool {
+	if t.open < 0 {
+		return false
+	}
+	m := &t.msgs[t.open]
+	if m.Dst != dst || m.Flow != flow {
+		return false
+	}
+	seg := m.SegSize
+	if seg == 0 {
+		seg = len(m.Iov[0])
+	}
+	segs := len(m.Iov)
+	if len(d) > seg || segs >= maxGSOSegments || segs*seg+len(d) > maxUDPPayload {
+		return false
+	}
+	t.iov = append(t.iov, d)
+	m.Iov = t.iov[t.openAt:len(t.iov)]
+	m.SegSize = seg
+	if len(d) < seg {
+		t.open = -1 // a shorter datagram must be the last
+	}
+	return true
 }
 
 // destinations returns the VTEPs a frame goes to: the one its destination
@@ -239,6 +288,7 @@ func (t *txLoop) super(frame []byte, mss int, vteps []netip.Addr, flooded bool, 
 	dgram := encap.VXLANHeaderLen + hl + mss
 	perMsg := max(1, min(maxGSOSegments, maxUDPPayload/dgram))
 	segs := s.Segments()
+	t.open = -1
 	for first := 0; first < segs; first += perMsg {
 		k := min(perMsg, segs-first)
 		t.reserve(k, len(vteps))
@@ -293,5 +343,5 @@ func (t *txLoop) flush() {
 		}
 	}
 	clear(t.iov) // hold no pointers into buffers between batches
-	t.msgs, t.iov, t.nhdr = t.msgs[:0], t.iov[:0], 0
+	t.msgs, t.iov, t.nhdr, t.open = t.msgs[:0], t.iov[:0], 0, -1
 }
