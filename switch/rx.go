@@ -87,6 +87,9 @@ func (r *rxLoop) run() error {
 			continue
 		}
 		r.batch(k)
+		if k == len(r.msgs) {
+			fair()
+		}
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"runtime"
 	"time"
 
 	"go.uber.org/zap"
@@ -97,8 +98,12 @@ func (t *txLoop) run() {
 		var err error
 		if p := t.n.poll; p != nil {
 			k, err = t.poll(p)
-			if err == nil && k < len(t.bufs) {
+			switch {
+			case err != nil:
+			case k < len(t.bufs):
 				err = p.WaitReadable()
+			default:
+				fair()
 			}
 		} else {
 			k, err = t.n.tap.Read(t.bufs, t.sizes, txHeadroom)
@@ -142,9 +147,20 @@ func (t *txLoop) poll(p tap.Poller) (int, error) {
 	}
 }
 
+// fair lets the runtime run another goroutine after a full batch, when
+// the loop is about to go on without waiting. The datapath's system
+// calls are raw (see tap.rawRead) and so never hand the loop's P to
+// another goroutine; a loop that never waits, a saturated network's,
+// would otherwise keep other networks' loops off the CPU until the
+// runtime preempts it, 10 ms at a time.
+func fair() { runtime.Gosched() }
+
 // yield lets other threads of the machine run between two polls: a
 // polling loop must not starve the processes whose packets it waits for.
-func yield() { unix.Syscall(unix.SYS_SCHED_YIELD, 0, 0, 0) }
+func yield() {
+	fair()
+	unix.Syscall(unix.SYS_SCHED_YIELD, 0, 0, 0)
+}
 
 // batch encapsulates and sends the k frames just read.
 func (t *txLoop) batch(k int) {
