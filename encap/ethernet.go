@@ -27,6 +27,13 @@ const (
 	EtherTypeARP = 0x0806
 	// EtherTypeIPv6 is the EtherType of IPv6.
 	EtherTypeIPv6 = 0x86DD
+	// EtherTypeVLAN is the EtherType of an IEEE 802.1Q VLAN tag.
+	EtherTypeVLAN = 0x8100
+	// EtherTypeQinQ is the EtherType of an IEEE 802.1ad (service) tag.
+	EtherTypeQinQ = 0x88A8
+	// VLANTagLen is the length of a VLAN tag: its TCI and the EtherType
+	// that follows it.
+	VLANTagLen = 4
 
 	ethDstOff  = 0
 	ethSrcOff  = 6

@@ -122,6 +122,8 @@ func FuzzParseTCPSuper(f *testing.F) {
 	f.Add(seg{v6: true, tcpOpts: true, payload: make([]byte, 250)}.super(f), uint16(64))
 	f.Add(seg{v6: true}.super(f), uint16(1))
 	f.Add(arpFrame(f, encap.ARPRequest), uint16(1))
+	f.Add(seg{tags: 1, payload: make([]byte, 200)}.super(f), uint16(64))
+	f.Add(seg{tags: 2, v6: true, payload: make([]byte, 200)}.super(f), uint16(50))
 	f.Fuzz(func(t *testing.T, frame []byte, mss uint16) {
 		s, err := encap.ParseTCPSuper(frame, int(mss))
 		if err != nil {
@@ -142,7 +144,7 @@ func FuzzParseTCPSuper(f *testing.F) {
 			p := s.Segment(i, frame, hdr)
 			payload = append(payload, p...)
 			seg = append(append(seg[:0], hdr...), p...)
-			if !isV6(seg) && !encap.IPv4(seg[encap.EthernetHeaderLen:]).ChecksumValid() {
+			if !isV6(seg) && !encap.IPv4(seg[l3Offset(seg):]).ChecksumValid() {
 				t.Fatalf("segment %d: IPv4 checksum", i)
 			}
 			off := tcpOffset(seg)

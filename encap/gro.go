@@ -38,7 +38,7 @@ func (s TCPSeg) PayloadLen() int { return s.payLen }
 // or TCP checksum. A refused frame is forwarded as it is; the receiving
 // stack then judges it as it would have without coalescing.
 func ParseTCPSeg(frame []byte) (TCPSeg, bool) {
-	tcpOff, hdrLen, v6, err := locateTCP(frame)
+	_, tcpOff, hdrLen, v6, err := locateTCP(frame, false)
 	if err != nil {
 		return TCPSeg{}, false
 	}
@@ -61,7 +61,7 @@ func ParseTCPSeg(frame []byte) (TCPSeg, bool) {
 		}
 		s.id = ip.ID()
 	}
-	src, dst := ipSrcDst(frame, v6)
+	src, dst := ipSrcDst(frame, EthernetHeaderLen, v6)
 	if Checksum(th, PseudoHeaderChecksum(ProtocolTCP, src, dst, uint16(len(th)))) != 0xffff {
 		return TCPSeg{}, false
 	}
@@ -200,7 +200,7 @@ func (r *TCPRun) Finish() (GSO, bool) {
 	}
 	th := TCP(a[f.tcpOff:])
 	th.SetFlags(th.Flags() | r.last.flags&TCPFlagPSH)
-	src, dst := ipSrcDst(a, f.v6)
+	src, dst := ipSrcDst(a, EthernetHeaderLen, f.v6)
 	th.SetChecksum(PseudoHeaderChecksum(ProtocolTCP, src, dst, uint16(ipLen-(f.tcpOff-EthernetHeaderLen))))
 	return GSO{
 		HdrLen:     f.hdrLen,

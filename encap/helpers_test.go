@@ -37,7 +37,33 @@ type seg struct {
 	ack       uint32
 	window    uint16 // 0 means 502
 	flags     uint8  // encap.TCPFlag*; 0 means ACK
+	tags      int    // VLAN tags: 1 is 802.1Q, 2 is 802.1ad + 802.1Q, 3 is three 802.1Q
 	payload   []byte
+}
+
+// vlanLayers returns the tags of s, outermost first, and sets the
+// EtherTypes that lead from eth through them to the IP header.
+func (s seg) vlanLayers(eth *layers.Ethernet) []gopacket.SerializableLayer {
+	ipType := eth.EthernetType
+	var tags []*layers.Dot1Q
+	for i := range s.tags {
+		tags = append(tags, &layers.Dot1Q{VLANIdentifier: uint16(100 + i), Type: ipType})
+		if i > 0 {
+			tags[i-1].Type = layers.EthernetTypeDot1Q
+		}
+	}
+	var ls []gopacket.SerializableLayer
+	for _, t := range tags {
+		ls = append(ls, t)
+	}
+	switch s.tags {
+	case 0:
+	case 2:
+		eth.EthernetType = layers.EthernetTypeQinQ
+	default:
+		eth.EthernetType = layers.EthernetTypeDot1Q
+	}
+	return ls
 }
 
 func (s seg) layers() (*layers.Ethernet, gopacket.NetworkLayer, *layers.TCP) {
@@ -155,20 +181,35 @@ func serialize(tb testing.TB, ls ...gopacket.SerializableLayer) []byte {
 // trimPadding cuts the Ethernet padding gopacket adds to frames shorter
 // than 60 bytes: frames from a TAP and VXLAN inner frames carry none.
 func trimPadding(f []byte) []byte {
-	switch encap.Ethernet(f).EtherType() {
+	l3 := l3Offset(f)
+	switch etherType(f) {
 	case encap.EtherTypeIPv4:
-		return f[:encap.EthernetHeaderLen+int(encap.IPv4(f[encap.EthernetHeaderLen:]).TotalLength())]
+		return f[:l3+int(encap.IPv4(f[l3:]).TotalLength())]
 	case encap.EtherTypeIPv6:
-		return f[:encap.EthernetHeaderLen+encap.IPv6HeaderLen+int(encap.IPv6(f[encap.EthernetHeaderLen:]).PayloadLength())]
+		return f[:l3+encap.IPv6HeaderLen+int(encap.IPv6(f[l3:]).PayloadLength())]
 	}
 	return f
 }
+
+// l3Offset returns the offset of what follows the Ethernet header and
+// any VLAN tags of f.
+func l3Offset(f []byte) int {
+	off := encap.EthernetHeaderLen
+	for et := encap.Ethernet(f).EtherType(); (et == encap.EtherTypeVLAN || et == encap.EtherTypeQinQ) && len(f) >= off+encap.VLANTagLen; off += encap.VLANTagLen {
+		et = binary.BigEndian.Uint16(f[off+2:])
+	}
+	return off
+}
+
+// etherType returns the EtherType of f behind its VLAN tags.
+func etherType(f []byte) uint16 { return binary.BigEndian.Uint16(f[l3Offset(f)-2:]) }
 
 // frame builds s as a valid frame with correct checksums.
 func (s seg) frame(tb testing.TB) []byte {
 	tb.Helper()
 	eth, ip, tcp := s.layers()
-	return serialize(tb, eth, ip.(gopacket.SerializableLayer), tcp, gopacket.Payload(s.payload))
+	ls := append([]gopacket.SerializableLayer{eth}, s.vlanLayers(eth)...)
+	return serialize(tb, append(ls, ip.(gopacket.SerializableLayer), tcp, gopacket.Payload(s.payload))...)
 }
 
 // super builds s as the kernel hands a TSO superframe to a TAP: IP length
@@ -179,28 +220,29 @@ func (s seg) super(tb testing.TB) []byte {
 	f := s.frame(tb)
 	tcpOff := tcpOffset(f)
 	if !s.v6 {
-		encap.IPv4(f[encap.EthernetHeaderLen:]).SetChecksum(0xdead)
+		encap.IPv4(f[l3Offset(f):]).SetChecksum(0xdead)
 	}
 	src, dst := addrs(f)
 	encap.TCP(f[tcpOff:]).SetChecksum(encap.PseudoHeaderChecksum(encap.ProtocolTCP, src, dst, uint16(len(f)-tcpOff)))
 	return f
 }
 
-func isV6(f []byte) bool { return encap.Ethernet(f).EtherType() == encap.EtherTypeIPv6 }
+func isV6(f []byte) bool { return etherType(f) == encap.EtherTypeIPv6 }
 
 func tcpOffset(f []byte) int {
+	l3 := l3Offset(f)
 	if isV6(f) {
-		return encap.EthernetHeaderLen + encap.IPv6HeaderLen
+		return l3 + encap.IPv6HeaderLen
 	}
-	return encap.EthernetHeaderLen + encap.IPv4(f[encap.EthernetHeaderLen:]).HeaderLen()
+	return l3 + encap.IPv4(f[l3:]).HeaderLen()
 }
 
 func addrs(f []byte) (src, dst []byte) {
 	if isV6(f) {
-		ip := encap.IPv6(f[encap.EthernetHeaderLen:])
+		ip := encap.IPv6(f[l3Offset(f):])
 		return ip.Src(), ip.Dst()
 	}
-	ip := encap.IPv4(f[encap.EthernetHeaderLen:])
+	ip := encap.IPv4(f[l3Offset(f):])
 	return ip.Src(), ip.Dst()
 }
 
@@ -208,7 +250,7 @@ func addrs(f []byte) (src, dst []byte) {
 // whose headers a test has edited.
 func refix(f []byte) []byte {
 	if !isV6(f) {
-		encap.IPv4(f[encap.EthernetHeaderLen:]).UpdateChecksum()
+		encap.IPv4(f[l3Offset(f):]).UpdateChecksum()
 	}
 	off := tcpOffset(f)
 	th := encap.TCP(f[off:])
@@ -229,12 +271,18 @@ func checkWire(tb testing.TB, f []byte) (gopacket.NetworkLayer, *layers.TCP) {
 		tb.Fatalf("gopacket: %v", el.Error())
 	}
 	eth := p.Layer(layers.LayerTypeEthernet).(*layers.Ethernet)
+	ls := []gopacket.SerializableLayer{eth}
+	for _, l := range p.Layers() {
+		if q, ok := l.(*layers.Dot1Q); ok {
+			ls = append(ls, q)
+		}
+	}
 	tcp := *p.Layer(layers.LayerTypeTCP).(*layers.TCP)
 	var ip gopacket.NetworkLayer
 	if l := p.Layer(layers.LayerTypeIPv4); l != nil {
 		v4 := *l.(*layers.IPv4)
 		ip = &v4
-		if !encap.IPv4(f[encap.EthernetHeaderLen:]).ChecksumValid() {
+		if !encap.IPv4(f[l3Offset(f):]).ChecksumValid() {
 			tb.Errorf("IPv4 header checksum invalid")
 		}
 	} else {
@@ -246,7 +294,7 @@ func checkWire(tb testing.TB, f []byte) (gopacket.NetworkLayer, *layers.TCP) {
 	if s := encap.Checksum(f[off:], encap.PseudoHeaderChecksum(encap.ProtocolTCP, src, dst, uint16(len(f)-off))); s != 0xffff {
 		tb.Errorf("TCP checksum invalid: sum %#04x", s)
 	}
-	again := serialize(tb, eth, ip.(gopacket.SerializableLayer), &tcp, gopacket.Payload(tcp.Payload))
+	again := serialize(tb, append(ls, ip.(gopacket.SerializableLayer), &tcp, gopacket.Payload(tcp.Payload))...)
 	if !bytes.Equal(again, f) {
 		tb.Errorf("gopacket serializes differently:\n got %x\nwant %x", f[:min(len(f), 80)], again[:min(len(again), 80)])
 	}

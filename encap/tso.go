@@ -7,74 +7,89 @@ import "encoding/binary"
 // default GSO/GRO size is 64 KiB); jumbograms and BIG TCP are not supported.
 const maxIPLen = 0xffff
 
-// locateTCP finds the TCP header of an untagged Ethernet frame carrying an
+// maxTags is how many VLAN tags (802.1Q, or 802.1ad outside 802.1Q)
+// locateTCP skips when asked to.
+const maxTags = 2
+
+// locateTCP finds the TCP header of an Ethernet frame carrying an
 // unfragmented IPv4 packet or an IPv6 packet without extension headers,
-// whose IP length field accounts for exactly the rest of the frame. It
-// returns the offset of the TCP header and the length of all headers.
-func locateTCP(frame []byte) (tcpOff, hdrLen int, v6 bool, err error) {
+// whose IP length field accounts for exactly the rest of the frame. With
+// tagged, up to maxTags VLAN tags may precede the EtherType; otherwise
+// the frame must be untagged. It returns the offsets of the IP and TCP
+// headers and the length of all headers.
+func locateTCP(frame []byte, tagged bool) (l3Off, tcpOff, hdrLen int, v6 bool, err error) {
 	if len(frame) < EthernetHeaderLen {
-		return 0, 0, false, ErrShort
+		return 0, 0, 0, false, ErrShort
 	}
-	ip := frame[EthernetHeaderLen:]
-	switch Ethernet(frame).EtherType() {
+	l3Off = EthernetHeaderLen
+	et := Ethernet(frame).EtherType()
+	for tags := 0; tagged && tags < maxTags && (et == EtherTypeVLAN || et == EtherTypeQinQ); tags++ {
+		if len(frame) < l3Off+VLANTagLen {
+			return 0, 0, 0, false, ErrShort
+		}
+		et = binary.BigEndian.Uint16(frame[l3Off+2:])
+		l3Off += VLANTagLen
+	}
+	ip := frame[l3Off:]
+	switch et {
 	case EtherTypeIPv4:
 		if len(ip) < IPv4MinHeaderLen {
-			return 0, 0, false, ErrShort
+			return 0, 0, 0, false, ErrShort
 		}
 		h := IPv4(ip)
 		if h.Version() != 4 || h.HeaderLen() < IPv4MinHeaderLen {
-			return 0, 0, false, ErrMalformed
+			return 0, 0, 0, false, ErrMalformed
 		}
 		if len(ip) < h.HeaderLen() {
-			return 0, 0, false, ErrShort
+			return 0, 0, 0, false, ErrShort
 		}
 		if h.Protocol() != ProtocolTCP {
-			return 0, 0, false, ErrUnsupported
+			return 0, 0, 0, false, ErrUnsupported
 		}
 		if h.IsFragment() || int(h.TotalLength()) != len(ip) {
-			return 0, 0, false, ErrMalformed
+			return 0, 0, 0, false, ErrMalformed
 		}
-		tcpOff = EthernetHeaderLen + h.HeaderLen()
+		tcpOff = l3Off + h.HeaderLen()
 	case EtherTypeIPv6:
 		if len(ip) < IPv6HeaderLen {
-			return 0, 0, false, ErrShort
+			return 0, 0, 0, false, ErrShort
 		}
 		h := IPv6(ip)
 		if h.Version() != 6 {
-			return 0, 0, false, ErrMalformed
+			return 0, 0, 0, false, ErrMalformed
 		}
 		if h.NextHeader() != ProtocolTCP {
-			return 0, 0, false, ErrUnsupported
+			return 0, 0, 0, false, ErrUnsupported
 		}
 		if int(h.PayloadLength()) != len(ip)-IPv6HeaderLen {
-			return 0, 0, false, ErrMalformed
+			return 0, 0, 0, false, ErrMalformed
 		}
-		tcpOff, v6 = EthernetHeaderLen+IPv6HeaderLen, true
+		tcpOff, v6 = l3Off+IPv6HeaderLen, true
 	default:
-		return 0, 0, false, ErrUnsupported
+		return 0, 0, 0, false, ErrUnsupported
 	}
 	if len(frame) < tcpOff+TCPMinHeaderLen {
-		return 0, 0, false, ErrShort
+		return 0, 0, 0, false, ErrShort
 	}
 	th := TCP(frame[tcpOff:])
 	if th.DataOffset() < TCPMinHeaderLen {
-		return 0, 0, false, ErrMalformed
+		return 0, 0, 0, false, ErrMalformed
 	}
 	hdrLen = tcpOff + th.DataOffset()
 	if len(frame) < hdrLen {
-		return 0, 0, false, ErrShort
+		return 0, 0, 0, false, ErrShort
 	}
-	return tcpOff, hdrLen, v6, nil
+	return l3Off, tcpOff, hdrLen, v6, nil
 }
 
 // ipSrcDst returns the source and destination address of the IP header
-// that follows the Ethernet header of frame.
-func ipSrcDst(frame []byte, v6 bool) (src, dst []byte) {
+// at frame[l3Off:].
+func ipSrcDst(frame []byte, l3Off int, v6 bool) (src, dst []byte) {
 	if v6 {
-		h := IPv6(frame[EthernetHeaderLen:])
+		h := IPv6(frame[l3Off:])
 		return h.Src(), h.Dst()
 	}
-	h := IPv4(frame[EthernetHeaderLen:])
+	h := IPv4(frame[l3Off:])
 	return h.Src(), h.Dst()
 }
 
@@ -82,6 +97,7 @@ func ipSrcDst(frame []byte, v6 bool) (src, dst []byte) {
 // that each of its segments can be produced with Segment. It holds offsets
 // and values, not the frame.
 type TCPSuper struct {
+	l3Off   int    // offset of the IP header in the frame
 	tcpOff  int    // offset of the TCP header in the frame
 	hdrLen  int    // Ethernet + IP + TCP header bytes
 	payload int    // payload bytes of the whole superframe
@@ -94,20 +110,21 @@ type TCPSuper struct {
 }
 
 // ParseTCPSuper validates a TSO superframe as the kernel hands it to a TAP
-// with IFF_VNET_HDR and GSO_TCPV4/GSO_TCPV6: an untagged Ethernet frame with
-// IPv4 (options allowed) or IPv6 (no extension headers), TCP (options
+// with IFF_VNET_HDR and GSO_TCPV4/GSO_TCPV6: an Ethernet frame, untagged or
+// with up to two VLAN tags (a TCP sender on a VLAN device behind the
+// bridge), with IPv4 (options allowed) or IPv6 (no extension headers), TCP (options
 // allowed) and any payload, whose IPv4 total length or IPv6 payload length
 // covers the whole frame. mss is the virtio-net gso_size. The IPv4 header
 // checksum and TCP checksum fields are ignored: the kernel leaves the first
 // stale and the second holding only a pseudo-header sum.
 //
 // Errors: ErrShort if the frame ends inside a header; ErrUnsupported for
-// other EtherTypes (VLAN tags included), other transports and IPv6
+// other EtherTypes (more than two tags included), other transports and IPv6
 // extension headers; ErrMalformed for a version that contradicts the
 // EtherType, impossible header lengths, a fragment, IP lengths that do not
 // match len(frame), or mss < 1.
 func ParseTCPSuper(frame []byte, mss int) (TCPSuper, error) {
-	tcpOff, hdrLen, v6, err := locateTCP(frame)
+	l3Off, tcpOff, hdrLen, v6, err := locateTCP(frame, true)
 	if err != nil {
 		return TCPSuper{}, err
 	}
@@ -115,6 +132,7 @@ func ParseTCPSuper(frame []byte, mss int) (TCPSuper, error) {
 		return TCPSuper{}, ErrMalformed
 	}
 	s := TCPSuper{
+		l3Off:   l3Off,
 		tcpOff:  tcpOff,
 		hdrLen:  hdrLen,
 		payload: len(frame) - hdrLen,
@@ -124,9 +142,9 @@ func ParseTCPSuper(frame []byte, mss int) (TCPSuper, error) {
 		v6:      v6,
 	}
 	if !v6 {
-		s.id = IPv4(frame[EthernetHeaderLen:]).ID()
+		s.id = IPv4(frame[l3Off:]).ID()
 	}
-	src, dst := ipSrcDst(frame, v6)
+	src, dst := ipSrcDst(frame, l3Off, v6)
 	s.addrSum = PseudoHeaderChecksum(ProtocolTCP, src, dst, 0)
 	return s, nil
 }
@@ -180,10 +198,10 @@ func (s *TCPSuper) Segment(i int, frame, hdr []byte) (payload []byte) {
 
 	tcpLen := s.hdrLen - s.tcpOff + len(payload)
 	if s.v6 {
-		IPv6(h[EthernetHeaderLen:]).SetPayloadLength(uint16(tcpLen))
+		IPv6(h[s.l3Off:]).SetPayloadLength(uint16(tcpLen))
 	} else {
-		ip := IPv4(h[EthernetHeaderLen:])
-		ip.SetTotalLength(uint16(s.tcpOff - EthernetHeaderLen + tcpLen))
+		ip := IPv4(h[s.l3Off:])
+		ip.SetTotalLength(uint16(s.tcpOff - s.l3Off + tcpLen))
 		ip.SetID(s.id + uint16(i))
 		ip.UpdateChecksum()
 	}

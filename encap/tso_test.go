@@ -30,7 +30,9 @@ func TestParseTCPSuperErrors(t *testing.T) {
 		{"empty", nil, 1000, encap.ErrShort},
 		{"13 bytes", v4[:13], 1000, encap.ErrShort},
 		{"ARP", arpFrame(t, encap.ARPRequest), 1000, encap.ErrUnsupported},
-		{"VLAN tag", edit(v4, func(f []byte) { f[12], f[13] = 0x81, 0x00 }), 1000, encap.ErrUnsupported},
+		{"three VLAN tags", seg{tags: 3, payload: make([]byte, 3000)}.super(t), 1000, encap.ErrUnsupported},
+		{"VLAN tag cut", edit(v4[:17], func(f []byte) { f[12], f[13] = 0x81, 0x00 }), 1000, encap.ErrShort},
+		{"VLAN tag before ARP", seg{tags: 1}.super(t)[:18], 1000, encap.ErrShort},
 		{"IPv4 header cut", v4[:ip+19], 1000, encap.ErrShort},
 		{"IPv4 version 6", edit(v4, func(f []byte) { f[ip] = 0x65 }), 1000, encap.ErrMalformed},
 		{"IPv4 IHL 4", edit(v4, func(f []byte) { f[ip] = 0x44 }), 1000, encap.ErrMalformed},
@@ -58,6 +60,8 @@ func TestParseTCPSuperErrors(t *testing.T) {
 		{"mss -1", v6, -1, encap.ErrMalformed},
 		{"valid IPv4", v4, 1000, nil},
 		{"valid IPv6", v6, 1, nil},
+		{"valid 802.1Q IPv4", seg{tags: 1, payload: make([]byte, 3000)}.super(t), 1000, nil},
+		{"valid 802.1ad IPv6", seg{tags: 2, v6: true, payload: make([]byte, 3000)}.super(t), 1000, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if _, err := encap.ParseTCPSuper(tc.frame, tc.mss); !errors.Is(err, tc.want) {
@@ -113,6 +117,13 @@ func TestSegment(t *testing.T) {
 							payload: randBytes(r, n),
 						}
 						t.Run(name, func(t *testing.T) { checkSplit(t, s, mss) })
+						if tcpOpts && flags == encap.TCPFlagACK {
+							// A sender on a VLAN device behind the bridge.
+							for tags := 1; tags <= 2; tags++ {
+								s.tags = tags
+								t.Run(fmt.Sprintf("%s/tags=%d", name, tags), func(t *testing.T) { checkSplit(t, s, mss) })
+							}
+						}
 					}
 				}
 			}
@@ -161,10 +172,10 @@ func checkSplit(t *testing.T, s seg, mss int) {
 		f := append(bytes.Clone(hdr[:hl]), payload...)
 		ip, tcp := checkWire(t, f)
 		if v4, ok := ip.(*layers.IPv4); ok {
-			if v4.Id != s.id+uint16(i) || int(v4.Length) != len(f)-encap.EthernetHeaderLen || v4.Flags&layers.IPv4DontFragment == 0 {
+			if v4.Id != s.id+uint16(i) || int(v4.Length) != len(f)-l3Offset(f) || v4.Flags&layers.IPv4DontFragment == 0 {
 				t.Errorf("segment %d: IPv4 id %#x length %d flags %v", i, v4.Id, v4.Length, v4.Flags)
 			}
-		} else if v6 := ip.(*layers.IPv6); int(v6.Length) != len(f)-encap.EthernetHeaderLen-encap.IPv6HeaderLen {
+		} else if v6 := ip.(*layers.IPv6); int(v6.Length) != len(f)-l3Offset(f)-encap.IPv6HeaderLen {
 			t.Errorf("segment %d: IPv6 payload length %d", i, v6.Length)
 		}
 		if tcp.Seq != s.seq+uint32(i*mss) || tcp.Ack != s.ack {
@@ -181,8 +192,8 @@ func checkSplit(t *testing.T, s seg, mss int) {
 		if f := encap.TCP(f[tcpOffset(f):]).Flags(); f != wantFlags {
 			t.Errorf("segment %d: flags %#x, want %#x", i, f, wantFlags)
 		}
-		if !bytes.Equal(f[:encap.EthernetHeaderLen], orig[:encap.EthernetHeaderLen]) {
-			t.Errorf("segment %d: Ethernet header changed", i)
+		if l3 := l3Offset(orig); l3Offset(f) != l3 || !bytes.Equal(f[:l3], orig[:l3]) {
+			t.Errorf("segment %d: Ethernet header or VLAN tags changed", i)
 		}
 		if len(tcp.Options) != 3*b2i(s.tcpOpts) {
 			t.Errorf("segment %d: TCP options %v", i, tcp.Options)
