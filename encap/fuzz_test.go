@@ -165,6 +165,50 @@ func FuzzParseTCPSuper(f *testing.F) {
 	})
 }
 
+func FuzzParseUDPSuper(f *testing.F) {
+	f.Add(dgram{payload: make([]byte, 300)}.super(f), uint16(100))
+	f.Add(dgram{v6: true, tags: 2, payload: make([]byte, 250)}.super(f), uint16(64))
+	f.Add(dgram{ipOpts: true, tags: 1}.super(f), uint16(1))
+	f.Fuzz(func(t *testing.T, frame []byte, size uint16) {
+		s, err := encap.ParseUDPSuper(frame, int(size))
+		if err != nil {
+			if !isSentinel(err) {
+				t.Fatalf("error %v is not a sentinel", err)
+			}
+			return
+		}
+		hl := s.HeaderLen()
+		if hl > len(frame) || s.Segments() < 1 {
+			t.Fatalf("HeaderLen %d of %d, %d datagrams", hl, len(frame), s.Segments())
+		}
+		orig := bytes.Clone(frame)
+		hdr := make([]byte, hl)
+		var payload []byte
+		for i := range s.Segments() {
+			p := s.Segment(i, frame, hdr)
+			payload = append(payload, p...)
+			d := append(bytes.Clone(hdr), p...)
+			off := hl - encap.UDPHeaderLen
+			if !isV6(d) && !encap.IPv4(d[l3Offset(d):]).ChecksumValid() {
+				t.Fatalf("datagram %d: IPv4 checksum", i)
+			}
+			src, dst := addrs(d)
+			if encap.Checksum(d[off:], encap.PseudoHeaderChecksum(encap.ProtocolUDP, src, dst, uint16(len(d)-off))) != 0xffff {
+				t.Fatalf("datagram %d: UDP checksum", i)
+			}
+			if _, err := encap.ParseUDPSuper(d, int(size)); err != nil {
+				t.Fatalf("datagram %d does not parse: %v", i, err)
+			}
+		}
+		if !bytes.Equal(payload, frame[hl:]) {
+			t.Fatal("reassembled payload differs")
+		}
+		if !bytes.Equal(frame, orig) {
+			t.Fatal("Segment changed the frame")
+		}
+	})
+}
+
 // fixSums gives a frame that looks like IPv4 or IPv6 TCP valid checksums,
 // so that the fuzzer explores header fields rather than checksums.
 func fixSums(f []byte) {

@@ -136,23 +136,8 @@ func (r *TCPRun) Append(frame []byte, seg TCPSeg) bool {
 // to join a's run; lengths, IDs, sequence numbers, flags and checksums are
 // checked by the caller.
 func sameFlow(a, b []byte, tcpOff, hdrLen int, v6 bool) bool {
-	const ip = EthernetHeaderLen
-	if !bytes.Equal(a[:ip], b[:ip]) {
+	if !sameIP(a, b, v6) {
 		return false
-	}
-	if v6 {
-		// version/traffic class/flow label; hop limit; both addresses.
-		if !bytes.Equal(a[ip:ip+4], b[ip:ip+4]) || a[ip+ipv6HopLimitOff] != b[ip+ipv6HopLimitOff] ||
-			!bytes.Equal(a[ip+ipv6SrcOff:ip+IPv6HeaderLen], b[ip+ipv6SrcOff:ip+IPv6HeaderLen]) {
-			return false
-		}
-	} else {
-		// TOS; flags (DF and the reserved bit; MF is refused by ParseTCPSeg); TTL; both addresses.
-		if a[ip+ipv4TOSOff] != b[ip+ipv4TOSOff] || a[ip+ipv4FlagsOff]>>5 != b[ip+ipv4FlagsOff]>>5 ||
-			a[ip+ipv4TTLOff] != b[ip+ipv4TTLOff] ||
-			!bytes.Equal(a[ip+ipv4SrcOff:ip+IPv4MinHeaderLen], b[ip+ipv4SrcOff:ip+IPv4MinHeaderLen]) {
-			return false
-		}
 	}
 	t := tcpOff
 	// ports; acknowledgment number and data offset; window; options.
@@ -160,6 +145,25 @@ func sameFlow(a, b []byte, tcpOff, hdrLen int, v6 bool) bool {
 		bytes.Equal(a[t+tcpAckOff:t+tcpFlagsOff], b[t+tcpAckOff:t+tcpFlagsOff]) &&
 		bytes.Equal(a[t+tcpWindowOff:t+TCPChecksumOffset], b[t+tcpWindowOff:t+TCPChecksumOffset]) &&
 		bytes.Equal(a[t+TCPMinHeaderLen:hdrLen], b[t+TCPMinHeaderLen:hdrLen])
+}
+
+// sameIP compares the Ethernet headers of two untagged frames and the IP
+// header fields that must be equal for b to join a's run: all but
+// lengths, IDs and checksums (and IPv4 options, which runs refuse).
+func sameIP(a, b []byte, v6 bool) bool {
+	const ip = EthernetHeaderLen
+	if !bytes.Equal(a[:ip], b[:ip]) {
+		return false
+	}
+	if v6 {
+		// version/traffic class/flow label; hop limit; both addresses.
+		return bytes.Equal(a[ip:ip+4], b[ip:ip+4]) && a[ip+ipv6HopLimitOff] == b[ip+ipv6HopLimitOff] &&
+			bytes.Equal(a[ip+ipv6SrcOff:ip+IPv6HeaderLen], b[ip+ipv6SrcOff:ip+IPv6HeaderLen])
+	}
+	// TOS; flags (DF and the reserved bit; MF is refused by the parsers); TTL; both addresses.
+	return a[ip+ipv4TOSOff] == b[ip+ipv4TOSOff] && a[ip+ipv4FlagsOff]>>5 == b[ip+ipv4FlagsOff]>>5 &&
+		a[ip+ipv4TTLOff] == b[ip+ipv4TTLOff] &&
+		bytes.Equal(a[ip+ipv4SrcOff:ip+IPv4MinHeaderLen], b[ip+ipv4SrcOff:ip+IPv4MinHeaderLen])
 }
 
 // GSO is what a virtio-net header needs to hand a superframe to a TAP:
@@ -173,6 +177,7 @@ type GSO struct {
 	CsumOffset int  // offset of the checksum in the TCP header (csum_offset)
 	V6         bool // GSO_TCPV6 rather than GSO_TCPV4
 	ECN        bool // the first segment has CWR: set VIRTIO_NET_HDR_GSO_ECN
+	UDP        bool // GSO_UDP_L4 (from a UDPRun): V6 and ECN do not apply
 }
 
 // Finish ends the run and empties r. If the run holds at least two

@@ -265,3 +265,9 @@ func (h UDP) Length() uint16 { return binary.BigEndian.Uint16(h[udpLenOff:]) }
 
 // Checksum returns the checksum field (0 means none was sent over IPv4).
 func (h UDP) Checksum() uint16 { return binary.BigEndian.Uint16(h[UDPChecksumOffset:]) }
+
+// SetLength sets the length field.
+func (h UDP) SetLength(v uint16) { binary.BigEndian.PutUint16(h[udpLenOff:], v) }
+
+// SetChecksum sets the checksum field.
+func (h UDP) SetChecksum(v uint16) { binary.BigEndian.PutUint16(h[UDPChecksumOffset:], v) }

@@ -11,21 +11,21 @@ const maxIPLen = 0xffff
 // locateTCP skips when asked to.
 const maxTags = 2
 
-// locateTCP finds the TCP header of an Ethernet frame carrying an
-// unfragmented IPv4 packet or an IPv6 packet without extension headers,
-// whose IP length field accounts for exactly the rest of the frame. With
-// tagged, up to maxTags VLAN tags may precede the EtherType; otherwise
-// the frame must be untagged. It returns the offsets of the IP and TCP
-// headers and the length of all headers.
-func locateTCP(frame []byte, tagged bool) (l3Off, tcpOff, hdrLen int, v6 bool, err error) {
+// locateIP finds the transport header of an Ethernet frame carrying an
+// unfragmented IPv4 packet (options allowed) or an IPv6 packet without
+// extension headers, with transport protocol proto, whose IP length field
+// accounts for exactly the rest of the frame. With tagged, up to maxTags
+// VLAN tags may precede the EtherType; otherwise the frame must be
+// untagged. It returns the offsets of the IP and transport headers.
+func locateIP(frame []byte, tagged bool, proto uint8) (l3Off, l4Off int, v6 bool, err error) {
 	if len(frame) < EthernetHeaderLen {
-		return 0, 0, 0, false, ErrShort
+		return 0, 0, false, ErrShort
 	}
 	l3Off = EthernetHeaderLen
 	et := Ethernet(frame).EtherType()
 	for tags := 0; tagged && tags < maxTags && (et == EtherTypeVLAN || et == EtherTypeQinQ); tags++ {
 		if len(frame) < l3Off+VLANTagLen {
-			return 0, 0, 0, false, ErrShort
+			return 0, 0, false, ErrShort
 		}
 		et = binary.BigEndian.Uint16(frame[l3Off+2:])
 		l3Off += VLANTagLen
@@ -34,39 +34,47 @@ func locateTCP(frame []byte, tagged bool) (l3Off, tcpOff, hdrLen int, v6 bool, e
 	switch et {
 	case EtherTypeIPv4:
 		if len(ip) < IPv4MinHeaderLen {
-			return 0, 0, 0, false, ErrShort
+			return 0, 0, false, ErrShort
 		}
 		h := IPv4(ip)
 		if h.Version() != 4 || h.HeaderLen() < IPv4MinHeaderLen {
-			return 0, 0, 0, false, ErrMalformed
+			return 0, 0, false, ErrMalformed
 		}
 		if len(ip) < h.HeaderLen() {
-			return 0, 0, 0, false, ErrShort
+			return 0, 0, false, ErrShort
 		}
-		if h.Protocol() != ProtocolTCP {
-			return 0, 0, 0, false, ErrUnsupported
+		if h.Protocol() != proto {
+			return 0, 0, false, ErrUnsupported
 		}
 		if h.IsFragment() || int(h.TotalLength()) != len(ip) {
-			return 0, 0, 0, false, ErrMalformed
+			return 0, 0, false, ErrMalformed
 		}
-		tcpOff = l3Off + h.HeaderLen()
+		return l3Off, l3Off + h.HeaderLen(), false, nil
 	case EtherTypeIPv6:
 		if len(ip) < IPv6HeaderLen {
-			return 0, 0, 0, false, ErrShort
+			return 0, 0, false, ErrShort
 		}
 		h := IPv6(ip)
 		if h.Version() != 6 {
-			return 0, 0, 0, false, ErrMalformed
+			return 0, 0, false, ErrMalformed
 		}
-		if h.NextHeader() != ProtocolTCP {
-			return 0, 0, 0, false, ErrUnsupported
+		if h.NextHeader() != proto {
+			return 0, 0, false, ErrUnsupported
 		}
 		if int(h.PayloadLength()) != len(ip)-IPv6HeaderLen {
-			return 0, 0, 0, false, ErrMalformed
+			return 0, 0, false, ErrMalformed
 		}
-		tcpOff, v6 = l3Off+IPv6HeaderLen, true
-	default:
-		return 0, 0, 0, false, ErrUnsupported
+		return l3Off, l3Off + IPv6HeaderLen, true, nil
+	}
+	return 0, 0, false, ErrUnsupported
+}
+
+// locateTCP is locateIP for TCP; it also returns the length of all
+// headers, TCP options included.
+func locateTCP(frame []byte, tagged bool) (l3Off, tcpOff, hdrLen int, v6 bool, err error) {
+	l3Off, tcpOff, v6, err = locateIP(frame, tagged, ProtocolTCP)
+	if err != nil {
+		return 0, 0, 0, false, err
 	}
 	if len(frame) < tcpOff+TCPMinHeaderLen {
 		return 0, 0, 0, false, ErrShort

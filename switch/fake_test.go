@@ -24,6 +24,7 @@ type kframe struct {
 type fakeTAP struct {
 	name       string
 	vnet       bool
+	uso        bool // with vnet: UDP segmentation offload negotiated
 	refuseGSO  bool // WriteVec of a GSO frame fails as on kernels that refuse it
 	fromKernel chan kframe
 	toKernel   chan kframe
@@ -41,7 +42,7 @@ func newFakeTAP(name string) *fakeTAP {
 
 func newFakeVnetTAP(name string) *fakeTAP {
 	t := newFakeTAP(name)
-	t.vnet = true
+	t.vnet, t.uso = true, true
 	return t
 }
 
@@ -140,6 +141,7 @@ func (f *fakeTAP) Write(bufs [][]byte, offset int) (int, error) {
 }
 
 func (f *fakeTAP) VNetHdr() bool { return f.vnet }
+func (f *fakeTAP) USO() bool     { return f.uso }
 
 func (f *fakeTAP) WriteVec(iov [][]byte) error {
 	var all []byte

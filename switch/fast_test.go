@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"net"
 	"net/netip"
 	"slices"
 	"testing"
@@ -303,7 +304,7 @@ func newDiscardSwitch(t *testing.T, vnet bool) (*Switch, *Network, *discardUnder
 		t.Fatal(err)
 	}
 	tp := &discardTAP{fakeTAP: *newFakeTAP("d")}
-	tp.vnet = vnet
+	tp.vnet, tp.uso = vnet, vnet
 	n, err := sw.AddNetwork(NetworkConfig{VNI: 256, TAP: tp})
 	if err != nil {
 		t.Fatal(err)
@@ -320,12 +321,13 @@ func TestSteadyStateAllocs(t *testing.T) {
 	tx := newTxLoop(n)
 	sf := superframe(t, make([]byte, 64000))
 	small := kframe{b: frame(bcast, macB, 0x0800, make([]byte, 50))} // flooded to both peers
+	usf := udpSuperframe(t, make([]byte, 20000), 1200)
 	load := func() int {
-		tx.sizes[0] = copy(tx.bufs[0][txHeadroom:], sf.b)
-		sf.vh.Encode(tx.bufs[0][txHeadroom-tap.VirtioNetHdrLen:])
-		tx.sizes[1] = copy(tx.bufs[1][txHeadroom:], small.b)
-		small.vh.Encode(tx.bufs[1][txHeadroom-tap.VirtioNetHdrLen:])
-		return 2
+		for i, f := range []kframe{sf, small, usf} {
+			tx.sizes[i] = copy(tx.bufs[i][txHeadroom:], f.b)
+			f.vh.Encode(tx.bufs[i][txHeadroom-tap.VirtioNetHdrLen:])
+		}
+		return 3
 	}
 	tx.batch(load()) // warm up
 	before := ul.sent
@@ -353,21 +355,41 @@ func TestSteadyStateAllocs(t *testing.T) {
 		gro = append(gro, d...)
 	}
 	single := vxlan(256, frame(macA, macB, 0x0800, make([]byte, 50)))
+	// And a GRO slot of 16 UDP datagrams of one flow.
+	var udpGRO []byte
+	var udpLen int
+	us, _ := encap.ParseUDPSuper(usf.b, 1200)
+	uhdr := make([]byte, us.HeaderLen())
+	for i := range us.Segments() {
+		p := us.Segment(i, usf.b, uhdr)
+		d := make([]byte, 8, 8+len(uhdr)+len(p))
+		encap.PutVXLAN(d, 256)
+		d = append(append(d, uhdr...), p...)
+		if i == 0 {
+			udpLen = len(d)
+		}
+		udpGRO = append(udpGRO, d...)
+	}
 	loadRX := func() int {
-		rx.msgs[0].N = copy(rx.msgs[0].Buf, gro)
-		rx.msgs[0].SegSize = segLen
-		rx.msgs[0].Src = netip.MustParseAddrPort("198.18.0.2:50000")
-		rx.msgs[1].N = copy(rx.msgs[1].Buf, single)
-		rx.msgs[1].SegSize = 0
-		rx.msgs[1].Src = rx.msgs[0].Src
-		return 2
+		src := netip.MustParseAddrPort("198.18.0.2:50000")
+		for i, m := range []struct {
+			b   []byte
+			seg int
+		}{{gro, segLen}, {single, 0}, {udpGRO, udpLen}} {
+			rx.msgs[i].N = copy(rx.msgs[i].Buf, m.b)
+			rx.msgs[i].SegSize = m.seg
+			rx.msgs[i].Src = src
+		}
+		return 3
 	}
 	rx.batch(loadRX())
-	frames := rn.c.rxFrames.Load()
+	frames, coalesced := rn.c.rxFrames.Load(), rn.c.rxCoalesced.Load()
 	if a := testing.AllocsPerRun(200, func() { rx.batch(loadRX()) }); a != 0 {
 		t.Errorf("RX: %v allocations per batch", a)
 	}
-	if rn.c.rxFrames.Load() == frames || rn.c.rxCoalesced.Load() == 0 {
+	// AllocsPerRun runs the batch once more than asked, to warm up; each
+	// batch coalesces the TCP slot and the UDP slot.
+	if rn.c.rxFrames.Load() == frames || rn.c.rxCoalesced.Load()-coalesced != 2*201 {
 		t.Fatalf("RX delivered nothing or coalesced nothing: %+v", rn.Stats())
 	}
 }
@@ -542,5 +564,100 @@ func TestTXSplitsTaggedSuperframes(t *testing.T) {
 	}
 	if s := a.n.Stats(); len(s.Drops) != 0 {
 		t.Errorf("drops %v", s.Drops)
+	}
+}
+
+// udpSuperframe is a UDP superframe as a TAP with USO hands it over: IP
+// and UDP lengths of the whole, the UDP checksum field holding the
+// pseudo-header sum, and its virtio-net header.
+func udpSuperframe(t *testing.T, payload []byte, size int) kframe {
+	t.Helper()
+	eth := &layers.Ethernet{SrcMAC: net.HardwareAddr(macB[:]), DstMAC: net.HardwareAddr(macA[:]), EthernetType: layers.EthernetTypeIPv4}
+	ip := &layers.IPv4{Version: 4, TTL: 64, Id: 0xfff0, Protocol: layers.IPProtocolUDP, Flags: layers.IPv4DontFragment,
+		SrcIP: net.IP{10, 0, 0, 3}, DstIP: net.IP{10, 0, 0, 2}}
+	udp := &layers.UDP{SrcPort: 443, DstPort: 40000}
+	udp.SetNetworkLayerForChecksum(ip)
+	buf := gopacket.NewSerializeBuffer()
+	if err := gopacket.SerializeLayers(buf, gopacket.SerializeOptions{FixLengths: true, ComputeChecksums: true},
+		eth, ip, udp, gopacket.Payload(payload)); err != nil {
+		t.Fatal(err)
+	}
+	f := buf.Bytes()
+	encap.UDP(f[34:]).SetChecksum(encap.PseudoHeaderChecksum(17, f[26:30], f[30:34], uint16(len(f)-34)))
+	return kframe{b: f, vh: tap.VirtioNetHdr{
+		Flags: tap.VirtioNetHdrFNeedsCsum, GSOType: tap.GSOUDPL4,
+		HdrLen: 42, GSOSize: uint16(size), CsumStart: 34, CsumOffset: 6,
+	}}
+}
+
+// USO end to end over the fakes: a UDP superframe from A's TAP leaves as
+// valid datagrams of exactly its gso_size, and B's RX loop hands its TAP
+// a UDP superframe that, split as the kernel splits it, gives back the
+// same datagrams.
+func TestUDPSegmentationOffload(t *testing.T) {
+	w := newWire()
+	a := newFastRig(t, w, "198.18.0.1:4789")
+	b := newFastRig(t, w, "198.18.0.2:4789")
+	a.n.FIB().Add(macA, b.ul.addr.Addr(), fib.Static)
+	const size = 300
+	payload := make([]byte, 10*size+50)
+	for i := range payload {
+		payload[i] = byte(i / size)
+	}
+	a.tap.fromKernel <- udpSuperframe(t, payload, size)
+
+	var sent int
+	waitFor(t, "datagrams sent", func() bool { sent = len(a.ul.Sent()); return sent == 11 })
+	for i, d := range a.ul.Sent() {
+		p := gopacket.NewPacket(d.b[8:], layers.LayerTypeEthernet, gopacket.Default)
+		ip, _ := p.Layer(layers.LayerTypeIPv4).(*layers.IPv4)
+		udp, _ := p.Layer(layers.LayerTypeUDP).(*layers.UDP)
+		if ip == nil || udp == nil || ip.Id != 0xfff0+uint16(i) || len(udp.Payload) != min(size, len(payload)-i*size) {
+			t.Fatalf("datagram %d: %v", i, p)
+		}
+		f := d.b[8:]
+		if encap.Checksum(f[34:], encap.PseudoHeaderChecksum(17, f[26:30], f[30:34], uint16(len(f)-34))) != 0xffff || !encap.IPv4(f[14:]).ChecksumValid() {
+			t.Errorf("datagram %d: bad checksum", i)
+		}
+	}
+
+	var got []byte
+	var datagrams, supers int
+	for len(got) < len(payload) {
+		k := recvK(t, b.tap)
+		if k.vh.GSOType != tap.GSOUDPL4 {
+			p := gopacket.NewPacket(k.b, layers.LayerTypeEthernet, gopacket.Default)
+			got = append(got, p.Layer(layers.LayerTypeUDP).(*layers.UDP).Payload...)
+			datagrams++
+			continue
+		}
+		supers++
+		if k.vh.Flags != tap.VirtioNetHdrFNeedsCsum || k.vh.GSOSize != size || k.vh.HdrLen != 42 || k.vh.CsumStart != 34 || k.vh.CsumOffset != 6 {
+			t.Errorf("virtio-net header %+v", k.vh)
+		}
+		s, err := encap.ParseUDPSuper(k.b, int(k.vh.GSOSize))
+		if err != nil {
+			t.Fatal(err)
+		}
+		hdr := make([]byte, s.HeaderLen())
+		for i := range s.Segments() {
+			p := s.Segment(i, k.b, hdr)
+			d := append(bytes.Clone(hdr), p...)
+			if want := a.ul.Sent()[datagrams].b[8:]; !bytes.Equal(d, want) {
+				t.Fatalf("datagram %d differs from the one sent:\n got %x\nwant %x", datagrams, d[:60], want[:60])
+			}
+			got = append(got, p...)
+			datagrams++
+		}
+	}
+	if !bytes.Equal(got, payload) || datagrams != 11 {
+		t.Fatalf("%d datagrams, payload equal %v", datagrams, bytes.Equal(got, payload))
+	}
+	if supers == 0 {
+		t.Error("nothing was coalesced")
+	}
+	waitFor(t, "counters", func() bool { return b.n.Stats().RXFrames == 11 })
+	if s := b.n.Stats(); s.RXCoalesced == 0 || len(s.Drops) != 0 || len(a.n.Stats().Drops) != 0 {
+		t.Errorf("counters %+v / %+v", s, a.n.Stats())
 	}
 }

@@ -24,10 +24,12 @@ type rxLoop struct {
 	pending    [][]byte
 	pendingNet *Network
 
-	// The TCP superframe being coalesced, for a network with offloads:
-	// iov is its virtio-net header, first frame, and the payloads of the
-	// others, all still in the receive buffers.
+	// The TCP (or, with runUDP, UDP) superframe being coalesced, for a
+	// network with offloads: iov is its virtio-net header, first frame,
+	// and the payloads of the others, all still in the receive buffers.
 	gro    encap.TCPRun
+	udp    encap.UDPRun
+	runUDP bool
 	runNet *Network
 	runIov [][]byte
 	vhdr   [tap.VirtioNetHdrLen]byte
@@ -247,18 +249,26 @@ func (r *rxLoop) offloaded(n *Network, frame []byte) {
 		seg, ok = encap.ParseTCPSeg(frame)
 	}
 	if ok && !n.noGRO.Load() {
-		if r.runNet == n && r.gro.Append(frame, seg) {
-			r.runIov = append(r.runIov, frame[seg.HeaderLen():])
-			r.runFrames = append(r.runFrames, frame)
+		if r.runNet == n && !r.runUDP && r.gro.Append(frame, seg) {
+			r.extendRun(frame, seg.HeaderLen())
 			return
 		}
 		r.flushRun()
 		r.gro.Start(frame, seg)
-		r.runNet = n
-		r.runIov = append(r.runIov[:0], r.vhdr[:], frame)
-		r.runFrames = append(r.runFrames[:0], frame)
-		r.runHdrLen = seg.HeaderLen()
+		r.startRun(n, false, frame, seg.HeaderLen())
 		return
+	}
+	if !ok && n.uso && !n.noGRO.Load() {
+		if useg, uok := encap.ParseUDPSeg(frame); uok {
+			if r.runNet == n && r.runUDP && r.udp.Append(frame, useg) {
+				r.extendRun(frame, useg.HeaderLen())
+				return
+			}
+			r.flushRun()
+			r.udp.Start(frame, useg)
+			r.startRun(n, true, frame, useg.HeaderLen())
+			return
+		}
 	}
 	r.flushRun()
 	// A segment ParseTCPSeg accepted has verified checksums; tell the
@@ -268,6 +278,21 @@ func (r *rxLoop) offloaded(n *Network, frame []byte) {
 		vh.Flags = tap.VirtioNetHdrFDataValid
 	}
 	r.writeVec(n, &vh, frame)
+}
+
+// startRun begins the superframe of network n with frame, whose headers
+// are hdrLen bytes; the caller has started r.gro (TCP) or r.udp (udp).
+func (r *rxLoop) startRun(n *Network, udp bool, frame []byte, hdrLen int) {
+	r.runNet, r.runUDP = n, udp
+	r.runIov = append(r.runIov[:0], r.vhdr[:], frame)
+	r.runFrames = append(r.runFrames[:0], frame)
+	r.runHdrLen = hdrLen
+}
+
+// extendRun adds the payload of frame, which the run's Append accepted.
+func (r *rxLoop) extendRun(frame []byte, hdrLen int) {
+	r.runIov = append(r.runIov, frame[hdrLen:])
+	r.runFrames = append(r.runFrames, frame)
 }
 
 // writeVec writes one frame with its own virtio-net header.
@@ -289,10 +314,16 @@ func (r *rxLoop) flushRun() {
 		return
 	}
 	r.runNet = nil
-	segs := r.gro.Len()
+	segs := len(r.runFrames)
 	frame := r.runIov[1]
 	copy(r.runHdr[:r.runHdrLen], frame)
-	gso, ok := r.gro.Finish()
+	var gso encap.GSO
+	var ok bool
+	if r.runUDP {
+		gso, ok = r.udp.Finish()
+	} else {
+		gso, ok = r.gro.Finish()
+	}
 	if !ok {
 		r.writeVec(n, &tap.VirtioNetHdr{Flags: tap.VirtioNetHdrFDataValid}, frame)
 		return
@@ -305,7 +336,10 @@ func (r *rxLoop) flushRun() {
 		CsumStart:  uint16(gso.CsumStart),
 		CsumOffset: uint16(gso.CsumOffset),
 	}
-	if gso.V6 {
+	switch {
+	case gso.UDP:
+		vh.GSOType = tap.GSOUDPL4
+	case gso.V6:
 		vh.GSOType = tap.GSOTCPv6
 	}
 	if gso.ECN {

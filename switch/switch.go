@@ -173,6 +173,8 @@ type Network struct {
 	// without blocking.
 	off  tap.Offloader
 	poll tap.Poller
+	// uso: the TAP also takes (and hands over) UDP superframes.
+	uso bool
 	// noGRO is set when the kernel refused a coalesced write to the TAP.
 	noGRO atomic.Bool
 	// failed holds the error that stopped the TX loop, if one did.
@@ -215,6 +217,9 @@ func (s *Switch) AddNetwork(cfg NetworkConfig) (*Network, error) {
 		n.off = o
 	}
 	n.poll, _ = cfg.TAP.(tap.Poller)
+	if u, ok := cfg.TAP.(tap.UDPOffloader); ok && n.off != nil {
+		n.uso = u.USO()
+	}
 	if cfg.Gateway.IsValid() {
 		if !cfg.Gateway.Is4() {
 			return nil, fmt.Errorf("gateway %s: only IPv4 gateways are filtered", cfg.Gateway)

@@ -25,9 +25,9 @@ const (
 	// datagram without a copy.
 	txHeadroom = tap.VirtioNetHdrLen
 	// hdrSlot is the scratch space for one segment's headers: VXLAN (8) +
-	// Ethernet (14) + IPv4 or IPv6 with options (60) + TCP with options
-	// (60) = 142, rounded up.
-	hdrSlot = 144
+	// Ethernet (14) + two VLAN tags (8) + IPv4 or IPv6 with options (60) +
+	// TCP with options (60) = 150, rounded up.
+	hdrSlot = 152
 	// txSegs is how many segments' headers one batch holds before it is
 	// sent: enough for a batch of full superframes (each at most ~47
 	// segments of a 1500-byte underlay); a batch with more is sent in
@@ -53,6 +53,10 @@ type txLoop struct {
 	one   [1]netip.Addr // the unicast destination, as a one-VTEP list
 	now   int64
 	stats txStats
+	// The superframe being split: parsed into the loop's own fields, so
+	// that nothing escapes to the heap.
+	tsup encap.TCPSuper
+	usup encap.UDPSuper
 	// open is the index in msgs of the message extend may add datagrams
 	// to, or -1; its iovecs start at iov[openAt].
 	open, openAt int
@@ -226,9 +230,11 @@ func (t *txLoop) frame(buf []byte, size int) {
 			t.open, t.openAt = len(t.msgs)-1, at
 		}
 	case tap.GSOTCPv4, tap.GSOTCPv6:
-		t.super(frame, int(vh.GSOSize), vteps, flooded, flow)
+		t.super(frame, int(vh.GSOSize), false, vteps, flooded, flow)
+	case tap.GSOUDPL4:
+		t.super(frame, int(vh.GSOSize), true, vteps, flooded, flow)
 	default:
-		n.c.drop(DropBadGSO) // not negotiated (UDP segmentation)
+		n.c.drop(DropBadGSO) // not negotiated
 	}
 }
 
@@ -283,27 +289,45 @@ func (t *txLoop) destinations(frame []byte) (vteps []netip.Addr, flooded bool) {
 	return t.n.fib.FloodList(), true
 }
 
-// super splits a TSO superframe into segments: each segment's headers go
-// into a header slot behind a VXLAN header, its payload stays in the read
-// buffer, and the iovec pairs are grouped into UDP_SEGMENT messages of at
-// most maxGSOSegments datagrams and maxUDPPayload bytes.
-func (t *txLoop) super(frame []byte, mss int, vteps []netip.Addr, flooded bool, flow uint16) {
+// super splits a TSO superframe (udp false) or a USO superframe (udp
+// true) into segments: each segment's headers go into a header slot
+// behind a VXLAN header, its payload stays in the read buffer, and the
+// iovec pairs are grouped into UDP_SEGMENT messages of at most
+// maxGSOSegments datagrams and maxUDPPayload bytes. size is the
+// virtio-net gso_size.
+func (t *txLoop) super(frame []byte, size int, udp bool, vteps []netip.Addr, flooded bool, flow uint16) {
 	n := t.n
-	s, err := encap.ParseTCPSuper(frame, mss)
-	if err != nil || s.HeaderLen()+encap.VXLANHeaderLen > hdrSlot {
-		n.c.drop(DropBadGSO)
-		return
+	var hl, segs int
+	if udp {
+		s, err := encap.ParseUDPSuper(frame, size)
+		if err != nil || s.HeaderLen()+encap.VXLANHeaderLen > hdrSlot {
+			n.c.drop(DropBadGSO)
+			return
+		}
+		// Datagrams are messages: they are never cut smaller, and one
+		// the overlay cannot carry is dropped.
+		if s.HeaderLen()+size > n.maxFrame {
+			n.c.drop(DropOversize)
+			return
+		}
+		t.usup, hl, segs = s, s.HeaderLen(), s.Segments()
+	} else {
+		s, err := encap.ParseTCPSuper(frame, size)
+		if err != nil || s.HeaderLen()+encap.VXLANHeaderLen > hdrSlot {
+			n.c.drop(DropBadGSO)
+			return
+		}
+		hl = s.HeaderLen()
+		// A sender whose MTU exceeds the overlay's (GSO frames skip the
+		// bridge's MTU check) would make datagrams the underlay cannot
+		// carry; TCP segments may always be cut smaller.
+		if limit := n.maxFrame - hl; size > limit && s.SetMSS(limit) == nil {
+			size = limit
+		}
+		t.tsup, segs = s, s.Segments()
 	}
-	hl := s.HeaderLen()
-	// A sender whose MTU exceeds the overlay's (GSO frames skip the
-	// bridge's MTU check) would make datagrams the underlay cannot carry;
-	// segments may always be cut smaller.
-	if limit := n.maxFrame - hl; mss > limit && s.SetMSS(limit) == nil {
-		mss = limit
-	}
-	dgram := encap.VXLANHeaderLen + hl + mss
+	dgram := encap.VXLANHeaderLen + hl + size
 	perMsg := max(1, min(maxGSOSegments, maxUDPPayload/dgram))
-	segs := s.Segments()
 	t.open = -1
 	for first := 0; first < segs; first += perMsg {
 		k := min(perMsg, segs-first)
@@ -314,7 +338,12 @@ func (t *txLoop) super(frame []byte, mss int, vteps []netip.Addr, flooded bool, 
 			slot := t.hdrs[t.nhdr*hdrSlot : (t.nhdr+1)*hdrSlot]
 			t.nhdr++
 			encap.PutVXLAN(slot, n.vni)
-			payload := s.Segment(i, frame, slot[encap.VXLANHeaderLen:])
+			var payload []byte
+			if udp {
+				payload = t.usup.Segment(i, frame, slot[encap.VXLANHeaderLen:])
+			} else {
+				payload = t.tsup.Segment(i, frame, slot[encap.VXLANHeaderLen:])
+			}
 			t.iov = append(t.iov, slot[:encap.VXLANHeaderLen+hl], payload)
 			bytes += hl + len(payload)
 		}

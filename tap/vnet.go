@@ -28,6 +28,10 @@ const (
 	GSONone  = 0
 	GSOTCPv4 = 1
 	GSOTCPv6 = 4
+	// GSOUDPL4 is UDP segmentation (USO, VIRTIO_NET_HDR_GSO_UDP_L4): the
+	// payload is cut into datagrams of GSOSize bytes, the last possibly
+	// shorter, each with its own IP and UDP header.
+	GSOUDPL4 = 5
 	// GSOECN is or'ed into GSOType when the first segment carries CWR.
 	GSOECN = 0x80
 )
@@ -38,6 +42,8 @@ const (
 	tunFTSO4   = 0x02
 	tunFTSO6   = 0x04
 	tunFTSOECN = 0x08
+	tunFUSO4   = 0x20 // Linux 6.2 and later, only together with tunFUSO6
+	tunFUSO6   = 0x40
 )
 
 // VirtioNetHdr is struct virtio_net_hdr. Its fields are in the host's byte
@@ -90,6 +96,13 @@ type Offloader interface {
 	WriteVec(iov [][]byte) error
 }
 
+// UDPOffloader is implemented by an Offloader whose kernel also agreed to
+// UDP segmentation offload (Linux 6.2 and later). Read may then return
+// GSOUDPL4 superframes, and WriteVec takes them.
+type UDPOffloader interface {
+	USO() bool
+}
+
 // ErrGSORefused is returned by WriteVec when the kernel refuses a GSO
 // frame; the caller should stop coalescing for this device.
 var ErrGSORefused = errors.New("tap: kernel refused a GSO frame")
@@ -112,6 +125,7 @@ type vnetDevice struct {
 	rc     syscall.RawConn
 	name   string
 	mtu    int
+	uso    bool
 	closed atomic.Bool
 
 	// Read side: one reader at a time (the TX loop, or the RX loop's
@@ -156,10 +170,17 @@ func openVNet(name string) (*vnetDevice, error) {
 		unix.Close(fd)
 		return nil, fmt.Errorf("TUNSETIFF: %w", err)
 	}
-	// TSO flags are only honoured together with TUN_F_CSUM.
-	if err := unix.IoctlSetInt(fd, unix.TUNSETOFFLOAD, tunFCsum|tunFTSO4|tunFTSO6|tunFTSOECN); err != nil {
-		unix.Close(fd)
-		return nil, fmt.Errorf("TUNSETOFFLOAD: %w", err)
+	// TSO flags are only honoured together with TUN_F_CSUM. UDP
+	// segmentation is asked for too; a kernel older than 6.2 refuses the
+	// flags it does not know, and then gets the TCP ones alone.
+	const tso = tunFCsum | tunFTSO4 | tunFTSO6 | tunFTSOECN
+	uso := true
+	if err := unix.IoctlSetInt(fd, unix.TUNSETOFFLOAD, tso|tunFUSO4|tunFUSO6); err != nil {
+		uso = false
+		if err := unix.IoctlSetInt(fd, unix.TUNSETOFFLOAD, tso); err != nil {
+			unix.Close(fd)
+			return nil, fmt.Errorf("TUNSETOFFLOAD: %w", err)
+		}
 	}
 	f := os.NewFile(uintptr(fd), "/dev/net/tun")
 	rc, err := f.SyscallConn()
@@ -167,12 +188,13 @@ func openVNet(name string) (*vnetDevice, error) {
 		f.Close()
 		return nil, err
 	}
-	d := &vnetDevice{f: f, rc: rc, name: ifr.Name()}
+	d := &vnetDevice{f: f, rc: rc, name: ifr.Name(), uso: uso}
 	d.readNowFn, d.readWaitFn, d.pollInFn, d.writevFn = d.readNow, d.readWait, d.pollIn, d.writev
 	return d, nil
 }
 
 func (d *vnetDevice) VNetHdr() bool  { return true }
+func (d *vnetDevice) USO() bool      { return d.uso }
 func (d *vnetDevice) setMTU(m int)   { d.mtu = m }
 func (d *vnetDevice) BatchSize() int { return vnetBatch }
 func (d *vnetDevice) Name() string   { return d.name }

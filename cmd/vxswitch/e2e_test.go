@@ -1,8 +1,13 @@
 package main_test
 
 import (
+	"bytes"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/vxswitch/vxswitch/bench/topo"
 )
@@ -204,5 +209,66 @@ func testIsolation(t *testing.T, args []string) {
 				t.Errorf("h%d: network b lists an entry of VNI %d", i+1, e.VNI)
 			}
 		}
+	}
+}
+
+// An application that sends with UDP_SEGMENT (QUIC stacks do) hands the
+// TAP one superframe per send when the TAP negotiated USO; its datagrams
+// must arrive as sent, each of the segment size, in both offload modes.
+func TestUDPSegmentation(t *testing.T) { offloadModes(t, testUDPSegmentation) }
+
+func testUDPSegmentation(t *testing.T, args []string) {
+	c := newCluster(t, 2, args...)
+	c1, c2 := c.ctrs[0], c.ctrs[1]
+	ping(t, c1, "10.0.0.3")
+	ctx := testCtx(t)
+	pc, err := c2.ListenPacket("udp4", "10.0.0.3:5003")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	conn, err := c1.Dial(ctx, "udp4", "10.0.0.3:5003")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	rc, err := conn.(syscall.Conn).SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	const size = 1000
+	var serr error
+	rc.Control(func(fd uintptr) { serr = unix.SetsockoptInt(int(fd), unix.SOL_UDP, unix.UDP_SEGMENT, size) })
+	if serr != nil {
+		t.Fatal(serr)
+	}
+	buf := make([]byte, 2000)
+	for round := range 20 {
+		msg := make([]byte, 10*size+333)
+		for i := range msg {
+			msg[i] = byte(round*31 + i/size)
+		}
+		if _, err := conn.Write(msg); err != nil {
+			t.Fatalf("round %d: send: %v", round, err)
+		}
+		pc.SetReadDeadline(time.Now().Add(5 * time.Second))
+		for i := range 11 {
+			n, _, err := pc.ReadFrom(buf)
+			if err != nil {
+				t.Fatalf("round %d, datagram %d: %v", round, i, err)
+			}
+			want := msg[i*size : min(len(msg), (i+1)*size)]
+			if !bytes.Equal(buf[:n], want) {
+				t.Fatalf("round %d, datagram %d: %d bytes, want %d as sent", round, i, n, len(want))
+			}
+		}
+	}
+	for i, n := range c.nets {
+		if s := stats(t, n); len(s.Drops) != 0 {
+			t.Errorf("h%d dropped frames: %v", i+1, s.Drops)
+		}
+	}
+	if s := stats(t, c.nets[1]); len(args) == 0 && s.RXCoalesced == 0 {
+		t.Error("h2 coalesced no datagrams with offloads on")
 	}
 }
