@@ -19,6 +19,15 @@
 //	    → demultiplex by VNI → learn inner source MAC → outer source IP
 //	    → TAP write of the inner frame (no copy: it is a subslice)
 //
+// With a TAP that has offloads (tap.Offloader), a TAP read may return a
+// TSO or USO superframe, split into segments whose headers go into the TX
+// loop's header slots (payloads stay in the read buffer) and sent as
+// UDP_SEGMENT messages; runs of small frames to one VTEP are grouped into
+// such messages too. The RX loop walks UDP GRO buffers datagram by
+// datagram and coalesces TCP segments (and, with USO, UDP datagrams) of a
+// flow into superframes written with one writev. All datapath system
+// calls are non-blocking and raw (see tap.rawRead for why).
+//
 // Received frames are only ever written to the TAP, never sent back to the
 // overlay (split horizon), so the overlay cannot loop. Every frame that is
 // not forwarded is counted under a drop reason; nothing is logged per packet.
