@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/vxswitch/vxswitch/tap"
@@ -26,6 +27,7 @@ type fakeTAP struct {
 	vnet       bool
 	uso        bool // with vnet: UDP segmentation offload negotiated
 	refuseGSO  bool // WriteVec of a GSO frame fails as on kernels that refuse it
+	refuseUSO  bool // only a GSO_UDP_L4 frame fails
 	fromKernel chan kframe
 	toKernel   chan kframe
 	// onWrite, when set, sees every frame written, before the write
@@ -150,7 +152,7 @@ func (f *fakeTAP) WriteVec(iov [][]byte) error {
 	}
 	var fr kframe
 	fr.vh.Decode(all)
-	if f.refuseGSO && fr.vh.GSOType != tap.GSONone {
+	if (f.refuseGSO && fr.vh.GSOType != tap.GSONone) || (f.refuseUSO && fr.vh.GSOType == tap.GSOUDPL4) {
 		return tap.ErrGSORefused
 	}
 	fr.b = all[tap.VirtioNetHdrLen:]
@@ -187,6 +189,7 @@ type fakeUnderlay struct {
 	w         *wire
 	addr      netip.AddrPort
 	gro       bool
+	noGSO     atomic.Bool // GSOEnabled reports false, as after the kernel refused UDP_SEGMENT
 	in        chan datagram
 	held      *datagram // taken from in but not yet returned
 	mu        sync.Mutex
@@ -336,6 +339,8 @@ func (u *fakeUnderlay) Sends() []sendRec {
 	defer u.mu.Unlock()
 	return append([]sendRec(nil), u.sends...)
 }
+
+func (u *fakeUnderlay) GSOEnabled() bool { return !u.noGSO.Load() }
 
 func (u *fakeUnderlay) BatchSize() int { return 8 }
 func (u *fakeUnderlay) Close() error {

@@ -477,12 +477,29 @@ func TestTXCoalescesSmallFrames(t *testing.T) {
 
 	tx := newTxBuffers(len(frames))
 	tx.setNetwork(a.n)
-	for i, f := range frames {
-		clear(tx.bufs[i][:txHeadroom]) // no virtio-net flags: plain frames
-		tx.sizes[i] = copy(tx.bufs[i][txHeadroom:], f)
+	load := func() {
+		for i, f := range frames {
+			clear(tx.bufs[i][:txHeadroom]) // no virtio-net flags: plain frames
+			tx.sizes[i] = copy(tx.bufs[i][txHeadroom:], f)
+		}
 	}
+	// Where the underlay splits GSO messages anyway, frames are not
+	// grouped: every frame is its own message.
+	a.ul.noGSO.Store(true)
+	load()
 	tx.batch(len(frames))
+	for i, m := range a.ul.Sends() {
+		if m.segSize != 0 {
+			t.Fatalf("without GSO, message %d is %v", i, m)
+		}
+	}
+	a.ul.noGSO.Store(false)
+	a.ul.mu.Lock()
+	a.ul.sends, a.ul.sent = nil, nil
+	a.ul.mu.Unlock()
 
+	load()
+	tx.batch(len(frames))
 	if got := a.ul.Sends(); !slices.Equal(got, want) {
 		t.Errorf("messages\n got %v\nwant %v", got, want)
 	}
@@ -509,7 +526,7 @@ func TestTXCoalescesSmallFrames(t *testing.T) {
 	if i != len(toB) {
 		t.Errorf("%d datagrams to B, want %d", i, len(toB))
 	}
-	if s := a.n.Stats(); s.TXFrames != uint64(len(frames)) || s.TXDatagrams != uint64(len(frames)+1) {
+	if s := a.n.Stats(); s.TXFrames != 2*uint64(len(frames)) || s.TXDatagrams != 2*uint64(len(frames)+1) {
 		t.Errorf("counters %+v", s)
 	}
 }
@@ -659,5 +676,38 @@ func TestUDPSegmentationOffload(t *testing.T) {
 	waitFor(t, "counters", func() bool { return b.n.Stats().RXFrames == 11 })
 	if s := b.n.Stats(); s.RXCoalesced == 0 || len(s.Drops) != 0 || len(a.n.Stats().Drops) != 0 {
 		t.Errorf("counters %+v / %+v", s, a.n.Stats())
+	}
+}
+
+// A kernel that refuses UDP superframes on the TAP turns off UDP
+// coalescing only: the datagrams still arrive, one by one, and TCP
+// segments are still coalesced.
+func TestRXFallsBackWhenUSOWritesFail(t *testing.T) {
+	w := newWire()
+	a := newFastRig(t, w, "198.18.0.1:4789")
+	b := newFastRig(t, w, "198.18.0.2:4789")
+	b.tap.refuseUSO = true
+	a.n.FIB().Add(macA, b.ul.addr.Addr(), fib.Static)
+
+	payload := make([]byte, 5*300)
+	a.tap.fromKernel <- udpSuperframe(t, payload, 300)
+	for i := range 5 {
+		if k := recvK(t, b.tap); k.vh.GSOType != tap.GSONone || len(k.b) != 42+300 {
+			t.Fatalf("datagram %d: %d bytes with GSO type %d", i, len(k.b), k.vh.GSOType)
+		}
+	}
+	if !b.n.noUSO.Load() || b.n.noGRO.Load() {
+		t.Fatalf("noUSO %v, noGRO %v: want only UDP coalescing off", b.n.noUSO.Load(), b.n.noGRO.Load())
+	}
+
+	a.tap.fromKernel <- superframe(t, make([]byte, 10*testMSS))
+	var gso bool
+	for got := 0; got < 10*testMSS; {
+		k := recvK(t, b.tap)
+		gso = gso || k.vh.GSOType == tap.GSOTCPv4
+		got += len(k.b) - 54
+	}
+	if !gso {
+		t.Error("TCP segments were not coalesced after UDP coalescing was turned off")
 	}
 }

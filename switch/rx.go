@@ -258,7 +258,7 @@ func (r *rxLoop) offloaded(n *Network, frame []byte) {
 		r.startRun(n, false, frame, seg.HeaderLen())
 		return
 	}
-	if !ok && n.uso && !n.noGRO.Load() {
+	if !ok && n.uso && !n.noUSO.Load() {
 		if useg, uok := encap.ParseUDPSeg(frame); uok {
 			if r.runNet == n && r.runUDP && r.udp.Append(frame, useg) {
 				r.extendRun(frame, useg.HeaderLen())
@@ -348,8 +348,12 @@ func (r *rxLoop) flushRun() {
 	vh.Encode(r.vhdr[:])
 	err := n.off.WriteVec(r.runIov)
 	if errors.Is(err, tap.ErrGSORefused) {
-		if !n.noGRO.Swap(true) {
-			n.log.Warn("the kernel refuses GSO writes to this TAP; receiving without coalescing", zap.Error(err))
+		off, what := &n.noGRO, "TCP"
+		if r.runUDP {
+			off, what = &n.noUSO, "UDP"
+		}
+		if !off.Swap(true) {
+			n.log.Warn("the kernel refuses GSO writes to this TAP; receiving without coalescing", zap.String("transport", what), zap.Error(err))
 		}
 		// Put the first frame back as it was and write the segments
 		// one by one.

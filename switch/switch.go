@@ -62,7 +62,8 @@ type Switch struct {
 	clock  fib.Clock
 	sweep  time.Duration
 	poll   time.Duration
-	global counters // drops counted before a datagram reaches a network
+	gsoUL  gsoReporter // nil: the underlay always sends GSO messages as such
+	global counters    // drops counted before a datagram reaches a network
 
 	mu     sync.Mutex // guards writes to nets and the closed flag
 	nets   atomic.Pointer[map[uint32]*Network]
@@ -84,6 +85,7 @@ func New(cfg Config) (*Switch, error) {
 		sweep: cfg.ExpireInterval,
 		poll:  cfg.BusyPoll,
 	}
+	s.gsoUL, _ = cfg.Underlay.(gsoReporter)
 	if s.log == nil {
 		s.log = zap.NewNop()
 	}
@@ -97,6 +99,11 @@ func New(cfg Config) (*Switch, error) {
 	s.nets.Store(&empty)
 	return s, nil
 }
+
+// gso reports whether the underlay sends UDP_SEGMENT messages as such.
+// Small frames are grouped into such messages only then: split again
+// one by one, they would only cost the underlay more system calls.
+func (s *Switch) gso() bool { return s.gsoUL == nil || s.gsoUL.GSOEnabled() }
 
 // Run runs the receive loop and the MAC aging sweeper until ctx is done or
 // Close is called. It returns nil after Close or ctx cancellation.
@@ -175,7 +182,9 @@ type Network struct {
 	poll tap.Poller
 	// uso: the TAP also takes (and hands over) UDP superframes.
 	uso bool
-	// noGRO is set when the kernel refused a coalesced write to the TAP.
+	// noGRO (TCP) and noUSO (UDP) are set when the kernel refused a
+	// coalesced write of that kind to the TAP.
+	noUSO atomic.Bool
 	noGRO atomic.Bool
 	// failed holds the error that stopped the TX loop, if one did.
 	failed atomic.Pointer[error]

@@ -118,7 +118,8 @@ func (t *txLoop) run() {
 		if err != nil {
 			if !errors.Is(err, tap.ErrClosed) {
 				t.n.log.Error("TAP read failed; the network stops sending until the daemon restarts", zap.Error(err))
-				t.n.failed.Store(&err)
+				e := err // storing &err itself would move err to the heap on every iteration
+				t.n.failed.Store(&e)
 			}
 			return
 		}
@@ -251,7 +252,7 @@ func (t *txLoop) frame(buf []byte, size int) {
 // ones, so d's iovec extends them in place; reserve, called first, has
 // made room for it.
 func (t *txLoop) extend(dst netip.AddrPort, flow uint16, d []byte) bool {
-	if t.open < 0 {
+	if t.open < 0 || !t.n.s.gso() {
 		return false
 	}
 	m := &t.msgs[t.open]

@@ -258,6 +258,9 @@ func (s *udpSock) getInt(level, opt int) (int, error) {
 
 func (u *udpUnderlay) BatchSize() int { return udpBatch }
 
+// GSOEnabled reports whether UDP_SEGMENT is in use (see gsoReporter).
+func (u *udpUnderlay) GSOEnabled() bool { return u.gso.Load() }
+
 func (u *udpUnderlay) Close() error {
 	var err error
 	if u.rx != nil {

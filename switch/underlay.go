@@ -59,3 +59,12 @@ type tryReceiver interface {
 	// queued.
 	TryRecv(msgs []RecvMsg) (int, error)
 }
+
+// gsoReporter is implemented by an underlay that may lose UDP_SEGMENT on
+// the way (the kernel refuses it on some routes); without it, an
+// underlay is taken to send GSO messages as such.
+type gsoReporter interface {
+	// GSOEnabled reports whether GSO messages are currently sent as
+	// such rather than split into single datagrams.
+	GSOEnabled() bool
+}
