@@ -384,7 +384,7 @@ func (t *txLoop) flush() {
 		if failed, err := t.n.s.ul.Send(t.msgs); failed > 0 && !errors.Is(err, net.ErrClosed) {
 			t.n.c.drops[DropSendError].Add(uint64(failed))
 			if t.n.log.Core().Enabled(zap.DebugLevel) {
-				t.n.log.Debug("underlay send failed", zap.Int("messages", failed), zap.Error(err))
+				t.n.log.Debug("underlay send failed", zap.Int("datagrams", failed), zap.Error(err))
 			}
 		}
 	}

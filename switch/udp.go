@@ -402,7 +402,7 @@ var errBadMessage = errors.New("underlay: message without data, with too many io
 
 // Send sends every message, each on the socket of its flow's source port,
 // grouping the messages of each socket into sendmmsg calls in their
-// order. It returns how many messages failed and the first error.
+// order. It returns how many datagrams failed and the first error.
 func (u *udpUnderlay) Send(msgs []SendMsg) (failed int, err error) {
 	for i, s := range u.tx {
 		f, e := u.sendOn(s, i, msgs)
@@ -418,8 +418,8 @@ func (u *udpUnderlay) Send(msgs []SendMsg) (failed int, err error) {
 // A GSO message the kernel refuses is sent again as single datagrams; EIO
 // (no checksum offload on the route) turns GSO off for good.
 func (u *udpUnderlay) sendOn(s *udpSock, idx int, msgs []SendMsg) (failed int, first error) {
-	fail := func(err error) {
-		failed++
+	fail := func(m *SendMsg, err error) {
+		failed += m.datagrams()
 		if first == nil {
 			first = err
 		}
@@ -438,7 +438,7 @@ func (u *udpUnderlay) sendOn(s *udpSock, idx int, msgs []SendMsg) (failed int, f
 				continue
 			}
 			if len(m.Iov) == 0 || len(m.Iov) > maxSendIov || m.Dst.Addr().Unmap().Is4() != u.v4 {
-				fail(errBadMessage)
+				fail(m, errBadMessage)
 				continue
 			}
 			if m.SegSize > 0 && !gso {
@@ -468,13 +468,13 @@ func (u *udpUnderlay) sendOn(s *udpSock, idx int, msgs []SendMsg) (failed int, f
 				err = u.sendSplit(s, m)
 			}
 			if err != nil {
-				fail(err)
+				fail(m, err)
 			}
 			done++
 		}
 		if splitNext != nil {
 			if err := u.sendSplit(s, splitNext); err != nil {
-				fail(err)
+				fail(splitNext, err)
 			}
 		}
 	}

@@ -86,11 +86,13 @@ func TestUDPUnderlay(t *testing.T) {
 			msgs := []vswitch.SendMsg{
 				{Iov: iov, Dst: local, SegSize: 1000, Flow: 7},
 				{Iov: [][]byte{[]byte("x")}, Dst: other, Flow: 7}, // the other family: refused
+				// Refused too, and counted as its three datagrams.
+				{Iov: [][]byte{make([]byte, 100), make([]byte, 100), make([]byte, 50)}, Dst: other, SegSize: 100, Flow: 7},
 				{Iov: [][]byte{[]byte("last")}, Dst: local, Flow: 7},
 			}
 			want = append(want, []byte("last"))
-			if failed, err := ul.Send(msgs); failed != 1 || err == nil {
-				t.Fatalf("Send: %d failed, %v; want the one to the other family", failed, err)
+			if failed, err := ul.Send(msgs); failed != 4 || err == nil {
+				t.Fatalf("Send: %d failed, %v; want the four datagrams to the other family", failed, err)
 			}
 			recv := make([]vswitch.RecvMsg, ul.BatchSize())
 			for i := range recv {

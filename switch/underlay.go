@@ -34,6 +34,18 @@ type SendMsg struct {
 	Flow uint16
 }
 
+// datagrams returns how many datagrams m is.
+func (m *SendMsg) datagrams() int {
+	if m.SegSize <= 0 {
+		return 1
+	}
+	total := 0
+	for _, b := range m.Iov {
+		total += len(b)
+	}
+	return max(1, (total+m.SegSize-1)/m.SegSize)
+}
+
 // Underlay carries VXLAN datagrams between VTEPs. Recv is called by one
 // goroutine; Send by several at once (one per network); Close unblocks
 // both.
@@ -42,8 +54,9 @@ type Underlay interface {
 	// slots, returning how many.
 	Recv(msgs []RecvMsg) (n int, err error)
 	// Send sends every message (keeping the order of each flow's) and
-	// returns how many could not be sent and the first error. The
-	// caller owns msgs and may reuse them when Send returns.
+	// returns how many datagrams could not be sent (all of a message's
+	// that failed) and the first error. The caller owns msgs and may
+	// reuse them when Send returns.
 	Send(msgs []SendMsg) (failed int, err error)
 	// BatchSize is the largest number of slots one Recv fills.
 	BatchSize() int
