@@ -35,6 +35,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"sort"
 	"strings"
@@ -119,6 +120,21 @@ type Options struct {
 	// DaemonArgs are extra flags for every vxswitch daemon, such as
 	// "--offload=off".
 	DaemonArgs []string
+	// NoPin leaves the iperf3 client and server where the scheduler puts
+	// them. By default (on a machine with two CPUs or more) the client
+	// runs on CPU 0 and the server on CPU 1, as on two hosts they never
+	// share a CPU: unpinned, the kernel's 4-stream figure swings between
+	// about 15 Gbit/s (both on one CPU) and 34 (one each) from round to
+	// round on a 2-core machine, whereas vxswitch's stays put.
+	NoPin bool
+}
+
+// iperfAffinity returns iperf3's -A argument for o, or "".
+func (o Options) iperfAffinity() string {
+	if o.NoPin || runtime.NumCPU() < 2 {
+		return ""
+	}
+	return "0,1"
 }
 
 // Defaults of the full run and of the smoke run.
@@ -177,6 +193,8 @@ type Settings struct {
 	VXSwitchVersion string   `json:"vxswitch_version,omitempty"`
 	DaemonArgs      []string `json:"daemon_args,omitempty"`
 	Smoke           bool     `json:"smoke,omitempty"`
+	// IperfAffinity is iperf3's -A: "client,server" CPUs, or empty.
+	IperfAffinity string `json:"iperf_affinity,omitempty"`
 }
 
 // CaseResult holds one case's figures.
@@ -262,6 +280,7 @@ func Run(ctx context.Context, opts Options, progress io.Writer) (*Results, error
 			UnderlayMTU: underlayMTU, OverlayMTU: overlayMTU,
 			PingIntervalMS: float64(pingInterval) / float64(time.Millisecond),
 			DaemonArgs:     opts.DaemonArgs, Smoke: opts.Smoke,
+			IperfAffinity: opts.iperfAffinity(),
 		},
 		Metrics: Metrics(),
 	}

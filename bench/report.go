@@ -45,7 +45,11 @@ func (r *Results) settingsLine() string {
 	if s.Repeat == 1 {
 		rounds = "round"
 	}
-	return fmt.Sprintf("%d %s × %g s per figure, medians; %s; daemon args: %s", s.Repeat, rounds, s.DurationS, ver, args)
+	pin := "iperf3 unpinned"
+	if a := strings.Split(s.IperfAffinity, ","); len(a) == 2 {
+		pin = fmt.Sprintf("iperf3 client on CPU %s, server on CPU %s", a[0], a[1])
+	}
+	return fmt.Sprintf("%d %s × %g s per figure, medians; %s; daemon args: %s; %s", s.Repeat, rounds, s.DurationS, ver, args, pin)
 }
 
 // WriteTable prints the results as a text table: one row per figure, one

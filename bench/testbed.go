@@ -27,6 +27,8 @@ type bed struct {
 	port    int    // the iperf3 server's port, distinct per case
 	iperf   *topo.Proc
 	daemons []*topo.Daemon // vxswitch case: the daemon on h1, then on h2
+	// affinity is iperf3's -A argument ("client,server" CPUs), or empty.
+	affinity string
 }
 
 // The overlay network of the kernel and vxswitch cases.
@@ -53,7 +55,7 @@ func setup(ctx context.Context, name string, port int, opts Options) (*bed, erro
 	if err != nil {
 		return nil, err
 	}
-	b := &bed{name: name, tp: tp, port: port}
+	b := &bed{name: name, tp: tp, port: port, affinity: opts.iperfAffinity()}
 	h1, err := tp.AddHost("h1")
 	if err != nil {
 		return b, err
@@ -344,6 +346,9 @@ func (b *bed) runIperf(ctx context.Context, dur time.Duration, extra ...string) 
 	defer cancel()
 	args := append([]string{"-c", b.addr, "-p", strconv.Itoa(b.port), "-t", strconv.Itoa(int(dur / time.Second)),
 		"-J", "--connect-timeout", "5000"}, extra...)
+	if b.affinity != "" {
+		args = append(args, "-A", b.affinity)
+	}
 	cmd := b.client.Command(ctx, "iperf3", args...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
