@@ -711,3 +711,26 @@ func TestRXFallsBackWhenUSOWritesFail(t *testing.T) {
 		t.Error("TCP segments were not coalesced after UDP coalescing was turned off")
 	}
 }
+
+// The TX loop yields the CPU only inside a stream of small frames: light
+// batches after short waits.
+func TestYieldToSender(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		k      int
+		bytes  uint64
+		waited time.Duration
+		want   bool
+	}{
+		{"one small frame in a stream", 1, 106, 10 * time.Microsecond, true},
+		{"two full-size frames in a stream", 2, 2 * 1514, 0, true},
+		{"a small frame after an idle spell (a ping)", 1, 106, 2 * time.Millisecond, false},
+		{"a TCP superframe in a stream", 1, 65000, 5 * time.Microsecond, false},
+		{"a batch of eight: the loop is behind", 8, 8 * 106, 0, false},
+		{"a loop that never waited (the RX loop's drain)", 1, 106, streamGap, false},
+	} {
+		if got := yieldToSender(tc.k, tc.bytes, tc.waited); got != tc.want {
+			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}

@@ -46,13 +46,16 @@ type txLoop struct {
 	bufs  [][]byte
 	sizes []int
 
-	hdrs  []byte // txSegs header slots of hdrSlot bytes
-	nhdr  int    // slots used in this batch
-	iov   [][]byte
-	msgs  []SendMsg
-	one   [1]netip.Addr // the unicast destination, as a one-VTEP list
-	now   int64
-	stats txStats
+	hdrs []byte // txSegs header slots of hdrSlot bytes
+	nhdr int    // slots used in this batch
+	iov  [][]byte
+	msgs []SendMsg
+	one  [1]netip.Addr // the unicast destination, as a one-VTEP list
+	now  int64
+	// waited is how long the loop last waited for the TAP (see
+	// yieldToSender).
+	waited time.Duration
+	stats  txStats
 	// The superframe being split: parsed into the loop's own fields, so
 	// that nothing escapes to the heap.
 	tsup encap.TCPSuper
@@ -83,6 +86,10 @@ func newTxBuffers(batch int) *txLoop {
 		iov:   make([][]byte, 0, 2*txSegs+batch),
 		msgs:  make([]SendMsg, 0, txMsgs),
 		open:  -1,
+		// Until it has waited for its TAP, a loop does not yield: the
+		// RX loop's drain (which never waits) and the simple TAP's loop
+		// (whose reads wait inside) never do.
+		waited: streamGap,
 	}
 	for i := range t.bufs {
 		t.bufs[i] = make([]byte, frameBuf)
@@ -105,7 +112,9 @@ func (t *txLoop) run() {
 			switch {
 			case err != nil:
 			case k < len(t.bufs):
+				w := time.Now()
 				err = p.WaitReadable()
+				t.waited = time.Since(w)
 			default:
 				fair()
 			}
@@ -152,6 +161,33 @@ func (t *txLoop) poll(p tap.Poller) (int, error) {
 	}
 }
 
+// yieldToSender reports whether the TX loop, having just sent a batch of
+// k frames and bytes after waiting waited for the TAP, should give up the
+// CPU for a moment: when the batch was one or two small frames and the
+// wait was short, a sender is streaming small frames (a UDP flow, say),
+// and the loop would otherwise be woken for every frame, each time
+// preempting the sender before it queued the next. Yielding lets the
+// sender queue a batch, which the next read takes whole and sends as one
+// UDP_SEGMENT message. With 64-byte UDP in make bench that took the
+// received packets from about 100k/s to 155k/s and the daemons' CPU from
+// 84% to 55%. After a long wait (a request, a ping) or with large frames
+// (TCP superframes), the loop does not yield; where nothing else is
+// runnable on its CPU, the yield returns at once.
+func yieldToSender(k int, bytes uint64, waited time.Duration) bool {
+	return k <= streamBatch && bytes <= streamBatch*maxPlainFrame && waited < streamGap
+}
+
+const (
+	// streamBatch is the most frames a batch of a small-frame stream
+	// holds when the loop keeps up with it.
+	streamBatch = 2
+	// maxPlainFrame is the largest frame that is not a superframe: an
+	// MTU-sized Ethernet frame.
+	maxPlainFrame = 1514
+	// streamGap: waits shorter than this mean frames keep coming.
+	streamGap = 100 * time.Microsecond
+)
+
 // fair lets the runtime run another goroutine after a full batch, when
 // the loop is about to go on without waiting. The datapath's system
 // calls are raw (see tap.rawRead) and so never hand the loop's P to
@@ -173,7 +209,13 @@ func (t *txLoop) batch(k int) {
 	for i := range k {
 		t.frame(t.bufs[i], t.sizes[i])
 	}
+	sent := t.stats.bytes
 	t.flush()
+	if yieldToSender(k, sent, t.waited) {
+		// Raw, like the datapath's other system calls: it never blocks
+		// for long, and an entersyscall could wake sysmon.
+		unix.RawSyscall(unix.SYS_SCHED_YIELD, 0, 0, 0)
+	}
 	c := &t.n.c
 	if t.stats != (txStats{}) {
 		c.txFrames.Add(t.stats.frames)
