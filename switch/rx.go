@@ -216,7 +216,11 @@ func (r *rxLoop) datagram(nets map[uint32]*Network, d []byte, m *RecvMsg) {
 		n.noteMove(fib.MAC(src), m.Src.Addr(), n.rxNow)
 	}
 	r.touch(n)
-	if len(frame) > n.maxFrame {
+	// Linux's bridge and veth forward frames up to the MTU plus the
+	// Ethernet header plus one VLAN tag (is_skb_forwardable), so a
+	// tagged frame of full MTU passes as it is; only longer ones are
+	// split or dropped.
+	if len(frame) > n.maxFrame+encap.VLANTagLen {
 		r.flushRun()
 		r.flushPending()
 		r.splitSuper(n, frame)

@@ -89,9 +89,20 @@ func TestReceiveFromKernelOverVeth(t *testing.T) {
 		t.Errorf("counters %+v", s)
 	}
 
-	// Anything else that does not fit the TAP is dropped and counted.
-	big := frame(macA, macB, 0x0800, make([]byte, 3000))
-	send(vxlan(256, big))
-	waitFor(t, "oversize drop", func() bool { return a.n.Stats().Drops["oversize"] == 1 })
+	// A frame of the MTU plus one VLAN tag passes as Linux's own bridge
+	// passes it; anything else that does not fit the TAP is dropped and
+	// counted.
+	tagged := frame(macA, macB, 0x8100, make([]byte, 1450+4))
+	send(vxlan(256, tagged))
+	if got := recvFrame(t, a.tap); !bytes.Equal(got, tagged) {
+		t.Errorf("a %d-byte tagged frame did not pass as it was", len(tagged))
+	}
+	for i, big := range [][]byte{
+		frame(macA, macB, 0x8100, make([]byte, 1450+5)),
+		frame(macA, macB, 0x0800, make([]byte, 3000)),
+	} {
+		send(vxlan(256, big))
+		waitFor(t, "oversize drop", func() bool { return a.n.Stats().Drops["oversize"] == uint64(i+1) })
+	}
 	noFrame(t, a.tap)
 }
