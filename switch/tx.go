@@ -55,7 +55,10 @@ type txLoop struct {
 	// waited is how long the loop last waited for the TAP (see
 	// yieldToSender).
 	waited time.Duration
-	stats  txStats
+	// yieldNext: the batch just sent asks poll to yield the CPU once the
+	// network's lock is released.
+	yieldNext bool
+	stats     txStats
 	// The superframe being split: parsed into the loop's own fields, so
 	// that nothing escapes to the heap.
 	tsup encap.TCPSuper
@@ -147,6 +150,14 @@ func (t *txLoop) poll(p tap.Poller) (int, error) {
 			t.batch(k)
 		}
 		t.n.txMu.Unlock()
+		if t.yieldNext {
+			// Outside txMu, so that the RX loop can drain the TAP
+			// meanwhile. Raw, like the datapath's other system calls:
+			// it never blocks for long, and an entersyscall could wake
+			// sysmon.
+			t.yieldNext = false
+			unix.RawSyscall(unix.SYS_SCHED_YIELD, 0, 0, 0)
+		}
 		if err != nil || k == len(t.bufs) || t.n.s.poll <= 0 {
 			return k, err
 		}
@@ -209,13 +220,8 @@ func (t *txLoop) batch(k int) {
 	for i := range k {
 		t.frame(t.bufs[i], t.sizes[i])
 	}
-	sent := t.stats.bytes
+	t.yieldNext = yieldToSender(k, t.stats.bytes, t.waited)
 	t.flush()
-	if yieldToSender(k, sent, t.waited) {
-		// Raw, like the datapath's other system calls: it never blocks
-		// for long, and an entersyscall could wake sysmon.
-		unix.RawSyscall(unix.SYS_SCHED_YIELD, 0, 0, 0)
-	}
 	c := &t.n.c
 	if t.stats != (txStats{}) {
 		c.txFrames.Add(t.stats.frames)
