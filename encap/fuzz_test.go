@@ -132,36 +132,10 @@ func FuzzParseTCPSuper(f *testing.F) {
 			}
 			return
 		}
-		hl := s.HeaderLen()
-		if hl > len(frame) || s.Segments() < 1 {
-			t.Fatalf("HeaderLen %d of %d, %d segments", hl, len(frame), s.Segments())
-		}
-		orig := bytes.Clone(frame)
-		hdr := make([]byte, hl)
-		payload := make([]byte, 0, len(frame))
-		seg := make([]byte, 0, len(frame))
-		for i := range s.Segments() {
-			p := s.Segment(i, frame, hdr)
-			payload = append(payload, p...)
-			seg = append(append(seg[:0], hdr...), p...)
-			if !isV6(seg) && !encap.IPv4(seg[l3Offset(seg):]).ChecksumValid() {
-				t.Fatalf("segment %d: IPv4 checksum", i)
-			}
-			off := tcpOffset(seg)
-			src, dst := addrs(seg)
-			if encap.Checksum(seg[off:], encap.PseudoHeaderChecksum(encap.ProtocolTCP, src, dst, uint16(len(seg)-off))) != 0xffff {
-				t.Fatalf("segment %d: TCP checksum", i)
-			}
-			if _, err := encap.ParseTCPSuper(seg, int(mss)); err != nil {
-				t.Fatalf("segment %d does not parse: %v", i, err)
-			}
-		}
-		if !bytes.Equal(payload, frame[hl:]) {
-			t.Fatal("reassembled payload differs")
-		}
-		if !bytes.Equal(frame, orig) {
-			t.Fatal("Segment changed the frame")
-		}
+		checkSegments(t, frame, s.HeaderLen(), s.Segments(), s.Segment, encap.ProtocolTCP, func(seg []byte) error {
+			_, err := encap.ParseTCPSuper(seg, int(mss))
+			return err
+		})
 	})
 }
 
@@ -177,36 +151,48 @@ func FuzzParseUDPSuper(f *testing.F) {
 			}
 			return
 		}
-		hl := s.HeaderLen()
-		if hl > len(frame) || s.Segments() < 1 {
-			t.Fatalf("HeaderLen %d of %d, %d datagrams", hl, len(frame), s.Segments())
-		}
-		orig := bytes.Clone(frame)
-		hdr := make([]byte, hl)
-		var payload []byte
-		for i := range s.Segments() {
-			p := s.Segment(i, frame, hdr)
-			payload = append(payload, p...)
-			d := append(bytes.Clone(hdr), p...)
-			off := hl - encap.UDPHeaderLen
-			if !isV6(d) && !encap.IPv4(d[l3Offset(d):]).ChecksumValid() {
-				t.Fatalf("datagram %d: IPv4 checksum", i)
-			}
-			src, dst := addrs(d)
-			if encap.Checksum(d[off:], encap.PseudoHeaderChecksum(encap.ProtocolUDP, src, dst, uint16(len(d)-off))) != 0xffff {
-				t.Fatalf("datagram %d: UDP checksum", i)
-			}
-			if _, err := encap.ParseUDPSuper(d, int(size)); err != nil {
-				t.Fatalf("datagram %d does not parse: %v", i, err)
-			}
-		}
-		if !bytes.Equal(payload, frame[hl:]) {
-			t.Fatal("reassembled payload differs")
-		}
-		if !bytes.Equal(frame, orig) {
-			t.Fatal("Segment changed the frame")
-		}
+		checkSegments(t, frame, s.HeaderLen(), s.Segments(), s.Segment, encap.ProtocolUDP, func(d []byte) error {
+			_, err := encap.ParseUDPSuper(d, int(size))
+			return err
+		})
 	})
+}
+
+// checkSegments checks the n segments of a superframe parsed from frame
+// with headers of hl bytes: each has a valid IPv4 header checksum (if
+// IPv4) and transport checksum and parses again with reparse, their
+// payloads put together are the superframe's, and frame is unchanged.
+func checkSegments(t *testing.T, frame []byte, hl, n int, segment func(i int, frame, hdr []byte) []byte, proto uint8, reparse func([]byte) error) {
+	t.Helper()
+	if hl > len(frame) || n < 1 {
+		t.Fatalf("HeaderLen %d of %d, %d segments", hl, len(frame), n)
+	}
+	orig := bytes.Clone(frame)
+	hdr := make([]byte, hl)
+	payload := make([]byte, 0, len(frame))
+	seg := make([]byte, 0, len(frame))
+	for i := range n {
+		p := segment(i, frame, hdr)
+		payload = append(payload, p...)
+		seg = append(append(seg[:0], hdr...), p...)
+		if !isV6(seg) && !encap.IPv4(seg[l3Offset(seg):]).ChecksumValid() {
+			t.Fatalf("segment %d: IPv4 checksum", i)
+		}
+		off := tcpOffset(seg) // the transport header's offset
+		src, dst := addrs(seg)
+		if encap.Checksum(seg[off:], encap.PseudoHeaderChecksum(proto, src, dst, uint16(len(seg)-off))) != 0xffff {
+			t.Fatalf("segment %d: transport checksum", i)
+		}
+		if err := reparse(seg); err != nil {
+			t.Fatalf("segment %d does not parse: %v", i, err)
+		}
+	}
+	if !bytes.Equal(payload, frame[hl:]) {
+		t.Fatal("reassembled payload differs")
+	}
+	if !bytes.Equal(frame, orig) {
+		t.Fatal("Segment changed the frame")
+	}
 }
 
 // fixSums gives a frame that looks like IPv4 or IPv6 TCP valid checksums,

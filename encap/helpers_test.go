@@ -260,45 +260,57 @@ func refix(f []byte) []byte {
 	return f
 }
 
-// checkWire decodes f with gopacket, serializes the decoded layers again
-// with gopacket's lengths and checksums, and requires the same bytes: every
-// length and checksum in f is what gopacket would put on the wire. It also
-// checks the checksums with encap's own functions.
-func checkWire(tb testing.TB, f []byte) (gopacket.NetworkLayer, *layers.TCP) {
+// sameOnWire decodes f with gopacket, serializes every decoded layer
+// again with gopacket's lengths and checksums, and requires the same
+// bytes: every length and checksum in f is what gopacket would put on the
+// wire. It returns the decoded packet.
+func sameOnWire(tb testing.TB, f []byte) gopacket.Packet {
 	tb.Helper()
 	p := gopacket.NewPacket(f, layers.LayerTypeEthernet, gopacket.Default)
 	if el := p.ErrorLayer(); el != nil {
 		tb.Fatalf("gopacket: %v", el.Error())
 	}
-	eth := p.Layer(layers.LayerTypeEthernet).(*layers.Ethernet)
-	ls := []gopacket.SerializableLayer{eth}
+	var ls []gopacket.SerializableLayer
 	for _, l := range p.Layers() {
-		if q, ok := l.(*layers.Dot1Q); ok {
-			ls = append(ls, q)
+		switch l := l.(type) {
+		case *layers.IPv4:
+			c := *l // a copy: serializing fixes its fields
+			ls = append(ls, &c)
+		case *layers.IPv6:
+			c := *l
+			ls = append(ls, &c)
+		case *layers.TCP:
+			c := *l
+			ls = append(ls, &c, gopacket.Payload(l.Payload))
+		case *layers.UDP:
+			c := *l
+			ls = append(ls, &c, gopacket.Payload(l.Payload))
+		case gopacket.SerializableLayer:
+			if l.LayerType() != gopacket.LayerTypePayload {
+				ls = append(ls, l)
+			}
 		}
 	}
-	tcp := *p.Layer(layers.LayerTypeTCP).(*layers.TCP)
-	var ip gopacket.NetworkLayer
-	if l := p.Layer(layers.LayerTypeIPv4); l != nil {
-		v4 := *l.(*layers.IPv4)
-		ip = &v4
-		if !encap.IPv4(f[l3Offset(f):]).ChecksumValid() {
-			tb.Errorf("IPv4 header checksum invalid")
-		}
-	} else {
-		v6 := *p.Layer(layers.LayerTypeIPv6).(*layers.IPv6)
-		ip = &v6
+	if again := serialize(tb, ls...); !bytes.Equal(again, f) {
+		tb.Errorf("gopacket serializes differently:\n got %x\nwant %x", f[:min(len(f), 80)], again[:min(len(again), 80)])
 	}
+	if l := p.Layer(layers.LayerTypeIPv4); l != nil && !encap.IPv4(f[l3Offset(f):]).ChecksumValid() {
+		tb.Errorf("IPv4 header checksum invalid")
+	}
+	return p
+}
+
+// checkWire is sameOnWire for a TCP frame; it also checks the TCP
+// checksum with encap's own functions.
+func checkWire(tb testing.TB, f []byte) (gopacket.NetworkLayer, *layers.TCP) {
+	tb.Helper()
+	p := sameOnWire(tb, f)
 	off := tcpOffset(f)
 	src, dst := addrs(f)
 	if s := encap.Checksum(f[off:], encap.PseudoHeaderChecksum(encap.ProtocolTCP, src, dst, uint16(len(f)-off))); s != 0xffff {
 		tb.Errorf("TCP checksum invalid: sum %#04x", s)
 	}
-	again := serialize(tb, append(ls, ip.(gopacket.SerializableLayer), &tcp, gopacket.Payload(tcp.Payload))...)
-	if !bytes.Equal(again, f) {
-		tb.Errorf("gopacket serializes differently:\n got %x\nwant %x", f[:min(len(f), 80)], again[:min(len(again), 80)])
-	}
-	return ip, &tcp
+	return p.NetworkLayer(), p.Layer(layers.LayerTypeTCP).(*layers.TCP)
 }
 
 func randBytes(r *rand.Rand, n int) []byte {

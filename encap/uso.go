@@ -1,5 +1,7 @@
 package encap
 
+import "bytes"
+
 // UDP segmentation offload (USO): the UDP counterparts of TCPSuper (split
 // a superframe a TAP hands over into datagrams) and of TCPSeg/TCPRun
 // (coalesce received datagrams of one flow into a superframe for a TAP).
@@ -62,9 +64,6 @@ func ParseUDPSuper(frame []byte, size int) (UDPSuper, error) {
 // HeaderLen returns the number of Ethernet, IP and UDP header bytes that
 // Segment writes for every datagram.
 func (s *UDPSuper) HeaderLen() int { return s.udpOff + UDPHeaderLen }
-
-// Size returns the payload bytes per datagram.
-func (s *UDPSuper) Size() int { return s.size }
 
 // Segments returns the number of datagrams: the payload divided by the
 // size, rounded up. A superframe without payload is one empty datagram.
@@ -179,9 +178,6 @@ func (r *UDPRun) Start(frame []byte, seg UDPSeg) {
 	*r = UDPRun{frame: frame, first: seg, last: seg, total: seg.payLen, n: 1}
 }
 
-// Len returns the number of datagrams in the run (0 if it is empty).
-func (r *UDPRun) Len() int { return r.n }
-
 // Append reports whether the datagram in frame (seg is what ParseUDPSeg
 // returned for it) continues the run, and if so adds it; the caller then
 // keeps frame[seg.HeaderLen():] as the next piece of the payload. The
@@ -205,18 +201,13 @@ func (r *UDPRun) Append(frame []byte, seg UDPSeg) bool {
 		f.udpOff-EthernetHeaderLen+UDPHeaderLen+r.total+seg.payLen > maxIPLen,
 		!f.v6 && seg.id != r.last.id+1,
 		!sameIP(r.frame, frame, f.v6),
-		!bytesEqual4(r.frame[f.udpOff:], frame[f.udpOff:]):
+		!bytes.Equal(r.frame[f.udpOff:f.udpOff+4], frame[f.udpOff:f.udpOff+4]): // ports
 		return false
 	}
 	r.last = seg
 	r.total += seg.payLen
 	r.n++
 	return true
-}
-
-// bytesEqual4 compares the first four bytes of a and b (UDP ports).
-func bytesEqual4(a, b []byte) bool {
-	return a[0] == b[0] && a[1] == b[1] && a[2] == b[2] && a[3] == b[3]
 }
 
 // Finish ends the run and empties r. If the run holds at least two
