@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/netip"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -48,7 +49,10 @@ const (
 type UDPConfig struct {
 	// Netns is the namespace to open the sockets in ("": the caller's).
 	Netns string
-	// Local is the VTEP address and the VXLAN port to receive on.
+	// Local is the VTEP address and the VXLAN port to receive on. An
+	// IPv6 link-local address carries its interface as the zone (a name
+	// or an index in Netns, as in fe80::1%eth0): every socket is bound
+	// to that interface, and link-local VTEPs are reached through it.
 	Local netip.AddrPort
 	// SrcPortMin and SrcPortMax bound the outer source ports (RFC 7348
 	// recommends 49152–65535, the default when both are 0).
@@ -146,12 +150,21 @@ func ListenUDP(cfg UDPConfig) (Underlay, error) {
 		n = DefaultSourcePorts
 	}
 	n = min(n, int(cfg.SrcPortMax-cfg.SrcPortMin)+1)
+	if z := cfg.Local.Addr().Zone(); z != "" && !cfg.Local.Addr().IsLinkLocalUnicast() {
+		return nil, fmt.Errorf("underlay: %s: only a link-local address takes an interface (%%%s)", cfg.Local.Addr(), z)
+	}
 	u := &udpUnderlay{v4: cfg.Local.Addr().Is4(), log: cfg.Logger}
 	if u.log == nil {
 		u.log = zap.NewNop()
 	}
 	err := nsutil.Do(cfg.Netns, func() error {
 		var err error
+		// The zone is resolved here, in the underlay's namespace, and
+		// bound by index: Go's own name lookup caches names
+		// process-wide, across namespaces.
+		if cfg.Local, err = zoneIndex(cfg.Local); err != nil {
+			return err
+		}
 		if u.rx, err = openSock(cfg.Local, u.v4); err != nil {
 			return err
 		}
@@ -201,6 +214,23 @@ func openSourcePort(cfg UDPConfig, v4 bool) (*udpSock, error) {
 		}
 	}
 	return nil, fmt.Errorf("no free source port in %d-%d: %w", cfg.SrcPortMin, cfg.SrcPortMax, last)
+}
+
+// zoneIndex replaces the zone of a link-local address with its
+// interface's index in the calling thread's namespace.
+func zoneIndex(ap netip.AddrPort) (netip.AddrPort, error) {
+	z := ap.Addr().Zone()
+	if z == "" {
+		return ap, nil
+	}
+	if _, err := strconv.ParseUint(z, 10, 32); err == nil {
+		return ap, nil
+	}
+	ifi, err := net.InterfaceByName(z)
+	if err != nil {
+		return ap, fmt.Errorf("interface of %s: %w", ap.Addr(), err)
+	}
+	return netip.AddrPortFrom(ap.Addr().WithZone(strconv.Itoa(ifi.Index)), ap.Port()), nil
 }
 
 func openSock(local netip.AddrPort, v4 bool) (*udpSock, error) {
@@ -382,6 +412,9 @@ func sockaddrToAddrPort(sa *unix.RawSockaddrInet6) netip.AddrPort {
 	return netip.AddrPortFrom(netip.AddrFrom16(sa.Addr).Unmap(), port)
 }
 
+// putSockaddr writes ap, a destination, into sa. A link-local one needs
+// no scope: the socket is bound to the interface of its link-local
+// address, and the kernel sends there.
 func putSockaddr(sa *unix.RawSockaddrInet6, ap netip.AddrPort, v4 bool) uint32 {
 	if v4 {
 		sa4 := (*unix.RawSockaddrInet4)(unsafe.Pointer(sa))

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"net"
 	"net/netip"
+	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/vishvananda/netlink"
@@ -139,5 +141,58 @@ func TestUDPUnderlay(t *testing.T) {
 				t.Errorf("%v allocations per send and receive", allocs)
 			}
 		})
+	}
+}
+
+// A link-local VTEP names its interface, which is looked up in the
+// underlay's namespace, not the caller's: two namespaces whose interfaces
+// of the same name have different indexes each get their own (Go's own
+// name lookup would answer from a process-wide cache), and an address
+// that is not link-local takes no interface.
+func TestUDPUnderlayLinkLocal(t *testing.T) {
+	topo.RequireRoot(t)
+	for i, extra := range []int{0, 2} {
+		path, err := nsutil.Create(t.TempDir(), "ll")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { nsutil.Delete(path) })
+		h, err := nsutil.Handle(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer h.Close()
+		// Interfaces made before "ul" shift its index (veth pairs: this
+		// kernel may lack dummy devices).
+		for j := range extra {
+			n := strconv.Itoa(j)
+			if err := h.LinkAdd(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "pad" + n}, PeerName: "padp" + n}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := h.LinkAdd(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "ul"}, PeerName: "ulp"}); err != nil {
+			t.Fatal(err)
+		}
+		ul, _ := h.LinkByName("ul")
+		if err := h.LinkSetUp(ul); err != nil {
+			t.Fatal(err)
+		}
+		if err := h.AddrAdd(ul, &netlink.Addr{IPNet: &net.IPNet{IP: net.ParseIP("fe80::1"), Mask: net.CIDRMask(64, 128)}, Flags: unix.IFA_F_NODAD}); err != nil {
+			t.Fatal(err)
+		}
+		u, err := vswitch.ListenUDP(vswitch.UDPConfig{Netns: path, Local: netip.MustParseAddrPort("[fe80::1%ul]:4789")})
+		if err != nil {
+			t.Fatalf("namespace %d: %v", i, err)
+		}
+		defer u.Close()
+		if got, err := vswitch.BoundIndex(u); err != nil || got != ul.Attrs().Index {
+			t.Errorf("namespace %d: bound to interface %d (%v), want ul's index %d", i, got, err, ul.Attrs().Index)
+		}
+		if _, err := vswitch.ListenUDP(vswitch.UDPConfig{Netns: path, Local: netip.MustParseAddrPort("[fe80::1%nope]:4789")}); err == nil || !strings.Contains(err.Error(), "nope") {
+			t.Errorf("unknown interface: %v, want an error naming it", err)
+		}
+	}
+	if _, err := vswitch.ListenUDP(vswitch.UDPConfig{Local: netip.MustParseAddrPort("[fd00::1%lo]:4789")}); err == nil || !strings.Contains(err.Error(), "only a link-local") {
+		t.Errorf("zone on a routable address: %v", err)
 	}
 }

@@ -28,7 +28,8 @@
 // death signal, so they die with the test binary even when it is killed by
 // -timeout; namespaces left behind by such a binary are removed by the next
 // New or Open (their prefix names a process that no longer exists).
-// Underlay addresses come from 198.18.0.0/15 (RFC 2544 benchmarking space).
+// Underlay addresses come from 198.18.0.0/15 (RFC 2544 benchmarking space),
+// or with Options.VTEPs from 2001:2::/48 (RFC 5180) or fe80::/64.
 //
 // The "Must" helpers fail the test through the testing.TB given to New; the
 // plain methods return errors, for use outside tests (bench/ uses them).

@@ -80,7 +80,10 @@ func (h *Host) KernelVXLAN(cfg NetConfig) (*KernelNet, error) {
 	t := h.topo
 	mtu := cfg.MTU
 	if mtu == 0 {
-		mtu = t.opts.MTU - 50
+		mtu = t.opts.MTU - 50 // Ethernet, IPv4, UDP and VXLAN headers
+		if h.Addr.Is6() {
+			mtu -= 20
+		}
 	}
 	ns, err := t.newNS(h.Name[len(t.prefix)+1:] + "-kvx" + strconv.Itoa(int(cfg.VNI)))
 	if err != nil {
@@ -131,6 +134,14 @@ func (h *Host) KernelVXLAN(cfg NetConfig) (*KernelNet, error) {
 		Port:      4789,
 		Learning:  true,
 		Age:       300,
+	}
+	if h.Addr.Zone() != "" {
+		// A link-local VTEP: `local fe80::N dev eth0`.
+		ul, err := hh.LinkByName(h.Addr.Zone())
+		if err != nil {
+			return nil, err
+		}
+		vx.VtepDevIndex = ul.Attrs().Index
 	}
 	if err := hh.LinkAdd(vx); err != nil {
 		return nil, fmt.Errorf("kernel vxlan %s: %w", name, err)

@@ -45,7 +45,22 @@ type Options struct {
 	// kernel's router solicitations and MLD reports are background
 	// traffic that would blur counters in tests.
 	IPv6 bool
+	// VTEPs is the underlay's address family: IPv4VTEPs (the zero
+	// value), IPv6VTEPs or LinkLocalVTEPs. IPv6 ones keep IPv6 on in the
+	// hosts (not in containers).
+	VTEPs int
 }
+
+// Underlay address families, for Options.VTEPs. Host N gets:
+const (
+	// IPv4VTEPs: 198.18.0.N/24 (RFC 2544 benchmarking space).
+	IPv4VTEPs = iota
+	// IPv6VTEPs: 2001:2::N/64 (RFC 5180 benchmarking space).
+	IPv6VTEPs
+	// LinkLocalVTEPs: fe80::N/64, and Host.Addr names the interface as
+	// its zone: fe80::N%eth0.
+	LinkLocalVTEPs
+)
 
 // RunBase is where daemons started by a Topo keep their run and state
 // directories (RunBase/<prefix>/<host>/...).
@@ -157,7 +172,10 @@ type NS struct {
 	topo *Topo
 }
 
-func (t *Topo) newNS(name string) (*NS, error) {
+func (t *Topo) newNS(name string) (*NS, error) { return t.newNSv6(name, t.opts.IPv6) }
+
+// newNSv6 is newNS with IPv6 on or off.
+func (t *Topo) newNSv6(name string, ipv6 bool) (*NS, error) {
 	full := t.prefix + "-" + name
 	path, err := nsutil.Create(nsutil.DefaultDir, full)
 	if err != nil {
@@ -175,7 +193,7 @@ func (t *Topo) newNS(name string) (*NS, error) {
 			return nil, err
 		}
 	}
-	if !t.opts.IPv6 {
+	if !ipv6 {
 		for _, k := range []string{"net.ipv6.conf.all.disable_ipv6", "net.ipv6.conf.default.disable_ipv6"} {
 			if err := nsutil.SetSysctl(path, k, "1"); err != nil {
 				return nil, err
@@ -340,8 +358,19 @@ type Host struct {
 // UnderlayIf is the name of every host's underlay interface.
 const UnderlayIf = "eth0"
 
+// vtepAddr is host idx's underlay address in the Topo's family.
+func (t *Topo) vtepAddr(idx int) netip.Addr {
+	switch t.opts.VTEPs {
+	case IPv6VTEPs:
+		return netip.AddrFrom16([16]byte{0x20, 0x01, 0, 2, 15: byte(idx)})
+	case LinkLocalVTEPs:
+		return netip.AddrFrom16([16]byte{0xfe, 0x80, 15: byte(idx)}).WithZone(UnderlayIf)
+	}
+	return netip.AddrFrom4([4]byte{198, 18, 0, byte(idx)})
+}
+
 // AddHost adds a host with the next underlay address (198.18.0.1,
-// 198.18.0.2, ...).
+// 198.18.0.2, ..., or their IPv6 counterparts: see Options.VTEPs).
 func (t *Topo) AddHost(name string) (*Host, error) {
 	t.mu.Lock()
 	idx := len(t.hosts) + 1
@@ -349,11 +378,11 @@ func (t *Topo) AddHost(name string) (*Host, error) {
 	if t.opts.Underlay == Direct && idx > 2 {
 		return nil, errors.New("a Direct underlay joins exactly two hosts; use LAN for more")
 	}
-	ns, err := t.newNS(name)
+	ns, err := t.newNSv6(name, t.opts.IPv6 || t.opts.VTEPs != IPv4VTEPs)
 	if err != nil {
 		return nil, err
 	}
-	h := &Host{NS: *ns, Addr: netip.AddrFrom4([4]byte{198, 18, 0, byte(idx)}), idx: idx}
+	h := &Host{NS: *ns, Addr: t.vtepAddr(idx), idx: idx}
 	switch {
 	case t.opts.Underlay == LAN:
 		err = t.joinLAN(h)
@@ -459,6 +488,10 @@ func (h *Host) configureUnderlay() error {
 		return err
 	}
 	addr := &netlink.Addr{IPNet: &net.IPNet{IP: h.Addr.AsSlice(), Mask: net.CIDRMask(24, 32)}}
+	if h.Addr.Is6() {
+		// No duplicate address detection: the address is usable at once.
+		addr = &netlink.Addr{IPNet: &net.IPNet{IP: h.Addr.AsSlice(), Mask: net.CIDRMask(64, 128)}, Flags: unix.IFA_F_NODAD}
+	}
 	if err := hh.AddrAdd(l, addr); err != nil {
 		return err
 	}

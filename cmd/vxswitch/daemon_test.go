@@ -257,6 +257,9 @@ func TestDaemonStartErrors(t *testing.T) {
 		{"corrupt state", []string{"--vtep", "198.18.0.1", "--state-dir", corrupt}, "is corrupt"},
 		{"bad offload", []string{"--vtep", "198.18.0.1", "--offload", "maybe"}, `bad --offload "maybe"`},
 		{"bad port range", []string{"--vtep", "198.18.0.1", "--src-port-range", "9-1"}, `bad --src-port-range "9-1"`},
+		{"link-local vtep without its interface", []string{"--vtep", "fe80::1"}, "is link-local: name its interface too, as in fe80::1%eth0"},
+		{"interface on a routable vtep", []string{"--vtep", "2001:2::1%eth0"}, "only a link-local address takes an interface"},
+		{"link-local vtep not on its interface", []string{"--vtep", "fe80::1%lo"}, "interface lo in this network namespace has no address fe80::1"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			args := append([]string{"daemon", "--run-dir", t.TempDir(), "--state-dir", t.TempDir()}, tc.args...)

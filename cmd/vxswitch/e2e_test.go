@@ -272,3 +272,75 @@ func testUDPSegmentation(t *testing.T, args []string) {
 		t.Error("h2 coalesced no datagrams with offloads on")
 	}
 }
+
+// An IPv6 underlay, routable (2001:2::N) and link-local (fe80::N%eth0,
+// which needs the interface to send on): ping both ways, learned entries
+// with the IPv6 VTEPs, and 64 MB both ways checked end to end, in both
+// offload modes. The overlay's MTU is then 20 bytes smaller than over
+// IPv4, and full-size segments must still fit.
+func TestIPv6Underlay(t *testing.T) {
+	for _, fam := range []struct {
+		name  string
+		vteps int
+		h1    string
+		h2    string
+	}{
+		{"routable", topo.IPv6VTEPs, "2001:2::1", "2001:2::2"},
+		{"link-local", topo.LinkLocalVTEPs, "fe80::1", "fe80::2"},
+	} {
+		t.Run(fam.name, func(t *testing.T) {
+			offloadModes(t, func(t *testing.T, args []string) {
+				c := newClusterOn(t, topo.Options{VTEPs: fam.vteps}, 2, args...)
+				c1, c2 := c.ctrs[0], c.ctrs[1]
+				ping(t, c1, "10.0.0.3")
+				ping(t, c2, "10.0.0.2")
+				for i, want := range []string{
+					"02:42:0a:00:00:03 dst " + fam.h2 + " vni 256 learned",
+					"02:42:0a:00:00:02 dst " + fam.h1 + " vni 256 learned",
+				} {
+					if out := cli(t, c.ds[i], "fdb", "show"); !strings.Contains(out, want) {
+						t.Errorf("fdb show on h%d lacks %q:\n%s", i+1, want, out)
+					}
+				}
+				if out := cli(t, c.ds[0], "network", "inspect", "net"); !strings.Contains(out, `"mtu": 1430`) {
+					t.Errorf("network inspect: want MTU 1430 over IPv6 (1500 - 70):\n%s", out)
+				}
+				transfer(t, c1, c2, "10.0.0.3:5001", 64<<20)
+				transfer(t, c2, c1, "10.0.0.2:5001", 64<<20)
+
+				// Peers a link-local VTEP cannot reach, or named
+				// with another interface, are refused, as the
+				// kernel's vxlan refuses such local/remote pairs.
+				other := "fe80::9"
+				if fam.vteps == topo.LinkLocalVTEPs {
+					other = "2001:2::9"
+				}
+				for _, bad := range []struct{ vtep, want string }{
+					{other, "a link-local VTEP and a routable one cannot reach each other"},
+					{"198.18.0.9", "this daemon's underlay is IPv6"},
+					{fam.h1, "is this host's own address"},
+				} {
+					if _, out, err := c.ds[0].CLI(testCtx(t), "peer", "add", "net", bad.vtep); err == nil || !strings.Contains(out, bad.want) {
+						t.Errorf("peer add %s: %v %q, want an error saying %q", bad.vtep, err, out, bad.want)
+					}
+				}
+				if fam.vteps == topo.LinkLocalVTEPs {
+					// The peer named with --vtep's interface is the
+					// same peer: adding it again changes nothing.
+					cli(t, c.ds[0], "peer", "add", "net", fam.h2+"%eth0")
+					if out := cli(t, c.ds[0], "peer", "ls", "net"); strings.TrimSpace(out) != fam.h2 {
+						t.Errorf("peer ls: %q, want %s once", out, fam.h2)
+					}
+					if _, out, err := c.ds[0].CLI(testCtx(t), "peer", "add", "net", "fe80::9%lo"); err == nil || !strings.Contains(out, "reached on --vtep's interface (%eth0), not %lo") {
+						t.Errorf("peer on another interface: %v %q", err, out)
+					}
+				}
+				for i, n := range c.nets {
+					if s := stats(t, n); len(s.Drops) != 0 {
+						t.Errorf("h%d dropped frames: %v", i+1, s.Drops)
+					}
+				}
+			})
+		})
+	}
+}

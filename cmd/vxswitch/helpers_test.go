@@ -74,7 +74,13 @@ type cluster struct {
 
 func newCluster(t *testing.T, n int, daemonArgs ...string) *cluster {
 	t.Helper()
-	tp := topo.New(t)
+	return newClusterOn(t, topo.Options{}, n, daemonArgs...)
+}
+
+// newClusterOn is newCluster on an underlay made with opts.
+func newClusterOn(t *testing.T, opts topo.Options, n int, daemonArgs ...string) *cluster {
+	t.Helper()
+	tp := topo.New(t, opts)
 	c := &cluster{tp: tp}
 	bin := vxbin(t)
 	var nets []topo.Network

@@ -126,3 +126,31 @@ func rfc1071(b []byte, initial uint16) uint16 {
 	}
 	return uint16(sum)
 }
+
+// The kernel's vxlan as the peer over an IPv6 underlay, routable and
+// link-local (the kernel's device then has `dev eth0`): ping and TCP both
+// ways, with offloads on.
+func TestKernelInteropIPv6(t *testing.T) {
+	for _, fam := range []struct {
+		name  string
+		vteps int
+	}{{"routable", topo.IPv6VTEPs}, {"link-local", topo.LinkLocalVTEPs}} {
+		t.Run(fam.name, func(t *testing.T) {
+			tp := topo.New(t, topo.Options{VTEPs: fam.vteps})
+			h1, h2 := tp.MustHost("h1"), tp.MustHost("h2")
+			n1 := h1.MustVXSwitch(topo.DaemonOptions{Binary: vxbin(t)}).MustNetwork(topo.NetConfig{Name: "net", VNI: 256, Subnet: "10.0.0.0/24"})
+			k2 := h2.MustKernelVXLAN(topo.NetConfig{VNI: 256, Subnet: "10.0.0.0/24"})
+			tp.MustMesh(n1, k2)
+			c1, c2 := tp.MustContainer("c1"), tp.MustContainer("c2")
+			tp.MustAttach(n1, c1, "10.0.0.2/24")
+			tp.MustAttach(k2, c2, "10.0.0.3/24")
+			ping(t, c1, "10.0.0.3")
+			ping(t, c2, "10.0.0.2")
+			transfer(t, c1, c2, "10.0.0.3:5001", 8<<20)
+			transfer(t, c2, c1, "10.0.0.2:5001", 8<<20)
+			if s := stats(t, n1); len(s.Drops) != 0 {
+				t.Errorf("vxswitch dropped frames: %v", s.Drops)
+			}
+		})
+	}
+}

@@ -22,6 +22,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"sync"
 	"time"
 
@@ -43,7 +44,10 @@ const (
 // Config configures a daemon.
 type Config struct {
 	// VTEP is this host's underlay address; datagrams are sent from it and
-	// received on it. Required.
+	// received on it. Required. An IPv6 link-local address names its
+	// interface as the zone (fe80::1%eth0), and its peers are then
+	// link-local VTEPs on that link, as with the kernel's vxlan `local
+	// fe80::1 dev eth0`.
 	VTEP netip.Addr
 	// Port is the VXLAN UDP port; 0 means 4789.
 	Port uint16
@@ -110,6 +114,12 @@ func New(cfg Config) (*Daemon, error) {
 		return nil, fmt.Errorf("--vtep must be this host's unicast underlay address, got %q", cfg.VTEP)
 	}
 	cfg.VTEP = cfg.VTEP.Unmap()
+	switch ll := cfg.VTEP.IsLinkLocalUnicast(); {
+	case ll && cfg.VTEP.Is6() && cfg.VTEP.Zone() == "":
+		return nil, fmt.Errorf("--vtep %s is link-local: name its interface too, as in %s%%eth0", cfg.VTEP, cfg.VTEP)
+	case !ll && cfg.VTEP.Zone() != "":
+		return nil, fmt.Errorf("--vtep %s: only a link-local address takes an interface after %%", cfg.VTEP)
+	}
 	if cfg.Port == 0 {
 		cfg.Port = vswitch.DefaultPort
 	}
@@ -309,16 +319,23 @@ func underlayMTU(netnsPath string, vtep netip.Addr) (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	zone := vtep.Zone()
 	for _, l := range links {
+		if at := l.Attrs(); zone != "" && zone != at.Name && zone != strconv.Itoa(at.Index) {
+			continue
+		}
 		addrs, err := h.AddrList(l, 0)
 		if err != nil {
 			continue
 		}
 		for _, a := range addrs {
-			if ip, ok := netip.AddrFromSlice(a.IP); ok && ip.Unmap() == vtep {
+			if ip, ok := netip.AddrFromSlice(a.IP); ok && ip.Unmap() == vtep.WithZone("") {
 				return l.Attrs().MTU, nil
 			}
 		}
+	}
+	if zone != "" {
+		return 0, fmt.Errorf("--vtep %s: interface %s in this network namespace has no address %s; use one that `ip addr show %s` shows", vtep, zone, vtep.WithZone(""), zone)
 	}
 	return 0, fmt.Errorf("--vtep %s is not an address of any interface in this network namespace; use one that `ip addr` shows", vtep)
 }

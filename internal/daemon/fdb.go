@@ -31,17 +31,31 @@ func (d *Daemon) running(name string) (*network, error) {
 	return n, nil
 }
 
+// parseVTEP checks a remote VTEP's address and returns it without a
+// zone. A link-local VTEP is only reachable from a link-local --vtep, on
+// its interface, and a routable one only from a routable --vtep (the
+// kernel's vxlan has the same rule for local and remote).
 func (d *Daemon) parseVTEP(s string) (netip.Addr, error) {
 	a, err := netip.ParseAddr(s)
 	if err != nil || a.IsUnspecified() || a.IsMulticast() {
 		return netip.Addr{}, bad("bad VTEP IP %q: want a unicast underlay address such as 198.18.0.2", s)
 	}
 	a = a.Unmap()
-	if a.Is4() != d.cfg.VTEP.Is4() {
-		return netip.Addr{}, bad("bad VTEP IP %s: this daemon's underlay is %s", a, family(d.cfg.VTEP))
+	own := d.cfg.VTEP
+	if a.Is4() != own.Is4() {
+		return netip.Addr{}, bad("bad VTEP IP %s: this daemon's underlay is %s", a, family(own))
 	}
-	if a == d.cfg.VTEP {
+	zone := a.Zone()
+	a = a.WithZone("")
+	switch {
+	case a == own.WithZone(""):
 		return netip.Addr{}, bad("VTEP %s is this host's own address", a)
+	case zone != "" && !a.IsLinkLocalUnicast():
+		return netip.Addr{}, bad("VTEP %s: only a link-local address takes an interface after %%", s)
+	case a.IsLinkLocalUnicast() != own.IsLinkLocalUnicast() && a.Is6():
+		return netip.Addr{}, bad("VTEP %s and this host's --vtep %s: a link-local VTEP and a routable one cannot reach each other", a, own)
+	case zone != "" && zone != own.Zone():
+		return netip.Addr{}, bad("VTEP %s: link-local VTEPs are reached on --vtep's interface (%%%s), not %%%s", s, own.Zone(), zone)
 	}
 	return a, nil
 }
@@ -86,7 +100,8 @@ func (d *Daemon) removePeer(name, vtep string) error {
 	if err != nil {
 		return bad("bad VTEP IP %q", vtep)
 	}
-	i := slices.Index(n.Peers, a.Unmap())
+	a = a.Unmap().WithZone("")
+	i := slices.Index(n.Peers, a)
 	if i < 0 {
 		return notFound("%s is not a peer of network %s", vtep, name)
 	}
