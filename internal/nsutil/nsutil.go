@@ -10,11 +10,13 @@
 // unrelated code, whatever the function did (the containernetworking `ns.Do`
 // pattern, made safe by Go's thread-exit-on-locked-goroutine rule).
 //
-// (If that goroutine happens to run on the process's main thread, the
-// runtime cannot end the thread and wedges it instead: it never runs Go
-// code again, but /proc/PID/ns/net, which is the main thread's, may then
-// name the namespace it was in. Use /proc/PID/task/TID or a fresh thread
-// to see where the process's goroutines run.)
+// The one exception is the process's main thread, which the runtime cannot
+// end: a goroutine exiting locked to it wedges it instead, and it would
+// stay in the namespace for good, keeping the namespace alive after it was
+// deleted and making /proc/PID/ns/net (the main thread's, what `nsenter -t
+// PID -n` enters) name it. On the main thread Do therefore returns to the
+// namespace it started in and unlocks; only if that fails does it leave
+// the thread wedged.
 //
 // Sockets and file descriptors opened inside Do keep their namespace after
 // Do returns: a UDP socket made in a host namespace can be read from any
@@ -50,18 +52,36 @@ var ErrNotFound = errors.New("network namespace not found")
 func Do(path string, fn func() error) error {
 	errc := make(chan error, 1)
 	go func() {
-		// Never unlocked: the thread exits with this goroutine, so its
-		// namespace cannot leak into the rest of the program.
+		// Not unlocked (except on the main thread, see lockedDo): the
+		// thread exits with this goroutine, so its namespace cannot leak
+		// into the rest of the program.
 		runtime.LockOSThread()
-		if path != "" {
-			if err := enter(path); err != nil {
-				errc <- err
-				return
-			}
-		}
-		errc <- fn()
+		lockedDo(path, fn, errc)
 	}()
 	return <-errc
+}
+
+// lockedDo is Do's work, on a thread its goroutine has locked: it sends
+// fn's result (or the failure to enter) on errc. On the main thread it
+// then goes back to the thread's first namespace and unlocks, if it can.
+func lockedDo(path string, fn func() error, errc chan<- error) {
+	back := -1
+	if unix.Gettid() == unix.Getpid() {
+		if fd, err := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0); err == nil {
+			back = fd
+			defer unix.Close(fd)
+		}
+	}
+	if path != "" {
+		if err := enter(path); err != nil {
+			errc <- err
+			return
+		}
+	}
+	errc <- fn()
+	if back >= 0 && unix.Setns(back, unix.CLONE_NEWNET) == nil {
+		runtime.UnlockOSThread()
+	}
 }
 
 func enter(path string) error {

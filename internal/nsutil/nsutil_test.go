@@ -11,9 +11,8 @@ import (
 	"github.com/vxswitch/vxswitch/internal/nsutil"
 )
 
-// ours is the namespace of a fresh thread of this process. (Not
-// /proc/self: that is the main thread's, and a goroutine that exits locked
-// to the main thread wedges it wherever it was.)
+// ours is the namespace of a fresh thread of this process (not
+// /proc/self, which is the main thread's).
 func ours(t *testing.T) uint64 {
 	var ino uint64
 	if err := nsutil.Do("", func() (err error) { ino, err = nsutil.Inode("/proc/thread-self/ns/net"); return }); err != nil {
