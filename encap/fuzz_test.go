@@ -310,3 +310,47 @@ func FuzzParseTCPSeg(f *testing.F) {
 		}
 	})
 }
+
+// DecapECN on any bytes: no panic; only the ECN bits of byte 1 of the IP
+// header and the IPv4 header checksum may change, and only under an
+// outer CE; a valid IPv4 header checksum stays valid.
+func FuzzDecapECN(f *testing.F) {
+	f.Add(seg{tos: encap.ECNECT0, payload: []byte("x")}.frame(f), uint8(encap.ECNCE))
+	f.Add(seg{v6: true, tos: encap.ECNECT1, tags: 2}.frame(f), uint8(encap.ECNCE))
+	f.Add(seg{ipOpts: true}.frame(f), uint8(encap.ECNCE))
+	f.Add([]byte{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 0x81, 0x00, 0, 1, 0x08, 0x00}, uint8(3))
+	f.Fuzz(func(t *testing.T, b []byte, outer uint8) {
+		orig := bytes.Clone(b)
+		wasValid := validIPv4Header(b)
+		ecn := encap.FrameECN(b)
+		ok := encap.DecapECN(b, outer)
+		if !ok && (outer&3 != encap.ECNCE || ecn != encap.ECNNotECT) {
+			t.Fatalf("refused with outer %d, inner %d", outer&3, ecn)
+		}
+		if !ok || outer&3 != encap.ECNCE {
+			if !bytes.Equal(b, orig) {
+				t.Fatal("changed without an outer CE, or refused")
+			}
+			return
+		}
+		if ecn != encap.ECNNotECT && encap.FrameECN(b) != encap.ECNCE {
+			t.Fatalf("ECN %d after marking an ECT(%d) packet", encap.FrameECN(b), ecn)
+		}
+		if wasValid && !validIPv4Header(b) {
+			t.Fatal("a valid IPv4 header checksum became invalid")
+		}
+		if ecn == encap.ECNNotECT && !bytes.Equal(b, orig) {
+			t.Fatal("a frame without ECN field changed")
+		}
+	})
+}
+
+// validIPv4Header reports whether b is an untagged IPv4 frame with a whole
+// header whose checksum verifies.
+func validIPv4Header(b []byte) bool {
+	if len(b) < encap.EthernetHeaderLen+encap.IPv4MinHeaderLen || binary.BigEndian.Uint16(b[12:]) != encap.EtherTypeIPv4 {
+		return false
+	}
+	h := encap.IPv4(b[encap.EthernetHeaderLen:])
+	return h.Version() == 4 && h.HeaderLen() >= encap.IPv4MinHeaderLen && len(h) >= h.HeaderLen() && h.ChecksumValid()
+}

@@ -179,6 +179,7 @@ type datagram struct {
 	b        []byte
 	src, dst netip.AddrPort
 	flow     uint16
+	ecn      uint8 // the outer ECN field
 }
 
 // fakeUnderlay is one VTEP's socket on a wire. Everything it sends is also
@@ -251,7 +252,7 @@ func (u *fakeUnderlay) recv(msgs []RecvMsg, wait bool) (int, error) {
 			break
 		}
 		m := &msgs[n]
-		m.N, m.SegSize, m.Src = copy(m.Buf, d.b), 0, d.src
+		m.N, m.SegSize, m.Src, m.ECN = copy(m.Buf, d.b), 0, d.src, d.ecn
 		n++
 		for u.gro {
 			e, ok := u.next(false)
@@ -259,7 +260,7 @@ func (u *fakeUnderlay) recv(msgs []RecvMsg, wait bool) (int, error) {
 				break
 			}
 			seg := len(d.b)
-			if e.src != d.src || len(e.b) > seg || m.N+len(e.b) > len(m.Buf) || m.N/seg >= 64 || m.N%seg != 0 {
+			if e.src != d.src || e.ecn != d.ecn || len(e.b) > seg || m.N+len(e.b) > len(m.Buf) || m.N/seg >= 64 || m.N%seg != 0 {
 				u.held = &e
 				break
 			}
@@ -304,7 +305,7 @@ func (u *fakeUnderlay) Send(msgs []SendMsg) (int, error) {
 			step = len(all)
 		}
 		for off := 0; off < len(all); off += step {
-			u.transmit(datagram{b: all[off:min(off+step, len(all))], src: u.addr, dst: m.Dst, flow: m.Flow})
+			u.transmit(datagram{b: all[off:min(off+step, len(all))], src: u.addr, dst: m.Dst, flow: m.Flow, ecn: m.ECN})
 			u.mu.Lock()
 			rec.dgrams++
 			u.mu.Unlock()

@@ -216,6 +216,13 @@ func (r *rxLoop) datagram(nets map[uint32]*Network, d []byte, m *RecvMsg) {
 		n.noteMove(fib.MAC(src), m.Src.Addr(), n.rxNow)
 	}
 	r.touch(n)
+	// Congestion the underlay marked reaches the inner flow, or the frame
+	// is dropped if the flow cannot hear of it (RFC 6040), after learning
+	// as Linux's vxlan does.
+	if !encap.DecapECN(frame, m.ECN) {
+		n.c.drop(DropNotECT)
+		return
+	}
 	// Linux's bridge and veth forward frames up to the MTU plus the
 	// Ethernet header plus one VLAN tag (is_skb_forwardable), so a
 	// tagged frame of full MTU passes as it is; only longer ones are

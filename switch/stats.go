@@ -39,6 +39,9 @@ const (
 	DropSendError
 	// DropTAPError: the TAP refused a frame.
 	DropTAPError
+	// DropNotECT: a datagram the underlay marked Congestion Experienced
+	// carrying an IP packet that is not ECN-capable (RFC 6040 §4.2).
+	DropNotECT
 	numDropReasons
 )
 
@@ -54,6 +57,7 @@ var dropNames = [numDropReasons]string{
 	DropOversize:   "oversize",
 	DropSendError:  "send_error",
 	DropTAPError:   "tap_error",
+	DropNotECT:     "ce_not_ect",
 }
 
 func (r DropReason) String() string {

@@ -254,6 +254,7 @@ func (t *txLoop) frame(buf []byte, size int) {
 		return
 	}
 	flow := encap.SourcePort(frame, 0, 0xffff)
+	ecn := encap.EncapECN(encap.FrameECN(frame))
 	switch vh.GSOType &^ tap.GSOECN {
 	case tap.GSONone:
 		if vh.Flags&tap.VirtioNetHdrFNeedsCsum != 0 {
@@ -266,29 +267,30 @@ func (t *txLoop) frame(buf []byte, size int) {
 		d := buf[txHeadroom-encap.VXLANHeaderLen : txHeadroom+size]
 		t.reserve(1, len(vteps))
 		t.count(1, len(frame), len(vteps), flooded)
-		if len(vteps) == 1 && t.extend(netip.AddrPortFrom(vteps[0], n.s.port), flow, d) {
+		if len(vteps) == 1 && t.extend(netip.AddrPortFrom(vteps[0], n.s.port), flow, ecn, d) {
 			return
 		}
 		at := len(t.iov)
 		t.iov = append(t.iov, d)
 		for _, v := range vteps {
-			t.msgs = append(t.msgs, SendMsg{Iov: t.iov[at : at+1], Dst: netip.AddrPortFrom(v, n.s.port), Flow: flow})
+			t.msgs = append(t.msgs, SendMsg{Iov: t.iov[at : at+1], Dst: netip.AddrPortFrom(v, n.s.port), Flow: flow, ECN: ecn})
 		}
 		t.open = -1
 		if len(vteps) == 1 {
 			t.open, t.openAt = len(t.msgs)-1, at
 		}
 	case tap.GSOTCPv4, tap.GSOTCPv6:
-		t.super(frame, int(vh.GSOSize), false, vteps, flooded, flow)
+		t.super(frame, int(vh.GSOSize), false, vteps, flooded, flow, ecn)
 	case tap.GSOUDPL4:
-		t.super(frame, int(vh.GSOSize), true, vteps, flooded, flow)
+		t.super(frame, int(vh.GSOSize), true, vteps, flooded, flow, ecn)
 	default:
 		n.c.drop(DropBadGSO) // not negotiated
 	}
 }
 
 // extend appends datagram d to the batch's open message when that goes
-// to the same VTEP from the same flow and d keeps it a valid UDP_SEGMENT
+// to the same VTEP from the same flow with the same outer ECN field, and d
+// keeps it a valid UDP_SEGMENT
 // message: every datagram but the last exactly SegSize bytes, at most
 // maxGSOSegments of them and maxUDPPayload bytes in all. Runs of small
 // frames (a UDP stream, a train of ACKs) then cost the kernel one skb
@@ -299,12 +301,12 @@ func (t *txLoop) frame(buf []byte, size int) {
 // The open message is the last one appended and its iovecs are the last
 // ones, so d's iovec extends them in place; reserve, called first, has
 // made room for it.
-func (t *txLoop) extend(dst netip.AddrPort, flow uint16, d []byte) bool {
+func (t *txLoop) extend(dst netip.AddrPort, flow uint16, ecn uint8, d []byte) bool {
 	if t.open < 0 || !t.n.s.gso() {
 		return false
 	}
 	m := &t.msgs[t.open]
-	if m.Dst != dst || m.Flow != flow {
+	if m.Dst != dst || m.Flow != flow || m.ECN != ecn {
 		return false
 	}
 	seg := m.SegSize
@@ -343,8 +345,8 @@ func (t *txLoop) destinations(frame []byte) (vteps []netip.Addr, flooded bool) {
 // behind a VXLAN header, its payload stays in the read buffer, and the
 // iovec pairs are grouped into UDP_SEGMENT messages of at most
 // maxGSOSegments datagrams and maxUDPPayload bytes. size is the
-// virtio-net gso_size.
-func (t *txLoop) super(frame []byte, size int, udp bool, vteps []netip.Addr, flooded bool, flow uint16) {
+// virtio-net gso_size; flow and ecn are the messages' (see SendMsg).
+func (t *txLoop) super(frame []byte, size int, udp bool, vteps []netip.Addr, flooded bool, flow uint16, ecn uint8) {
 	n := t.n
 	var hl, segs int
 	if udp {
@@ -401,7 +403,7 @@ func (t *txLoop) super(frame []byte, size int, udp bool, vteps []netip.Addr, flo
 			seg = dgram
 		}
 		for _, v := range vteps {
-			t.msgs = append(t.msgs, SendMsg{Iov: t.iov[at:len(t.iov)], Dst: netip.AddrPortFrom(v, n.s.port), SegSize: seg, Flow: flow})
+			t.msgs = append(t.msgs, SendMsg{Iov: t.iov[at:len(t.iov)], Dst: netip.AddrPortFrom(v, n.s.port), SegSize: seg, Flow: flow, ECN: ecn})
 		}
 		t.count(k, bytes, len(vteps)*k, flooded)
 	}

@@ -90,9 +90,11 @@ type udpUnderlay struct {
 	rctrl      [udpBatch][cmsgBuf]byte
 }
 
-// cmsgBuf holds one control message with a 4-byte payload (UDP_GRO
-// delivers an int; UDP_SEGMENT takes a uint16) on 32- and 64-bit Linux.
-const cmsgBuf = 32
+// cmsgBuf holds two control messages with payloads of up to 4 bytes
+// (UDP_GRO delivers an int and IP_TOS a byte, or IPV6_TCLASS an int;
+// UDP_SEGMENT takes a uint16 and IP_TOS or IPV6_TCLASS an int) on 32- and
+// 64-bit Linux.
+const cmsgBuf = 64
 
 // mmsghdr is struct mmsghdr: a msghdr and the length the kernel fills in,
 // padded to the msghdr's alignment (so 64 bytes on 64-bit Linux, 32 on
@@ -128,6 +130,7 @@ type udpSock struct {
 		hdrs  [udpBatch]mmsghdr
 		iov   [maxSendIov]unix.Iovec
 		names [udpBatch]unix.RawSockaddrInet6
+		ctrl  [udpBatch][cmsgBuf]byte
 	}
 }
 
@@ -180,6 +183,17 @@ func ListenUDP(cfg UDPConfig) (Underlay, error) {
 	if err != nil {
 		u.Close()
 		return nil, fmt.Errorf("underlay: %w", err)
+	}
+	// The outer ECN field of every datagram comes with it (RFC 6040
+	// decapsulation).
+	if u.v4 {
+		err = u.rx.setInt(unix.IPPROTO_IP, unix.IP_RECVTOS, 1)
+	} else {
+		err = u.rx.setInt(unix.IPPROTO_IPV6, unix.IPV6_RECVTCLASS, 1)
+	}
+	if err != nil {
+		u.Close()
+		return nil, fmt.Errorf("underlay: receive the outer ECN field: %w", err)
 	}
 	if !cfg.NoOffload {
 		// Without GRO (an old kernel) every datagram is a slot of its own.
@@ -340,9 +354,9 @@ func (u *udpUnderlay) recv(msgs []RecvMsg, wait bool) (int, error) {
 		m := &msgs[i]
 		h := &u.rhdrs[i]
 		m.N = int(h.len)
-		m.SegSize = 0
+		m.SegSize, m.ECN = 0, 0
 		if h.hdr.Controllen > 0 {
-			m.SegSize = groSize(u.rctrl[i][:h.hdr.Controllen])
+			m.SegSize, m.ECN = recvCmsgs(u.rctrl[i][:h.hdr.Controllen])
 		}
 		if m.SegSize >= m.N {
 			m.SegSize = 0
@@ -377,28 +391,58 @@ func (u *udpUnderlay) recvmmsg(fd uintptr) bool {
 	}
 }
 
-// groSize returns the segment size of a UDP_GRO control message (an int,
-// in the host's byte order), or 0.
-func groSize(ctrl []byte) int {
+// recvCmsgs returns the segment size of a UDP_GRO control message (an
+// int, in the host's byte order; 0 without one) and the ECN field of an
+// IP_TOS (a byte) or IPV6_TCLASS (an int) one.
+func recvCmsgs(ctrl []byte) (segSize int, ecn uint8) {
 	for len(ctrl) >= unix.SizeofCmsghdr {
 		h := (*unix.Cmsghdr)(unsafe.Pointer(&ctrl[0]))
 		l := int(h.Len)
 		if l < unix.SizeofCmsghdr || l > len(ctrl) {
-			return 0
+			break
 		}
 		data := ctrl[unix.SizeofCmsghdr:l]
-		if h.Level == unix.SOL_UDP && h.Type == unix.UDP_GRO {
+		switch {
+		case h.Level == unix.SOL_UDP && h.Type == unix.UDP_GRO:
 			switch {
 			case len(data) >= 4:
-				return int(binary.NativeEndian.Uint32(data))
+				segSize = int(binary.NativeEndian.Uint32(data))
 			case len(data) >= 2:
-				return int(binary.NativeEndian.Uint16(data))
+				segSize = int(binary.NativeEndian.Uint16(data))
 			}
-			return 0
+		case h.Level == unix.IPPROTO_IP && h.Type == unix.IP_TOS && len(data) >= 1:
+			ecn = data[0] & 3
+		case h.Level == unix.IPPROTO_IPV6 && h.Type == unix.IPV6_TCLASS && len(data) >= 4:
+			ecn = uint8(binary.NativeEndian.Uint32(data)) & 3
 		}
 		ctrl = ctrl[min(len(ctrl), unix.CmsgSpace(l-unix.SizeofCmsghdr)):]
 	}
-	return 0
+	return segSize, ecn
+}
+
+// putCmsgs writes the control messages a send of m needs into c and
+// returns their length: UDP_SEGMENT with segSize when it is not 0, and
+// the outer ECN field when it is not Not-ECT (the socket's default).
+func putCmsgs(c []byte, segSize int, ecn uint8, v4 bool) int {
+	n := 0
+	if segSize > 0 {
+		ch := (*unix.Cmsghdr)(unsafe.Pointer(&c[0]))
+		ch.Level, ch.Type = unix.SOL_UDP, unix.UDP_SEGMENT
+		ch.SetLen(unix.CmsgLen(2))
+		binary.NativeEndian.PutUint16(c[unix.SizeofCmsghdr:], uint16(segSize))
+		n = unix.CmsgSpace(2)
+	}
+	if ecn != 0 {
+		ch := (*unix.Cmsghdr)(unsafe.Pointer(&c[n]))
+		ch.Level, ch.Type = unix.IPPROTO_IP, unix.IP_TOS
+		if !v4 {
+			ch.Level, ch.Type = unix.IPPROTO_IPV6, unix.IPV6_TCLASS
+		}
+		ch.SetLen(unix.CmsgLen(4))
+		binary.NativeEndian.PutUint32(c[n+unix.SizeofCmsghdr:], uint32(ecn&3))
+		n += unix.CmsgSpace(4)
+	}
+	return n
 }
 
 // The port of a raw sockaddr is in network byte order whatever the host's.
@@ -527,14 +571,13 @@ func (s *udpSock) fill(i int, m *SendMsg, iov []unix.Iovec, v4, gso bool) {
 	h.Iov = &iov[0]
 	h.SetIovlen(len(iov))
 	h.Flags = 0
+	seg := 0
 	if gso && m.SegSize > 0 && total > m.SegSize {
-		c := s.ctrl[i][:]
-		ch := (*unix.Cmsghdr)(unsafe.Pointer(&c[0]))
-		ch.Level, ch.Type = unix.SOL_UDP, unix.UDP_SEGMENT
-		ch.SetLen(unix.CmsgLen(2))
-		binary.NativeEndian.PutUint16(c[unix.SizeofCmsghdr:], uint16(m.SegSize))
-		h.Control = &c[0]
-		h.SetControllen(unix.CmsgSpace(2))
+		seg = m.SegSize
+	}
+	if n := putCmsgs(s.ctrl[i][:], seg, m.ECN, v4); n > 0 {
+		h.Control = &s.ctrl[i][0]
+		h.SetControllen(n)
 	} else {
 		h.Control = nil
 		h.SetControllen(0)
@@ -610,8 +653,13 @@ func (u *udpUnderlay) sendSplit(s *udpSock, m *SendMsg) error {
 			h.Namelen = putSockaddr(&sp.names[n], m.Dst, u.v4)
 			h.Iov = &sp.iov[start]
 			h.SetIovlen(iovs - start)
-			h.Control = nil
-			h.SetControllen(0)
+			if c := putCmsgs(sp.ctrl[n][:], 0, m.ECN, u.v4); c > 0 {
+				h.Control = &sp.ctrl[n][0]
+				h.SetControllen(c)
+			} else {
+				h.Control = nil
+				h.SetControllen(0)
+			}
 			n++
 		}
 		if k, err := s.sendHdrs(&sp.hdrs, 0, n); err != nil || k < n {

@@ -2,6 +2,7 @@ package vswitch_test
 
 import (
 	"bytes"
+	"fmt"
 	"net"
 	"net/netip"
 	"strconv"
@@ -194,5 +195,57 @@ func TestUDPUnderlayLinkLocal(t *testing.T) {
 	}
 	if _, err := vswitch.ListenUDP(vswitch.UDPConfig{Local: netip.MustParseAddrPort("[fd00::1%lo]:4789")}); err == nil || !strings.Contains(err.Error(), "only a link-local") {
 		t.Errorf("zone on a routable address: %v", err)
+	}
+}
+
+// The outer ECN field travels with every datagram over the real sockets:
+// set per message on send (also on a GSO message, and when one is split
+// because GSO is refused) and reported per slot on receive, over IPv4 and
+// IPv6.
+func TestUDPUnderlayECN(t *testing.T) {
+	ns := underlayNetns(t)
+	for _, local := range []string{"198.18.0.1:4791", "[fd00::1]:4791"} {
+		for _, gso := range []bool{true, false} {
+			t.Run(fmt.Sprintf("%s gso=%v", local, gso), func(t *testing.T) {
+				dst := netip.MustParseAddrPort(local)
+				ul, err := vswitch.ListenUDP(vswitch.UDPConfig{Netns: ns, Local: dst, SrcPortMin: 50000, SrcPortMax: 50100})
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer ul.Close()
+				vswitch.SetGSO(ul, gso)
+				recv := make([]vswitch.RecvMsg, ul.BatchSize())
+				for i := range recv {
+					recv[i].Buf = make([]byte, 1<<16)
+				}
+				for ecn := range uint8(4) {
+					// A lone datagram, then three of 100 bytes as one
+					// GSO message.
+					msgs := []vswitch.SendMsg{
+						{Iov: [][]byte{[]byte("lone")}, Dst: dst, ECN: ecn},
+						{Iov: [][]byte{make([]byte, 300)}, Dst: dst, SegSize: 100, ECN: ecn},
+					}
+					if failed, err := ul.Send(msgs); failed != 0 || err != nil {
+						t.Fatalf("Send: %d failed, %v", failed, err)
+					}
+					for got := 0; got < 4; {
+						k, err := ul.Recv(recv)
+						if err != nil {
+							t.Fatal(err)
+						}
+						for _, m := range recv[:k] {
+							if m.ECN != ecn {
+								t.Errorf("sent with ECN %d, received %d", ecn, m.ECN)
+							}
+							if m.SegSize > 0 {
+								got += (m.N + m.SegSize - 1) / m.SegSize
+							} else {
+								got++
+							}
+						}
+					}
+				}
+			})
+		}
 	}
 }

@@ -16,6 +16,9 @@ type RecvMsg struct {
 	SegSize int
 	// Src is the sender.
 	Src netip.AddrPort
+	// ECN is the outer IP header's ECN field (the same for every datagram
+	// of a GRO buffer: the kernel coalesces only equal ones).
+	ECN uint8
 }
 
 // SendMsg is one message of a batched send.
@@ -32,6 +35,9 @@ type SendMsg struct {
 	// Flow is a hash of the inner flow; it selects the outer source port,
 	// so that ECMP and receive steering can spread flows (RFC 7348).
 	Flow uint16
+	// ECN is the outer IP header's ECN field for every datagram of the
+	// message (see encap.EncapECN); the DSCP bits stay 0.
+	ECN uint8
 }
 
 // datagrams returns how many datagrams m is.
