@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net/netip"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -18,22 +19,29 @@ func newNetworkCmd(c *cli) *cobra.Command {
 	cmd := &cobra.Command{Use: "network", Short: "Create, list, inspect and remove networks; attach namespaces"}
 
 	var create api.NetworkCreate
+	var subnets []string
 	createCmd := &cobra.Command{
-		Use:   "create NAME --vni N --subnet CIDR [--gateway IP] [--mtu N]",
+		Use:   "create NAME --vni N --subnet CIDR [--subnet CIDR6] [--gateway IP] [--mtu N]",
 		Short: "Create a network: a namespace with br0 and a TAP, served by the daemon",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			create.Name = args[0]
+			if err := splitSubnets(subnets, &create); err != nil {
+				return err
+			}
 			n, err := c.client().CreateNetwork(cmd.Context(), create)
 			if err != nil {
 				return err
+			}
+			if n.Subnet6 != "" {
+				n.Subnet += " " + n.Subnet6
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "%s vni %d subnet %s netns %s\n", n.Name, n.VNI, n.Subnet, n.Netns)
 			return nil
 		},
 	}
 	createCmd.Flags().Uint32Var(&create.VNI, "vni", 0, "VXLAN network identifier, 1 to 16777215 (required)")
-	createCmd.Flags().StringVar(&create.Subnet, "subnet", "", "IPv4 subnet of the network, e.g. 10.0.0.0/24 (required)")
+	createCmd.Flags().StringArrayVar(&subnets, "subnet", nil, "IPv4 subnet of the network, e.g. 10.0.0.0/24 (required); again with an IPv6 one, e.g. fd00:1::/64, for a dual-stack network")
 	createCmd.Flags().StringVar(&create.Gateway, "gateway", "", "address of br0 on every host (ARP for it stays local)")
 	createCmd.Flags().IntVar(&create.MTU, "mtu", 0, "overlay MTU (default: underlay MTU - 50)")
 	createCmd.MarkFlagRequired("vni")
@@ -53,7 +61,11 @@ func newNetworkCmd(c *cli) *cobra.Command {
 				if n.Problem != "" {
 					status = "down: " + n.Problem
 				}
-				fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%d\t%d\t%d\t%s\n", n.Name, n.VNI, n.Subnet, orDash(n.Gateway), n.MTU, len(n.Endpoints), len(n.Peers), status)
+				subnet := n.Subnet
+				if n.Subnet6 != "" {
+					subnet += "," + n.Subnet6
+				}
+				fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%d\t%d\t%d\t%s\n", n.Name, n.VNI, subnet, orDash(n.Gateway), n.MTU, len(n.Endpoints), len(n.Peers), status)
 			}
 			return tw.Flush()
 		},
@@ -77,7 +89,7 @@ func newNetworkCmd(c *cli) *cobra.Command {
 
 	var att api.Attach
 	attach := &cobra.Command{
-		Use:   "attach NAME --netns NS [--ip CIDR] [--mac MAC] [--ifname eth0]",
+		Use:   "attach NAME --netns NS [--ip CIDR] [--ip6 CIDR6] [--mac MAC] [--ifname eth0]",
 		Short: "Join a network namespace (a container) to a network with a veth on br0",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -85,12 +97,16 @@ func newNetworkCmd(c *cli) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if ep.IP6 != "" {
+				ep.IP += " " + ep.IP6
+			}
 			fmt.Fprintf(cmd.OutOrStdout(), "%s %s\n", ep.IP, ep.MAC)
 			return nil
 		},
 	}
 	attach.Flags().StringVar(&att.Netns, "netns", "", "namespace name (as in `ip netns`) or path (required)")
 	attach.Flags().StringVar(&att.IP, "ip", "", "address in the network's subnet (default: the next free one)")
+	attach.Flags().StringVar(&att.IP6, "ip6", "", "IPv6 address in a dual-stack network's IPv6 subnet (default: the prefix and the MAC's EUI-64)")
 	attach.Flags().StringVar(&att.MAC, "mac", "", "MAC address (default: 02:42 and the IPv4 address)")
 	attach.Flags().StringVar(&att.IfName, "ifname", "eth0", "interface name inside the namespace")
 	attach.MarkFlagRequired("netns")
@@ -259,4 +275,29 @@ func writeJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(v)
+}
+
+// splitSubnets puts the --subnet values into req: one IPv4 subnet, and
+// optionally one IPv6 subnet (Docker's `--subnet` given twice). Values
+// that do not parse are passed on as the IPv4 one, for the daemon to
+// name the problem.
+func splitSubnets(subnets []string, req *api.NetworkCreate) error {
+	for _, s := range subnets {
+		p, err := netip.ParsePrefix(s)
+		v6 := err == nil && p.Addr().Is6() && !p.Addr().Is4In6()
+		switch {
+		case v6 && req.Subnet6 != "":
+			return fmt.Errorf("two IPv6 --subnet values (%s, %s): give one IPv4 and at most one IPv6 subnet", req.Subnet6, s)
+		case v6:
+			req.Subnet6 = s
+		case req.Subnet != "":
+			return fmt.Errorf("two IPv4 --subnet values (%s, %s): give one IPv4 and at most one IPv6 subnet", req.Subnet, s)
+		default:
+			req.Subnet = s
+		}
+	}
+	if req.Subnet == "" {
+		return fmt.Errorf("an IPv4 --subnet is required (IPv6-only networks are not supported; add --subnet 10.x.y.0/24)")
+	}
+	return nil
 }

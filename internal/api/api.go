@@ -28,6 +28,9 @@ type NetworkCreate struct {
 	Subnet  string `json:"subnet"`            // IPv4 CIDR, e.g. 10.0.0.0/24
 	Gateway string `json:"gateway,omitempty"` // IPv4 address in Subnet, set on every host's br0
 	MTU     int    `json:"mtu,omitempty"`     // 0: underlay MTU − 50 (IPv4) or − 70 (IPv6)
+	// Subnet6 makes the network dual-stack: an IPv6 CIDR of /16 to /64,
+	// e.g. fd00:1::/64, from which every endpoint also gets an address.
+	Subnet6 string `json:"subnet6,omitempty"`
 }
 
 // Network is a network as the daemon reports it.
@@ -35,6 +38,7 @@ type Network struct {
 	Name      string     `json:"name"`
 	VNI       uint32     `json:"vni"`
 	Subnet    string     `json:"subnet"`
+	Subnet6   string     `json:"subnet6,omitempty"`
 	Gateway   string     `json:"gateway,omitempty"`
 	MTU       int        `json:"mtu"`
 	Netns     string     `json:"netns"`   // path of the network's namespace
@@ -53,6 +57,7 @@ type Network struct {
 type Attach struct {
 	Netns  string `json:"netns"`            // name in /run/netns or a path
 	IP     string `json:"ip,omitempty"`     // CIDR or bare address; empty: the next free one
+	IP6    string `json:"ip6,omitempty"`    // in a dual-stack network; empty: the IPv6 prefix and the MAC's EUI-64
 	MAC    string `json:"mac,omitempty"`    // empty: 02:42 followed by the IPv4 address, as Docker does
 	IfName string `json:"ifname,omitempty"` // empty: eth0
 }
@@ -61,7 +66,8 @@ type Attach struct {
 type Endpoint struct {
 	Netns  string `json:"netns"` // path
 	IfName string `json:"ifname"`
-	IP     string `json:"ip"` // CIDR
+	IP     string `json:"ip"`            // CIDR
+	IP6    string `json:"ip6,omitempty"` // CIDR, in a dual-stack network
 	MAC    string `json:"mac"`
 	Veth   string `json:"veth"` // the bridge-side veth in the network's namespace
 	// Problem is set when the endpoint could not be restored (its

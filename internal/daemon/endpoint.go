@@ -56,6 +56,9 @@ func (d *Daemon) attach(name string, req api.Attach) (api.Endpoint, error) {
 	if ep.MAC, err = n.pickMAC(req.MAC, ep.IP.Addr()); err != nil {
 		return api.Endpoint{}, err
 	}
+	if ep.IP6, err = n.pickIP6(req.IP6, ep.MAC); err != nil {
+		return api.Endpoint{}, err
+	}
 	if ep.Veth, err = vethName(); err != nil {
 		return api.Endpoint{}, err
 	}
@@ -69,8 +72,8 @@ func (d *Daemon) attach(name string, req api.Attach) (api.Endpoint, error) {
 		return api.Endpoint{}, err
 	}
 	d.log.Info("endpoint attached", zap.String("network", name), zap.String("netns", path),
-		zap.Stringer("ip", ep.IP), zap.String("mac", ep.MAC))
-	return api.Endpoint{Netns: path, IfName: ep.IfName, IP: ep.IP.String(), MAC: ep.MAC, Veth: ep.Veth}, nil
+		zap.Stringer("ip", ep.IP), zap.String("ip6", prefixString(ep.IP6)), zap.String("mac", ep.MAC))
+	return api.Endpoint{Netns: path, IfName: ep.IfName, IP: ep.IP.String(), IP6: prefixString(ep.IP6), MAC: ep.MAC, Veth: ep.Veth}, nil
 }
 
 // pickIP validates a requested address or allocates the lowest free one.
@@ -105,6 +108,49 @@ func (n *network) pickIP(want string) (netip.Prefix, error) {
 		}
 	}
 	return netip.Prefix{}, conflict("network %s has no free address left in %s", n.Name, n.Subnet)
+}
+
+// pickIP6 validates a requested IPv6 address or makes one from the
+// network's IPv6 prefix and the EUI-64 interface ID of the endpoint's MAC
+// (RFC 4291 appendix A), as Docker did for its bridge's fixed-cidr-v6: no
+// allocation state, and unique across hosts as long as the MACs are,
+// which each host checks for the IPv4 address the MAC comes from. A
+// network without an IPv6 subnet takes no IPv6 address.
+func (n *network) pickIP6(want, mac string) (netip.Prefix, error) {
+	if !n.Subnet6.IsValid() {
+		if want != "" {
+			return netip.Prefix{}, bad("bad IPv6 address %q: network %s has no IPv6 subnet (create it with a second --subnet)", want, n.Name)
+		}
+		return netip.Prefix{}, nil
+	}
+	var p netip.Prefix
+	if want != "" {
+		var err error
+		if p, err = netip.ParsePrefix(want); err != nil {
+			a, aerr := netip.ParseAddr(want)
+			if aerr != nil {
+				return p, bad("bad IPv6 address %q: want an IPv6 address or CIDR in %s", want, n.Subnet6)
+			}
+			p = netip.PrefixFrom(a, n.Subnet6.Bits())
+		}
+		if !p.Addr().Is6() || p.Addr().Is4In6() || p.Addr().Zone() != "" || !n.Subnet6.Contains(p.Addr()) || p.Addr() == n.Subnet6.Addr() || p.Bits() != n.Subnet6.Bits() {
+			return p, bad("bad IPv6 address %q: not a host address of network %s's IPv6 subnet %s", want, n.Name, n.Subnet6)
+		}
+	} else {
+		m, err := fib.ParseMAC(mac)
+		if err != nil {
+			return p, err
+		}
+		a := n.Subnet6.Addr().As16()
+		copy(a[8:], []byte{m[0] ^ 0x02, m[1], m[2], 0xff, 0xfe, m[3], m[4], m[5]})
+		p = netip.PrefixFrom(netip.AddrFrom16(a), n.Subnet6.Bits())
+	}
+	for _, e := range n.Endpoints {
+		if e.IP6.Addr() == p.Addr() {
+			return p, conflict("IPv6 address %s is already used in network %s", p.Addr(), n.Name)
+		}
+	}
+	return p, nil
 }
 
 // pickMAC validates a requested MAC or derives one from the address the
@@ -162,7 +208,7 @@ func (d *Daemon) plumb(n *network, ep epState) error {
 	}
 	err = veth.Attach(veth.Spec{
 		BridgeNetns: n.netns, Bridge: bridgeName, HostName: ep.Veth,
-		Netns: ep.Netns, IfName: ep.IfName, MAC: mac, IP: ep.IP, Gateway: n.Gateway, MTU: n.MTU,
+		Netns: ep.Netns, IfName: ep.IfName, MAC: mac, IP: ep.IP, IP6: ep.IP6, Gateway: n.Gateway, MTU: n.MTU,
 	})
 	if errors.Is(err, veth.ErrIfNameExists) {
 		return conflict("interface %s already exists in netns %s; pick another with --ifname", ep.IfName, ep.Netns)

@@ -104,6 +104,20 @@ func (d *Daemon) validateNetwork(req api.NetworkCreate) (netState, error) {
 		return ns, bad("bad subnet %q: prefix length must be 8 to 30", req.Subnet)
 	}
 	ns = netState{Name: req.Name, VNI: req.VNI, Subnet: subnet}
+	if req.Subnet6 != "" {
+		s6, err := netip.ParsePrefix(req.Subnet6)
+		switch {
+		case err != nil || !s6.Addr().Is6() || s6.Addr().Is4In6():
+			return ns, bad("bad IPv6 subnet %q: want an IPv6 CIDR such as fd00:1::/64", req.Subnet6)
+		case s6.Masked() != s6:
+			return ns, bad("bad IPv6 subnet %q: host bits are set; did you mean %s?", req.Subnet6, s6.Masked())
+		case s6.Bits() < 16 || s6.Bits() > 64:
+			return ns, bad("bad IPv6 subnet %q: prefix length must be 16 to 64 (endpoints get an EUI-64 interface ID)", req.Subnet6)
+		case !s6.Addr().IsGlobalUnicast():
+			return ns, bad("bad IPv6 subnet %q: want a unique local (fd00::/8) or global unicast prefix", req.Subnet6)
+		}
+		ns.Subnet6 = s6
+	}
 	if req.Gateway != "" {
 		gw, err := netip.ParseAddr(req.Gateway)
 		if err != nil || !gw.Is4() {
@@ -161,7 +175,7 @@ func (d *Daemon) createNetwork(req api.NetworkCreate) (*network, error) {
 		return nil, err
 	}
 	d.log.Info("network created", zap.String("network", n.Name), zap.Uint32("vni", n.VNI),
-		zap.Stringer("subnet", n.Subnet), zap.String("netns", n.netns))
+		zap.Stringer("subnet", n.Subnet), zap.String("subnet6", prefixString(n.Subnet6)), zap.String("netns", n.netns))
 	return n, nil
 }
 
@@ -351,7 +365,7 @@ func (d *Daemon) restore(ns netState) {
 // view turns a network into its API form.
 func (n *network) view() api.Network {
 	v := api.Network{
-		Name: n.Name, VNI: n.VNI, Subnet: n.Subnet.String(), MTU: n.MTU,
+		Name: n.Name, VNI: n.VNI, Subnet: n.Subnet.String(), Subnet6: prefixString(n.Subnet6), MTU: n.MTU,
 		Netns: n.netns, Bridge: bridgeName, TAP: tapName(n.VNI), Problem: n.problem, Offload: n.sw != nil && n.sw.Offload(),
 		Peers: []string{}, Static: []api.FDBEntry{}, Endpoints: []api.Endpoint{},
 	}
@@ -369,10 +383,18 @@ func (n *network) view() api.Network {
 	}
 	for _, e := range n.Endpoints {
 		v.Endpoints = append(v.Endpoints, api.Endpoint{
-			Netns: e.Netns, IfName: e.IfName, IP: e.IP.String(), MAC: e.MAC, Veth: e.Veth, Problem: n.epProbs[e.Netns],
+			Netns: e.Netns, IfName: e.IfName, IP: e.IP.String(), IP6: prefixString(e.IP6), MAC: e.MAC, Veth: e.Veth, Problem: n.epProbs[e.Netns],
 		})
 	}
 	return v
+}
+
+// prefixString is p as text, or "" for the zero prefix.
+func prefixString(p netip.Prefix) string {
+	if !p.IsValid() {
+		return ""
+	}
+	return p.String()
 }
 
 // randomMAC returns a random locally administered unicast MAC.

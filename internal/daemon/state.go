@@ -26,6 +26,7 @@ type netState struct {
 	Name      string        `json:"name"`
 	VNI       uint32        `json:"vni"`
 	Subnet    netip.Prefix  `json:"subnet"`
+	Subnet6   netip.Prefix  `json:"subnet6,omitzero"`
 	Gateway   netip.Addr    `json:"gateway,omitzero"`
 	MTU       int           `json:"mtu"`
 	Peers     []netip.Addr  `json:"peers,omitempty"`
@@ -45,6 +46,7 @@ type epState struct {
 	NetnsInode uint64       `json:"netns_inode,omitempty"`
 	IfName     string       `json:"ifname"`
 	IP         netip.Prefix `json:"ip"`
+	IP6        netip.Prefix `json:"ip6,omitzero"`
 	MAC        string       `json:"mac"`
 	Veth       string       `json:"veth"`
 }

@@ -9,10 +9,12 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"slices"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
 
 	"github.com/vxswitch/vxswitch/internal/nsutil"
 )
@@ -30,6 +32,7 @@ type Spec struct {
 	IfName      string // interface name inside Netns
 	MAC         net.HardwareAddr
 	IP          netip.Prefix // IPv4 address and prefix of IfName
+	IP6         netip.Prefix // when valid: IPv6 address and prefix of IfName
 	Gateway     netip.Addr   // when valid: default route through it, unless one exists
 	MTU         int
 }
@@ -94,6 +97,17 @@ func configurePeer(h *netlink.Handle, s Spec) error {
 	if err := h.AddrReplace(link, addr); err != nil {
 		return fmt.Errorf("set %s on %s: %w", s.IP, s.IfName, err)
 	}
+	if s.IP6.IsValid() {
+		if err := enableIPv6(s.Netns, s.IfName); err != nil {
+			return err
+		}
+		// No duplicate address detection, as Docker does: the address
+		// is usable at once, and its uniqueness is the daemon's to keep.
+		addr6 := &netlink.Addr{IPNet: &net.IPNet{IP: s.IP6.Addr().AsSlice(), Mask: net.CIDRMask(s.IP6.Bits(), 128)}, Flags: unix.IFA_F_NODAD}
+		if err := h.AddrReplace(link, addr6); err != nil {
+			return fmt.Errorf("set %s on %s: %w", s.IP6, s.IfName, err)
+		}
+	}
 	if err := h.LinkSetUp(link); err != nil {
 		return fmt.Errorf("set %s up: %w", s.IfName, err)
 	}
@@ -114,6 +128,19 @@ func configurePeer(h *netlink.Handle, s Spec) error {
 		return fmt.Errorf("add default route via %s: %w", s.Gateway, err)
 	}
 	return nil
+}
+
+// enableIPv6 turns IPv6 on for ifname in the namespace at path, which may
+// have it off by default (net.ipv6.conf.default.disable_ipv6). The path
+// is built by hand: interface names may contain dots.
+func enableIPv6(path, ifname string) error {
+	return nsutil.Do(path, func() error {
+		f := "/proc/sys/net/ipv6/conf/" + ifname + "/disable_ipv6"
+		if err := os.WriteFile(f, []byte("0"), 0o644); err != nil {
+			return fmt.Errorf("enable IPv6 on %s: %w", ifname, err)
+		}
+		return nil
+	})
 }
 
 // Delete removes the veth pair whose bridge side is name in netnsPath; a
