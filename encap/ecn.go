@@ -51,10 +51,11 @@ func FrameECN(frame []byte) uint8 {
 }
 
 // EncapECN is the ECN field a tunnel's outer header gets for an inner
-// packet with ECN field inner: a copy, except that CE becomes ECT(0)
-// (RFC 6040 §4.1, normal mode, as Linux's INET_ECN_encapsulate), so that
-// congestion on the underlay can be signalled to ECN-capable flows
-// instead of dropping their packets.
+// packet with ECN field inner: a copy, so that congestion on the underlay
+// can be signalled to ECN-capable flows instead of dropping their
+// packets, except that CE becomes ECT(0) (RFC 3168 §9.1.1, full
+// functionality, as Linux's INET_ECN_encapsulate; the inner CE survives
+// decapsulation anyway).
 func EncapECN(inner uint8) uint8 {
 	if inner&ecnMask == ECNCE {
 		return ECNECT0
@@ -63,35 +64,52 @@ func EncapECN(inner uint8) uint8 {
 }
 
 // DecapECN applies the ECN field of a datagram's outer header to the
-// inner frame, as a decapsulator must (RFC 6040 §4.2, as Linux's
-// INET_ECN_decapsulate): when the underlay marked the datagram CE, an
-// ECN-capable inner packet is marked CE too (an IPv4 header checksum is
-// updated incrementally, so a header that was wrong stays wrong), and a
-// Not-ECT one must be dropped, its sender being unable to hear of the
-// congestion: ok is false then. Any other outer field, and a frame that
-// is not IP, leave the frame as it is.
+// inner frame, as a decapsulator must (RFC 6040 §4.2, figure 4, as
+// Linux's INET_ECN_decapsulate):
+//   - an outer CE marks an ECN-capable inner packet CE, and calls for
+//     dropping a Not-ECT one, whose sender cannot hear of the
+//     congestion: ok is false then;
+//   - an outer ECT(1) turns an inner ECT(0) into ECT(1) (for L4S,
+//     RFC 9331), as Linux has done since 5.8;
+//   - anything else, and a frame that is not IP, is left as it is.
+//
+// An IPv4 header checksum is updated incrementally, so a header that was
+// wrong stays wrong.
 func DecapECN(frame []byte, outer uint8) (ok bool) {
-	if outer&ecnMask != ECNCE {
+	outer &= ecnMask
+	if outer != ECNCE && outer != ECNECT1 {
 		return true
 	}
 	off, v := ipOffset(frame)
+	var inner uint8
 	switch v {
 	case 4:
-		tos := frame[off+1]
-		if tos&ecnMask == ECNNotECT {
-			return false
-		}
-		if tos&ecnMask != ECNCE {
-			old := binary.BigEndian.Uint16(frame[off:])
-			frame[off+1] = tos | ECNCE
-			updateChecksum16(frame[off+ipv4CsumOff:], old, binary.BigEndian.Uint16(frame[off:]))
-		}
+		inner = frame[off+1] & ecnMask
 	case 6:
-		if frame[off+1]>>4&ecnMask == ECNNotECT {
-			return false
-		}
-		frame[off+1] |= ECNCE << 4
+		inner = frame[off+1] >> 4 & ecnMask
+	default:
+		return true
 	}
+	var set uint8
+	switch {
+	case outer == ECNCE && inner == ECNNotECT:
+		return false
+	case outer == ECNCE && inner == ECNCE:
+		return true // nothing to write (a rewrite could turn a 0xffff checksum into 0)
+	case outer == ECNCE:
+		set = ECNCE
+	case inner == ECNECT0: // outer ECT(1)
+		set = ECNECT1
+	default:
+		return true
+	}
+	if v == 6 {
+		frame[off+1] = frame[off+1]&^(ecnMask<<4) | set<<4
+		return true
+	}
+	old := binary.BigEndian.Uint16(frame[off:])
+	frame[off+1] = frame[off+1]&^ecnMask | set
+	updateChecksum16(frame[off+ipv4CsumOff:], old, binary.BigEndian.Uint16(frame[off:]))
 	return true
 }
 

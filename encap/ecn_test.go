@@ -22,10 +22,11 @@ func TestEncapECN(t *testing.T) {
 
 // FrameECN and DecapECN over IPv4 (with and without options) and IPv6,
 // untagged and behind one or two VLAN tags, for every inner and outer
-// codepoint, checked with gopacket: an outer CE marks ECT packets CE and
-// refuses Not-ECT ones (RFC 6040 §4.2's table, as Linux decapsulates);
-// any other outer field changes nothing; the DSCP bits are kept and the
-// IPv4 header checksum stays valid.
+// codepoint, checked with gopacket against RFC 6040 §4.2's table as Linux
+// applies it: an outer CE marks ECT packets CE and refuses Not-ECT ones,
+// an outer ECT(1) turns ECT(0) into ECT(1), anything else changes
+// nothing; the DSCP bits are kept and the IPv4 header checksum stays
+// valid.
 func TestDecapECN(t *testing.T) {
 	const dscp = 0xb8 // EF
 	for _, shape := range []struct {
@@ -50,12 +51,13 @@ func TestDecapECN(t *testing.T) {
 					orig := bytes.Clone(f)
 					ok := encap.DecapECN(f, outer)
 					wantOK, want := true, inner
-					if outer == encap.ECNCE {
-						if inner == encap.ECNNotECT {
-							wantOK = false
-						} else {
-							want = encap.ECNCE
-						}
+					switch {
+					case outer == encap.ECNCE && inner == encap.ECNNotECT:
+						wantOK = false
+					case outer == encap.ECNCE:
+						want = encap.ECNCE
+					case outer == encap.ECNECT1 && inner == encap.ECNECT0:
+						want = encap.ECNECT1
 					}
 					if ok != wantOK {
 						t.Fatalf("DecapECN = %v, want %v", ok, wantOK)

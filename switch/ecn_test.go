@@ -72,7 +72,8 @@ func TestTXCopiesECN(t *testing.T) {
 // On RX, an outer CE marks an ECN-capable inner packet CE (its IPv4
 // header checksum kept valid) and drops a Not-ECT one, counted as
 // ce_not_ect; frames that are not IP, and any other outer field, pass as
-// they are. With and without offloads (coalesced segments keep the mark).
+// they are; an outer ECT(1) turns an inner ECT(0) into ECT(1). With and
+// without offloads.
 func TestRXAppliesECN(t *testing.T) {
 	for _, fast := range []bool{false, true} {
 		name := "offload=off"
@@ -111,6 +112,12 @@ func TestRXAppliesECN(t *testing.T) {
 			if got := recvFrame(t, a.tap); !bytes.Equal(got, arp) {
 				t.Errorf("ARP under an outer CE changed: % x", got)
 			}
+			// An outer ECT(1) turns ECT(0) into ECT(1) (RFC 6040, as
+			// Linux since 5.8).
+			send(withTOS(plain, dscp|encap.ECNECT0), encap.ECNECT1)
+			if got := recvFrame(t, a.tap); got[15] != dscp|encap.ECNECT1 || !encap.IPv4(got[14:]).ChecksumValid() {
+				t.Errorf("ECT(0) under an outer ECT(1): TOS %#02x, want %#02x", got[15], dscp|encap.ECNECT1)
+			}
 			for _, outer := range []uint8{encap.ECNNotECT, encap.ECNECT0, encap.ECNECT1} {
 				f := withTOS(plain, dscp)
 				send(f, outer)
@@ -122,5 +129,57 @@ func TestRXAppliesECN(t *testing.T) {
 				t.Errorf("drops %v, want ce_not_ect only", d)
 			}
 		})
+	}
+}
+
+// A run of segments of one flow in which the underlay marked one CE: the
+// marked segment is never coalesced with the others (its TOS differs), so
+// the mark reaches the receiver on exactly that segment.
+func TestRXCoalescingKeepsCE(t *testing.T) {
+	w := newWire()
+	a := newFastRig(t, w, "198.18.0.1:4789")
+	rx := newRxLoop(a.sw)
+	const size = 100
+	seg := func(i int) []byte {
+		f := withTOS(tcpFrame(t, bytes.Repeat([]byte{byte(i)}, size)), encap.ECNECT0)
+		tcp := encap.TCP(f[34:])
+		tcp.SetSeq(1000 + uint32(i*size))
+		f[34+13] = encap.TCPFlagACK // no PSH, which ends a run
+		tcp.SetChecksum(0)
+		ip := encap.IPv4(f[14:])
+		ip.SetID(uint16(i)) // consecutive, as a run needs
+		ip.UpdateChecksum()
+		tcp.SetChecksum(^encap.Checksum(f[34:], encap.PseudoHeaderChecksum(encap.ProtocolTCP, ip.Src(), ip.Dst(), uint16(len(f)-34))))
+		return vxlan(256, f)
+	}
+	// Three receive slots as UDP GRO would fill them: segments 0-1 (outer
+	// ECT(0)), 2 (outer CE), 3-4 (outer ECT(0)).
+	slots := []struct {
+		segs []int
+		ecn  uint8
+	}{{[]int{0, 1}, encap.ECNECT0}, {[]int{2}, encap.ECNCE}, {[]int{3, 4}, encap.ECNECT0}}
+	for i, sl := range slots {
+		m := &rx.msgs[i]
+		m.N, m.SegSize, m.ECN, m.Src = 0, 0, sl.ecn, netip.MustParseAddrPort("198.18.0.9:4789")
+		for _, j := range sl.segs {
+			d := seg(j)
+			m.N += copy(m.Buf[m.N:], d)
+			if len(sl.segs) > 1 {
+				m.SegSize = len(d)
+			}
+		}
+	}
+	rx.batch(len(slots))
+	for i, want := range []struct {
+		tos  uint8
+		segs int
+	}{{encap.ECNECT0, 2}, {encap.ECNCE, 1}, {encap.ECNECT0, 2}} {
+		k := recvK(t, a.tap)
+		if k.b[15] != want.tos || !encap.IPv4(k.b[14:]).ChecksumValid() {
+			t.Errorf("frame %d: TOS %#02x (header checksum valid %v), want %#02x", i, k.b[15], encap.IPv4(k.b[14:]).ChecksumValid(), want.tos)
+		}
+		if got := (len(k.b) - 54) / size; got != want.segs {
+			t.Errorf("frame %d: %d segments, want %d", i, got, want.segs)
+		}
 	}
 }

@@ -87,7 +87,7 @@ type udpUnderlay struct {
 	rhdrs      [udpBatch]mmsghdr
 	riov       [udpBatch]unix.Iovec
 	rnames     [udpBatch]unix.RawSockaddrInet6
-	rctrl      [udpBatch][cmsgBuf]byte
+	rctrl      [udpBatch]cmsgSpace
 }
 
 // cmsgBuf holds two control messages with payloads of up to 4 bytes
@@ -95,6 +95,13 @@ type udpUnderlay struct {
 // UDP_SEGMENT takes a uint16 and IP_TOS or IPV6_TCLASS an int) on 32- and
 // 64-bit Linux.
 const cmsgBuf = 64
+
+// cmsgSpace is one message's control buffer, aligned for the cmsghdr
+// (whose length field is a size_t) written into it.
+type cmsgSpace struct {
+	_ [0]uint64
+	b [cmsgBuf]byte
+}
 
 // mmsghdr is struct mmsghdr: a msghdr and the length the kernel fills in,
 // padded to the msghdr's alignment (so 64 bytes on 64-bit Linux, 32 on
@@ -123,14 +130,14 @@ type udpSock struct {
 	slot  [udpBatch]int
 	iov   [maxSendIov]unix.Iovec
 	names [udpBatch]unix.RawSockaddrInet6
-	ctrl  [udpBatch][cmsgBuf]byte
+	ctrl  [udpBatch]cmsgSpace
 	// A GSO message sent as single datagrams, with its own scratch so
 	// that a batch in flight is not disturbed.
 	split struct {
 		hdrs  [udpBatch]mmsghdr
 		iov   [maxSendIov]unix.Iovec
 		names [udpBatch]unix.RawSockaddrInet6
-		ctrl  [udpBatch][cmsgBuf]byte
+		ctrl  [udpBatch]cmsgSpace
 	}
 }
 
@@ -332,7 +339,7 @@ func (u *udpUnderlay) recv(msgs []RecvMsg, wait bool) (int, error) {
 		u.riov[i].SetLen(len(msgs[i].Buf))
 		h.Name = (*byte)(unsafe.Pointer(&u.rnames[i]))
 		h.Namelen = unix.SizeofSockaddrInet6
-		h.Control = &u.rctrl[i][0]
+		h.Control = &u.rctrl[i].b[0]
 		h.SetControllen(cmsgBuf)
 		h.Flags = 0
 	}
@@ -356,7 +363,7 @@ func (u *udpUnderlay) recv(msgs []RecvMsg, wait bool) (int, error) {
 		m.N = int(h.len)
 		m.SegSize, m.ECN = 0, 0
 		if h.hdr.Controllen > 0 {
-			m.SegSize, m.ECN = recvCmsgs(u.rctrl[i][:h.hdr.Controllen])
+			m.SegSize, m.ECN = recvCmsgs(u.rctrl[i].b[:h.hdr.Controllen])
 		}
 		if m.SegSize >= m.N {
 			m.SegSize = 0
@@ -575,8 +582,8 @@ func (s *udpSock) fill(i int, m *SendMsg, iov []unix.Iovec, v4, gso bool) {
 	if gso && m.SegSize > 0 && total > m.SegSize {
 		seg = m.SegSize
 	}
-	if n := putCmsgs(s.ctrl[i][:], seg, m.ECN, v4); n > 0 {
-		h.Control = &s.ctrl[i][0]
+	if n := putCmsgs(s.ctrl[i].b[:], seg, m.ECN, v4); n > 0 {
+		h.Control = &s.ctrl[i].b[0]
 		h.SetControllen(n)
 	} else {
 		h.Control = nil
@@ -653,8 +660,8 @@ func (u *udpUnderlay) sendSplit(s *udpSock, m *SendMsg) error {
 			h.Namelen = putSockaddr(&sp.names[n], m.Dst, u.v4)
 			h.Iov = &sp.iov[start]
 			h.SetIovlen(iovs - start)
-			if c := putCmsgs(sp.ctrl[n][:], 0, m.ECN, u.v4); c > 0 {
-				h.Control = &sp.ctrl[n][0]
+			if c := putCmsgs(sp.ctrl[n].b[:], 0, m.ECN, u.v4); c > 0 {
+				h.Control = &sp.ctrl[n].b[0]
 				h.SetControllen(c)
 			} else {
 				h.Control = nil

@@ -86,6 +86,7 @@ type Daemon struct {
 	log      *zap.Logger
 	sw       *vswitch.Switch
 	ulMTU    int // MTU of the underlay interface that holds the VTEP
+	ulIf     ulLink
 	locks    []*os.File
 	ln       net.Listener
 	srv      *http.Server
@@ -164,9 +165,10 @@ func (d *Daemon) open() error {
 	if err != nil {
 		return err
 	}
-	if d.ulMTU, err = underlayMTU(cfg.Netns, cfg.VTEP); err != nil {
+	if d.ulIf, err = underlayLink(cfg.Netns, cfg.VTEP); err != nil {
 		return err
 	}
+	d.ulMTU = d.ulIf.mtu
 	ul, err := vswitch.ListenUDP(vswitch.UDPConfig{
 		Netns: cfg.Netns, Local: netip.AddrPortFrom(cfg.VTEP, cfg.Port),
 		SrcPortMin: cfg.SrcPortMin, SrcPortMax: cfg.SrcPortMax, NoOffload: !cfg.Offload, Logger: d.log,
@@ -307,21 +309,53 @@ func (d *Daemon) sortedNets() []*network {
 	return out
 }
 
-// underlayMTU finds the interface that holds vtep in the underlay namespace
-// and returns its MTU.
-func underlayMTU(netnsPath string, vtep netip.Addr) (int, error) {
+// ulLink is the underlay interface that holds the VTEP address.
+type ulLink struct {
+	name  string
+	index int
+	mtu   int
+}
+
+// tentativeWait bounds how long the daemon waits at start for a VTEP
+// address still under duplicate address detection (a second or two after
+// its link came up), which cannot be bound yet.
+const tentativeWait = 10 * time.Second
+
+// underlayLink finds the interface that holds vtep in the underlay
+// namespace (for a link-local vtep, the interface its zone names), waiting
+// while the address is still tentative.
+func underlayLink(netnsPath string, vtep netip.Addr) (ulLink, error) {
+	deadline := time.Now().Add(tentativeWait)
+	for {
+		l, flags, err := findVTEP(netnsPath, vtep)
+		switch {
+		case err != nil:
+			return l, err
+		case flags&unix.IFA_F_DADFAILED != 0:
+			return l, fmt.Errorf("--vtep %s failed duplicate address detection on %s: another host on the link has it", vtep, l.name)
+		case flags&unix.IFA_F_TENTATIVE == 0:
+			return l, nil
+		case time.Now().After(deadline):
+			return l, fmt.Errorf("--vtep %s on %s is still tentative (duplicate address detection) after %v", vtep, l.name, tentativeWait)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func findVTEP(netnsPath string, vtep netip.Addr) (ulLink, int, error) {
 	h, err := nsutil.Handle(netnsPath)
 	if err != nil {
-		return 0, err
+		return ulLink{}, 0, err
 	}
 	defer h.Close()
 	links, err := h.LinkList()
 	if err != nil {
-		return 0, err
+		return ulLink{}, 0, err
 	}
 	zone := vtep.Zone()
 	for _, l := range links {
-		if at := l.Attrs(); zone != "" && zone != at.Name && zone != strconv.Itoa(at.Index) {
+		at := l.Attrs()
+		if zone != "" && zone != at.Name && zone != strconv.Itoa(at.Index) {
 			continue
 		}
 		addrs, err := h.AddrList(l, 0)
@@ -330,12 +364,12 @@ func underlayMTU(netnsPath string, vtep netip.Addr) (int, error) {
 		}
 		for _, a := range addrs {
 			if ip, ok := netip.AddrFromSlice(a.IP); ok && ip.Unmap() == vtep.WithZone("") {
-				return l.Attrs().MTU, nil
+				return ulLink{name: at.Name, index: at.Index, mtu: at.MTU}, a.Flags, nil
 			}
 		}
 	}
 	if zone != "" {
-		return 0, fmt.Errorf("--vtep %s: interface %s in this network namespace has no address %s; use one that `ip addr show %s` shows", vtep, zone, vtep.WithZone(""), zone)
+		return ulLink{}, 0, fmt.Errorf("--vtep %s: interface %s in this network namespace has no address %s; use one that `ip addr show %s` shows", vtep, zone, vtep.WithZone(""), zone)
 	}
-	return 0, fmt.Errorf("--vtep %s is not an address of any interface in this network namespace; use one that `ip addr` shows", vtep)
+	return ulLink{}, 0, fmt.Errorf("--vtep %s is not an address of any interface in this network namespace; use one that `ip addr` shows", vtep)
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/netip"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/vxswitch/vxswitch/fib"
@@ -54,8 +55,8 @@ func (d *Daemon) parseVTEP(s string) (netip.Addr, error) {
 		return netip.Addr{}, bad("VTEP %s: only a link-local address takes an interface after %%", s)
 	case a.IsLinkLocalUnicast() != own.IsLinkLocalUnicast() && a.Is6():
 		return netip.Addr{}, bad("VTEP %s and this host's --vtep %s: a link-local VTEP and a routable one cannot reach each other", a, own)
-	case zone != "" && zone != own.Zone():
-		return netip.Addr{}, bad("VTEP %s: link-local VTEPs are reached on --vtep's interface (%%%s), not %%%s", s, own.Zone(), zone)
+	case zone != "" && zone != d.ulIf.name && zone != strconv.Itoa(d.ulIf.index):
+		return netip.Addr{}, bad("VTEP %s: link-local VTEPs are reached on --vtep's interface (%%%s), not %%%s", s, d.ulIf.name, zone)
 	}
 	return a, nil
 }

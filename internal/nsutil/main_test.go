@@ -38,9 +38,11 @@ func onMain(f func()) {
 }
 
 // Do's work on the main thread (where the runtime would wedge a thread
-// left locked in a namespace) goes back to the thread's namespace: the
-// namespace /proc/PID/ns/net names, and `nsenter -t PID -n` enters, stays
-// the process's own.
+// left locked in a namespace) goes back to the thread's namespace before
+// it returns: the namespace /proc/PID/ns/net names, and `nsenter -t PID
+// -n` enters, stays the process's own; also when entering fails. (That it
+// unlocks the thread cannot be seen here: the main goroutine holds its
+// own lock on it.)
 func TestDoOnMainThread(t *testing.T) {
 	topo.RequireRoot(t)
 	path, err := nsutil.Create(t.TempDir(), "main")
@@ -68,6 +70,12 @@ func TestDoOnMainThread(t *testing.T) {
 			if after, err := nsutil.Inode(p); err != nil || after != before {
 				t.Errorf("%s after Do: %d, %v; want %d, where the main thread was", p, after, err, before)
 			}
+		}
+		if err := nsutil.LockedDo(path+"-missing", func() error { return nil }); err == nil {
+			t.Error("Do in a missing namespace did not fail")
+		}
+		if after, err := nsutil.Inode("/proc/self/ns/net"); err != nil || after != before {
+			t.Errorf("after a failed Do: %d, %v; want %d", after, err, before)
 		}
 	})
 }

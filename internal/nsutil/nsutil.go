@@ -15,8 +15,10 @@
 // stay in the namespace for good, keeping the namespace alive after it was
 // deleted and making /proc/PID/ns/net (the main thread's, what `nsenter -t
 // PID -n` enters) name it. On the main thread Do therefore returns to the
-// namespace it started in and unlocks; only if that fails does it leave
-// the thread wedged.
+// network namespace it started in, before Do returns, and unlocks; only
+// if that fails does it leave the thread wedged. Only the network
+// namespace is put back there, so fn must change nothing else about its
+// thread (none of this package's callers do).
 //
 // Sockets and file descriptors opened inside Do keep their namespace after
 // Do returns: a UDP socket made in a host namespace can be read from any
@@ -74,14 +76,21 @@ func lockedDo(path string, fn func() error, errc chan<- error) {
 	}
 	if path != "" {
 		if err := enter(path); err != nil {
+			// The thread's namespace did not change.
+			if back >= 0 {
+				runtime.UnlockOSThread()
+			}
 			errc <- err
 			return
 		}
 	}
-	errc <- fn()
+	err := fn()
+	// Back before Do returns, so that its caller never sees the main
+	// thread (and /proc/PID/ns/net) still in the namespace.
 	if back >= 0 && unix.Setns(back, unix.CLONE_NEWNET) == nil {
 		runtime.UnlockOSThread()
 	}
+	errc <- err
 }
 
 func enter(path string) error {
