@@ -241,6 +241,9 @@ func TestUDPUnderlayECN(t *testing.T) {
 						if err != nil {
 							t.Fatal(err)
 						}
+						if k == 0 {
+							time.Sleep(time.Millisecond)
+						}
 						for _, m := range recv[:k] {
 							if m.ECN != ecn {
 								t.Errorf("sent with ECN %d, received %d", ecn, m.ECN)

@@ -4,7 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net/netip"
+	"slices"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -19,7 +19,7 @@ func newNetworkCmd(c *cli) *cobra.Command {
 	cmd := &cobra.Command{Use: "network", Short: "Create, list, inspect and remove networks; attach namespaces"}
 
 	var create api.NetworkCreate
-	var subnets []string
+	var subnets, gateways []string
 	createCmd := &cobra.Command{
 		Use:   "create NAME --vni N --subnet CIDR [--subnet CIDR6] [--gateway IP] [--mtu N]",
 		Short: "Create a network: a namespace with br0 and a TAP, served by the daemon",
@@ -29,12 +29,20 @@ func newNetworkCmd(c *cli) *cobra.Command {
 			if err := splitSubnets(subnets, &create); err != nil {
 				return err
 			}
+			switch {
+			case len(gateways) > 1 && slices.ContainsFunc(gateways, func(g string) bool { return strings.Contains(g, ":") }):
+				return fmt.Errorf("--gateway %s: IPv6 gateways are not supported (only an IPv4 one, set on br0)", strings.Join(gateways, ", "))
+			case len(gateways) > 1:
+				return fmt.Errorf("two --gateway values (%s): a network has one IPv4 gateway", strings.Join(gateways, ", "))
+			case len(gateways) == 1:
+				create.Gateway = gateways[0]
+			}
 			n, err := c.client().CreateNetwork(cmd.Context(), create)
 			if err != nil {
 				return err
 			}
 			if n.Subnet6 != "" {
-				n.Subnet += " " + n.Subnet6
+				n.Subnet += "," + n.Subnet6
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "%s vni %d subnet %s netns %s\n", n.Name, n.VNI, n.Subnet, n.Netns)
 			return nil
@@ -42,7 +50,7 @@ func newNetworkCmd(c *cli) *cobra.Command {
 	}
 	createCmd.Flags().Uint32Var(&create.VNI, "vni", 0, "VXLAN network identifier, 1 to 16777215 (required)")
 	createCmd.Flags().StringArrayVar(&subnets, "subnet", nil, "IPv4 subnet of the network, e.g. 10.0.0.0/24 (required); again with an IPv6 one, e.g. fd00:1::/64, for a dual-stack network")
-	createCmd.Flags().StringVar(&create.Gateway, "gateway", "", "address of br0 on every host (ARP for it stays local)")
+	createCmd.Flags().StringArrayVar(&gateways, "gateway", nil, "IPv4 address of br0 on every host (ARP for it stays local)")
 	createCmd.Flags().IntVar(&create.MTU, "mtu", 0, "overlay MTU (default: underlay MTU - 50)")
 	createCmd.MarkFlagRequired("vni")
 	createCmd.MarkFlagRequired("subnet")
@@ -97,10 +105,11 @@ func newNetworkCmd(c *cli) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			out := ep.IP + " " + ep.MAC
 			if ep.IP6 != "" {
-				ep.IP += " " + ep.IP6
+				out += " " + ep.IP6 // last, so that `read ip mac` still works
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "%s %s\n", ep.IP, ep.MAC)
+			fmt.Fprintln(cmd.OutOrStdout(), out)
 			return nil
 		},
 	}
@@ -278,13 +287,11 @@ func writeJSON(w io.Writer, v any) error {
 }
 
 // splitSubnets puts the --subnet values into req: one IPv4 subnet, and
-// optionally one IPv6 subnet (Docker's `--subnet` given twice). Values
-// that do not parse are passed on as the IPv4 one, for the daemon to
-// name the problem.
+// optionally one IPv6 subnet (Docker's `--subnet` given twice); the
+// daemon checks them.
 func splitSubnets(subnets []string, req *api.NetworkCreate) error {
 	for _, s := range subnets {
-		p, err := netip.ParsePrefix(s)
-		v6 := err == nil && p.Addr().Is6() && !p.Addr().Is4In6()
+		v6 := strings.Contains(s, ":") // decided by its look, so that a mistyped one is named as such
 		switch {
 		case v6 && req.Subnet6 != "":
 			return fmt.Errorf("two IPv6 --subnet values (%s, %s): give one IPv4 and at most one IPv6 subnet", req.Subnet6, s)

@@ -46,11 +46,23 @@ func TestVTEPDuplicateAddressDetection(t *testing.T) {
 		}
 	}
 
-	// Tentative: added with DAD and the daemon started at once.
+	hh, err := h1.Handle()
+	if err != nil {
+		t.Fatal(err)
+	}
+	eth0, err := hh.LinkByName(topo.UnderlayIf)
+	hh.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	idx := strconv.Itoa(eth0.Attrs().Index)
+
+	// Tentative: added with DAD and the daemon started at once, with the
+	// interface named by its index.
 	addr(h1, "fe80::a", true)
 	run := t.TempDir()
 	ctx, cancel := context.WithCancel(testCtx(t))
-	cmd := h1.Command(ctx, bin, "daemon", "--vtep", "fe80::a%eth0", "--run-dir", run, "--state-dir", t.TempDir())
+	cmd := h1.Command(ctx, bin, "daemon", "--vtep", "fe80::a%"+idx, "--run-dir", run, "--state-dir", t.TempDir())
 	var out strings.Builder
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
@@ -74,24 +86,15 @@ func TestVTEPDuplicateAddressDetection(t *testing.T) {
 		default:
 		}
 		info, err := client.Info(ctx)
-		return err == nil && info.VTEP == "fe80::a%eth0"
+		return err == nil && info.VTEP == "fe80::a%"+idx
 	})
 
-	// A link-local peer named with eth0's index is the same as with its
-	// name.
-	hh, err := h1.Handle()
-	if err != nil {
-		t.Fatal(err)
-	}
-	eth0, err := hh.LinkByName(topo.UnderlayIf)
-	hh.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
+	// A link-local peer named with eth0's name is the same as with its
+	// index, which --vtep used.
 	if _, err := client.CreateNetwork(ctx, api.NetworkCreate{Name: "net", VNI: 7, Subnet: "10.7.0.0/24"}); err != nil {
 		t.Fatal(err)
 	}
-	for _, p := range []string{"fe80::2%eth0", "fe80::2%" + strconv.Itoa(eth0.Attrs().Index), "fe80::2"} {
+	for _, p := range []string{"fe80::2%eth0", "fe80::2%" + idx, "fe80::2"} {
 		if err := client.AddPeer(ctx, "net", p); err != nil {
 			t.Errorf("peer add %s: %v", p, err)
 		}
@@ -108,5 +111,24 @@ func TestVTEPDuplicateAddressDetection(t *testing.T) {
 	b, err := h1.Command(ctx2, bin, "daemon", "--vtep", "fe80::b%eth0", "--run-dir", t.TempDir(), "--state-dir", t.TempDir()).CombinedOutput()
 	if err == nil || !strings.Contains(string(b), "failed duplicate address detection on eth0: another host on the link has it") {
 		t.Errorf("daemon on a duplicate VTEP: %v\n%s", err, b)
+	}
+
+	// A down link keeps its addresses tentative: said at once.
+	hh2, err := h2.Handle()
+	if err != nil {
+		t.Fatal(err)
+	}
+	l2, err := hh2.LinkByName(topo.UnderlayIf)
+	if err == nil {
+		err = hh2.LinkSetDown(l2)
+	}
+	hh2.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr(h2, "fe80::c", true)
+	b, err = h2.Command(ctx2, bin, "daemon", "--vtep", "fe80::c%eth0", "--run-dir", t.TempDir(), "--state-dir", t.TempDir()).CombinedOutput()
+	if err == nil || !strings.Contains(string(b), "interface eth0 is down or has no carrier") {
+		t.Errorf("daemon on a down link: %v\n%s", err, b)
 	}
 }

@@ -23,7 +23,7 @@ func testDualStack(t *testing.T, args []string) {
 	for _, name := range []string{"h1", "h2"} {
 		d := tp.MustHost(name).MustVXSwitch(topo.DaemonOptions{Binary: bin, Args: args})
 		out := cli(t, d, "network", "create", "net", "--vni", "300", "--subnet", "10.0.0.0/24", "--subnet", "fd00:1::/64")
-		if !strings.Contains(out, "subnet 10.0.0.0/24 fd00:1::/64") {
+		if !strings.Contains(out, "subnet 10.0.0.0/24,fd00:1::/64") {
 			t.Errorf("network create said %q", out)
 		}
 		ds = append(ds, d)
@@ -32,10 +32,10 @@ func testDualStack(t *testing.T, args []string) {
 	cli(t, ds[1], "peer", "add", "net", "198.18.0.1")
 	c1, c2 := tp.MustContainer("c1"), tp.MustContainer("c2")
 	// c1 takes the first free address, 10.0.0.1, and an IPv6 one from its MAC, 02:42:0a:00:00:01; c2's is asked.
-	if out := cli(t, ds[0], "network", "attach", "net", "--netns", c1.Path); strings.TrimSpace(out) != "10.0.0.1/24 fd00:1::42:aff:fe00:1/64 02:42:0a:00:00:01" {
+	if out := cli(t, ds[0], "network", "attach", "net", "--netns", c1.Path); strings.TrimSpace(out) != "10.0.0.1/24 02:42:0a:00:00:01 fd00:1::42:aff:fe00:1/64" {
 		t.Errorf("attach c1 said %q", out)
 	}
-	if out := cli(t, ds[1], "network", "attach", "net", "--netns", c2.Path, "--ip", "10.0.0.3", "--ip6", "fd00:1::99"); strings.TrimSpace(out) != "10.0.0.3/24 fd00:1::99/64 02:42:0a:00:00:03" {
+	if out := cli(t, ds[1], "network", "attach", "net", "--netns", c2.Path, "--ip", "10.0.0.3", "--ip6", "fd00:1::99"); strings.TrimSpace(out) != "10.0.0.3/24 02:42:0a:00:00:03 fd00:1::99/64" {
 		t.Errorf("attach c2 said %q", out)
 	}
 
@@ -47,6 +47,10 @@ func testDualStack(t *testing.T, args []string) {
 	}
 	ping6(c1, "fd00:1::99")
 	ping6(c2, "fd00:1::42:aff:fe00:1")
+	// Static addresses: router advertisements on the overlay are ignored.
+	if out, err := c1.Run(testCtx(t), "cat", "/proc/sys/net/ipv6/conf/eth0/accept_ra"); err != nil || strings.TrimSpace(out) != "0" {
+		t.Errorf("accept_ra on c1's eth0: %q, %v; want 0", out, err)
+	}
 	ping(t, c1, "10.0.0.3")
 	transfer(t, c1, c2, "[fd00:1::99]:5001", 64<<20)
 	transfer(t, c2, c1, "[fd00:1::42:aff:fe00:1]:5001", 64<<20)
@@ -92,8 +96,10 @@ func TestDualStackErrors(t *testing.T) {
 	d := tp.MustHost("h1").MustVXSwitch(topo.DaemonOptions{Binary: vxbin(t)})
 	cli(t, d, "network", "create", "v4", "--vni", "1", "--subnet", "10.1.0.0/24")
 	cli(t, d, "network", "create", "ds", "--vni", "2", "--subnet", "10.2.0.0/24", "--subnet", "fd00:2::/64")
-	c1, c2 := tp.MustContainer("c1"), tp.MustContainer("c2")
+	c1, c2, c3 := tp.MustContainer("c1"), tp.MustContainer("c2"), tp.MustContainer("c3")
 	cli(t, d, "network", "attach", "ds", "--netns", c1.Path, "--ip6", "fd00:2::5")
+	// c3 takes by hand the address 10.2.0.9's MAC would make.
+	cli(t, d, "network", "attach", "ds", "--netns", c3.Path, "--ip6", "fd00:2::42:aff:fe02:9")
 	for _, tc := range []struct {
 		name string
 		args []string
@@ -109,6 +115,12 @@ func TestDualStackErrors(t *testing.T) {
 		{"--ip6 outside", []string{"network", "attach", "ds", "--netns", c2.Path, "--ip6", "fd00:3::6"}, "not a host address of network ds's IPv6 subnet fd00:2::/64"},
 		{"--ip6 taken", []string{"network", "attach", "ds", "--netns", c2.Path, "--ip6", "fd00:2::5"}, "IPv6 address fd00:2::5 is already used in network ds"},
 		{"--ip6 is the subnet-router anycast", []string{"network", "attach", "ds", "--netns", c2.Path, "--ip6", "fd00:2::"}, "not a host address"},
+		{"--ip6 is a reserved subnet anycast", []string{"network", "attach", "ds", "--netns", c2.Path, "--ip6", "fd00:2::fdff:ffff:ffff:ffff"}, "not a host address"},
+		{"address from the MAC taken", []string{"network", "attach", "ds", "--netns", c2.Path, "--ip", "10.2.0.9"}, "made from MAC 02:42:0a:02:00:09, is already used in network ds by netns " + c3.Path + " (its --ip6); give --ip6 or --mac"},
+		{"mistyped IPv6 subnet", []string{"network", "create", "x", "--vni", "9", "--subnet", "10.9.0.0/24", "--subnet", "fd00::1::/64"}, `bad IPv6 subnet "fd00::1::/64"`},
+		{"IPv6 gateway", []string{"network", "create", "x", "--vni", "9", "--subnet", "10.9.0.0/24", "--subnet", "fd00:9::/64", "--gateway", "fd00:9::1"}, "IPv6 gateways are not supported"},
+		{"two gateways", []string{"network", "create", "x", "--vni", "9", "--subnet", "10.9.0.0/24", "--subnet", "fd00:9::/64", "--gateway", "fd00:9::1", "--gateway", "10.9.0.1"}, "IPv6 gateways are not supported"},
+		{"dual-stack MTU under 1280", []string{"network", "create", "x", "--vni", "9", "--subnet", "10.9.0.0/24", "--subnet", "fd00:9::/64", "--mtu", "1000"}, "bad MTU 1000 for a dual-stack network: IPv6 needs at least 1280"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, errOut, err := d.CLI(testCtx(t), tc.args...)
@@ -121,7 +133,7 @@ func TestDualStackErrors(t *testing.T) {
 		t.Errorf("a refused network exists:\n%s", out)
 	}
 	var n api.Network
-	if err := json.Unmarshal([]byte(cli(t, d, "network", "inspect", "ds")), &n); err != nil || len(n.Endpoints) != 1 {
+	if err := json.Unmarshal([]byte(cli(t, d, "network", "inspect", "ds")), &n); err != nil || len(n.Endpoints) != 2 {
 		t.Errorf("network ds after refused attaches: %+v, %v", n.Endpoints, err)
 	}
 }

@@ -314,6 +314,7 @@ type ulLink struct {
 	name  string
 	index int
 	mtu   int
+	up    bool // administratively up, with a carrier
 }
 
 // tentativeWait bounds how long the daemon waits at start for a VTEP
@@ -335,6 +336,8 @@ func underlayLink(netnsPath string, vtep netip.Addr) (ulLink, error) {
 			return l, fmt.Errorf("--vtep %s failed duplicate address detection on %s: another host on the link has it", vtep, l.name)
 		case flags&unix.IFA_F_TENTATIVE == 0:
 			return l, nil
+		case !l.up:
+			return l, fmt.Errorf("--vtep %s: interface %s is down or has no carrier, and its IPv6 addresses stay tentative until it is up", vtep, l.name)
 		case time.Now().After(deadline):
 			return l, fmt.Errorf("--vtep %s on %s is still tentative (duplicate address detection) after %v", vtep, l.name, tentativeWait)
 		}
@@ -364,7 +367,8 @@ func findVTEP(netnsPath string, vtep netip.Addr) (ulLink, int, error) {
 		}
 		for _, a := range addrs {
 			if ip, ok := netip.AddrFromSlice(a.IP); ok && ip.Unmap() == vtep.WithZone("") {
-				return ulLink{name: at.Name, index: at.Index, mtu: at.MTU}, a.Flags, nil
+				up := at.Flags&net.FlagUp != 0 && at.RawFlags&unix.IFF_LOWER_UP != 0
+				return ulLink{name: at.Name, index: at.Index, mtu: at.MTU, up: up}, a.Flags, nil
 			}
 		}
 	}

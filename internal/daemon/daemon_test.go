@@ -127,6 +127,20 @@ func TestStateRoundTrip(t *testing.T) {
 	if err != nil || !reflect.DeepEqual(got, want) {
 		t.Errorf("round trip:\n got %+v, %v\nwant %+v", got, err, want)
 	}
+	// A dual-stack network makes the file version 2, which a vxswitch
+	// that knows only version 1 refuses rather than drop its IPv6
+	// settings; without one the file stays version 1.
+	ds := want
+	ds.Networks = append([]netState{}, want.Networks...)
+	ds.Networks[0].Subnet6 = netip.MustParsePrefix("fd00:1::/64")
+	ds.Networks[0].Endpoints = []epState{{Netns: "/run/netns/c1", IfName: "eth0", IP: netip.MustParsePrefix("10.0.0.2/29"), IP6: netip.MustParsePrefix("fd00:1::42:aff:fe00:2/64"), MAC: "02:42:0a:00:00:02", Veth: "veth01020304"}}
+	if err := saveState(dir, ds); err != nil {
+		t.Fatal(err)
+	}
+	ds.Version = stateVersionIPv6
+	if got, err := loadState(dir); err != nil || !reflect.DeepEqual(got, ds) {
+		t.Errorf("dual-stack round trip:\n got %+v, %v\nwant %+v", got, err, ds)
+	}
 	if ents, _ := os.ReadDir(dir); len(ents) != 1 {
 		t.Errorf("temporary files left: %v", ents)
 	}

@@ -111,11 +111,12 @@ func (n *network) pickIP(want string) (netip.Prefix, error) {
 }
 
 // pickIP6 validates a requested IPv6 address or makes one from the
-// network's IPv6 prefix and the EUI-64 interface ID of the endpoint's MAC
-// (RFC 4291 appendix A), as Docker did for its bridge's fixed-cidr-v6: no
-// allocation state, and unique across hosts as long as the MACs are,
-// which each host checks for the IPv4 address the MAC comes from. A
-// network without an IPv6 subnet takes no IPv6 address.
+// network's IPv6 prefix and the modified EUI-64 interface ID of the
+// endpoint's MAC (RFC 4291 appendix A, as SLAAC would; Docker's bridge
+// instead put the bare MAC in the last 48 bits): no allocation state, and
+// unique across hosts as long as the MACs are, which each host checks for
+// the IPv4 address the MAC comes from (an --ip6 is the user's to keep
+// unique). A network without an IPv6 subnet takes no IPv6 address.
 func (n *network) pickIP6(want, mac string) (netip.Prefix, error) {
 	if !n.Subnet6.IsValid() {
 		if want != "" {
@@ -133,7 +134,7 @@ func (n *network) pickIP6(want, mac string) (netip.Prefix, error) {
 			}
 			p = netip.PrefixFrom(a, n.Subnet6.Bits())
 		}
-		if !p.Addr().Is6() || p.Addr().Is4In6() || p.Addr().Zone() != "" || !n.Subnet6.Contains(p.Addr()) || p.Addr() == n.Subnet6.Addr() || p.Bits() != n.Subnet6.Bits() {
+		if !p.Addr().Is6() || p.Addr().Is4In6() || p.Addr().Zone() != "" || !n.Subnet6.Contains(p.Addr()) || p.Addr() == n.Subnet6.Addr() || p.Bits() != n.Subnet6.Bits() || reservedIID(p) {
 			return p, bad("bad IPv6 address %q: not a host address of network %s's IPv6 subnet %s", want, n.Name, n.Subnet6)
 		}
 	} else {
@@ -146,11 +147,25 @@ func (n *network) pickIP6(want, mac string) (netip.Prefix, error) {
 		p = netip.PrefixFrom(netip.AddrFrom16(a), n.Subnet6.Bits())
 	}
 	for _, e := range n.Endpoints {
-		if e.IP6.Addr() == p.Addr() {
-			return p, conflict("IPv6 address %s is already used in network %s", p.Addr(), n.Name)
+		if e.IP6.Addr() != p.Addr() {
+			continue
 		}
+		if want == "" {
+			return p, conflict("IPv6 address %s, made from MAC %s, is already used in network %s by netns %s (its --ip6); give --ip6 or --mac", p.Addr(), mac, n.Name, e.Netns)
+		}
+		return p, conflict("IPv6 address %s is already used in network %s", p.Addr(), n.Name)
 	}
 	return p, nil
+}
+
+// reservedIID reports whether p's address has one of the interface IDs
+// RFC 5453 reserves in a /64: the reserved subnet anycast IDs of RFC 2526
+// (fdff:ffff:ffff:ff80 to fdff:ffff:ffff:ffff). (The subnet-router
+// anycast ID, all zeros, is refused by the caller for any prefix.)
+func reservedIID(p netip.Prefix) bool {
+	a := p.Addr().As16()
+	return p.Bits() == 64 && a[8] == 0xfd && a[9] == 0xff && a[10] == 0xff && a[11] == 0xff &&
+		a[12] == 0xff && a[13] == 0xff && a[14] == 0xff && a[15] >= 0x80
 }
 
 // pickMAC validates a requested MAC or derives one from the address the

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -29,6 +30,9 @@ const bridgeName = "br0"
 // underlay: outer IPv4 (20) + UDP (8) + VXLAN (8) + inner Ethernet (14).
 // On IPv6 the outer IP header is 40 bytes, so 20 more.
 const vxlanOverhead = 50
+
+// ipv6MinMTU is the smallest MTU on which Linux runs IPv6 (RFC 8200 §5).
+const ipv6MinMTU = 1280
 
 var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
 
@@ -95,7 +99,7 @@ func (d *Daemon) validateNetwork(req api.NetworkCreate) (netState, error) {
 		return ns, bad("bad subnet %q: want an IPv4 CIDR such as 10.0.0.0/24", req.Subnet)
 	}
 	if !subnet.Addr().Is4() {
-		return ns, bad("bad subnet %q: only IPv4 subnets are supported", req.Subnet)
+		return ns, bad("bad subnet %q: the first subnet is the IPv4 one; an IPv6 one goes second (subnet6 in the API)", req.Subnet)
 	}
 	if subnet.Masked() != subnet {
 		return ns, bad("bad subnet %q: host bits are set; did you mean %s?", req.Subnet, subnet.Masked())
@@ -116,10 +120,16 @@ func (d *Daemon) validateNetwork(req api.NetworkCreate) (netState, error) {
 		case !s6.Addr().IsGlobalUnicast():
 			return ns, bad("bad IPv6 subnet %q: want a unique local (fd00::/8) or global unicast prefix", req.Subnet6)
 		}
+		if _, err := os.Stat("/proc/sys/net/ipv6"); err != nil {
+			return ns, bad("IPv6 subnet %s: this host has IPv6 disabled (ipv6.disable=1 on the kernel command line)", s6)
+		}
 		ns.Subnet6 = s6
 	}
 	if req.Gateway != "" {
 		gw, err := netip.ParseAddr(req.Gateway)
+		if err == nil && gw.Is6() {
+			return ns, bad("bad gateway %s: IPv6 gateways are not supported (only an IPv4 one, set on br0)", gw)
+		}
 		if err != nil || !gw.Is4() {
 			return ns, bad("bad gateway %q: want an IPv4 address", req.Gateway)
 		}
@@ -134,6 +144,9 @@ func (d *Daemon) validateNetwork(req api.NetworkCreate) (netState, error) {
 	}
 	if ns.MTU < 576 || ns.MTU > d.maxMTU() {
 		return ns, bad("bad MTU %d: the underlay (MTU %d) carries overlay MTUs of 576 to %d", req.MTU, d.ulMTU, d.maxMTU())
+	}
+	if ns.Subnet6.IsValid() && ns.MTU < ipv6MinMTU {
+		return ns, bad("bad MTU %d for a dual-stack network: IPv6 needs at least %d (the underlay's MTU %d allows up to %d)", ns.MTU, ipv6MinMTU, d.ulMTU, d.maxMTU())
 	}
 	return ns, nil
 }

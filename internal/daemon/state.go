@@ -10,7 +10,14 @@ import (
 )
 
 // stateVersion is bumped when the file format changes incompatibly.
-const stateVersion = 1
+// Version 2 adds the IPv6 subnet and addresses of dual-stack networks; it
+// is written only when there is one, so that a vxswitch that knows only
+// version 1 refuses such a file (instead of dropping what it does not
+// know on its next save) and still reads an IPv4-only one.
+const (
+	stateVersion     = 1
+	stateVersionIPv6 = 2
+)
 
 // stateFileName is the daemon's configuration, under the state dir.
 const stateFileName = "state.json"
@@ -64,8 +71,8 @@ func loadState(dir string) (state, error) {
 	if err := json.Unmarshal(data, &st); err != nil {
 		return state{}, fmt.Errorf("state file %s is corrupt (%v); move it away to start empty", path, err)
 	}
-	if st.Version != stateVersion {
-		return state{}, fmt.Errorf("state file %s has version %d, this vxswitch reads version %d", path, st.Version, stateVersion)
+	if st.Version != stateVersion && st.Version != stateVersionIPv6 {
+		return state{}, fmt.Errorf("state file %s has version %d, this vxswitch reads versions %d and %d", path, st.Version, stateVersion, stateVersionIPv6)
 	}
 	return st, nil
 }
@@ -76,6 +83,11 @@ func loadState(dir string) (state, error) {
 // leaves either the old or the new file, never a torn one.
 func saveState(dir string, st state) error {
 	st.Version = stateVersion
+	for _, n := range st.Networks {
+		if n.Subnet6.IsValid() {
+			st.Version = stateVersionIPv6
+		}
+	}
 	data, err := json.MarshalIndent(st, "", "  ")
 	if err != nil {
 		return err

@@ -131,13 +131,18 @@ func configurePeer(h *netlink.Handle, s Spec) error {
 }
 
 // enableIPv6 turns IPv6 on for ifname in the namespace at path, which may
-// have it off by default (net.ipv6.conf.default.disable_ipv6). The path
-// is built by hand: interface names may contain dots.
+// have it off by default (net.ipv6.conf.default.disable_ipv6), and has it
+// ignore router advertisements: the address is static, and a router
+// advertisement on the overlay (a container running radvd) must not add
+// addresses and default routes to every container. The paths are built
+// by hand: interface names may contain dots.
 func enableIPv6(path, ifname string) error {
 	return nsutil.Do(path, func() error {
-		f := "/proc/sys/net/ipv6/conf/" + ifname + "/disable_ipv6"
-		if err := os.WriteFile(f, []byte("0"), 0o644); err != nil {
-			return fmt.Errorf("enable IPv6 on %s: %w", ifname, err)
+		for _, kv := range [][2]string{{"accept_ra", "0"}, {"disable_ipv6", "0"}} {
+			f := "/proc/sys/net/ipv6/conf/" + ifname + "/" + kv[0]
+			if err := os.WriteFile(f, []byte(kv[1]), 0o644); err != nil {
+				return fmt.Errorf("enable IPv6 on %s: %w", ifname, err)
+			}
 		}
 		return nil
 	})
