@@ -18,12 +18,12 @@ import (
 	vswitch "github.com/vxswitch/vxswitch/switch"
 )
 
-// underlayNetns makes a namespace with 198.18.0.1 and fd00::1 on lo, for
-// the real underlay socket to talk to itself.
-func underlayNetns(t *testing.T) string {
+// testNetns makes a namespace for the test, removed with it, and a
+// netlink handle in it.
+func testNetns(t *testing.T) (string, *netlink.Handle) {
 	t.Helper()
 	topo.RequireRoot(t)
-	path, err := nsutil.Create(t.TempDir(), "ul")
+	path, err := nsutil.Create(t.TempDir(), "ns")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -32,7 +32,15 @@ func underlayNetns(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer h.Close()
+	t.Cleanup(h.Close)
+	return path, h
+}
+
+// underlayNetns makes a namespace with 198.18.0.1 and fd00::1 on lo, for
+// the real underlay socket to talk to itself.
+func underlayNetns(t *testing.T) string {
+	t.Helper()
+	path, h := testNetns(t)
 	lo, _ := h.LinkByName("lo")
 	if err := h.LinkSetUp(lo); err != nil {
 		t.Fatal(err)
@@ -152,18 +160,8 @@ func TestUDPUnderlay(t *testing.T) {
 // name lookup would answer from a process-wide cache), and an address
 // that is not link-local takes no interface.
 func TestUDPUnderlayLinkLocal(t *testing.T) {
-	topo.RequireRoot(t)
 	for i, extra := range []int{0, 2} {
-		path, err := nsutil.Create(t.TempDir(), "ll")
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { nsutil.Delete(path) })
-		h, err := nsutil.Handle(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer h.Close()
+		path, h := testNetns(t)
 		// Interfaces made before "ul" shift its index (veth pairs: this
 		// kernel may lack dummy devices).
 		for j := range extra {
@@ -194,7 +192,8 @@ func TestUDPUnderlayLinkLocal(t *testing.T) {
 			t.Errorf("unknown interface: %v, want an error naming it", err)
 		}
 	}
-	if _, err := vswitch.ListenUDP(vswitch.UDPConfig{Local: netip.MustParseAddrPort("[fd00::1%lo]:4789")}); err == nil || !strings.Contains(err.Error(), "only a link-local") {
+	ns, _ := testNetns(t)
+	if _, err := vswitch.ListenUDP(vswitch.UDPConfig{Netns: ns, Local: netip.MustParseAddrPort("[fd00::1%lo]:4789")}); err == nil || !strings.Contains(err.Error(), "only a link-local") {
 		t.Errorf("zone on a routable address: %v", err)
 	}
 }
