@@ -184,12 +184,22 @@ func (r LearnResult) String() string {
 
 // Stats counts a table's entries and what Learn and Expire did to them.
 type Stats struct {
-	Learned, Control, Static int    // current entry counts by source; Learned includes stale entries Expire has not removed
-	Peers                    int    // flood list size
-	Added, Moved, Expired    uint64 // learned entries added / moved / aged out since New
-	RefusedFull              uint64 // learns refused because MaxLearned entries were learned
-	RefusedInvalid           uint64 // learns refused for a bad MAC or VTEP
-	Shadowed                 uint64 // learns ignored because a stronger entry exists with a different VTEP
+	// Current entry counts by source; Learned includes stale entries
+	// Expire has not removed.
+	Learned int `json:"learned"`
+	Control int `json:"control"`
+	Static  int `json:"static"`
+	Peers   int `json:"peers"` // flood list size
+	// Learned entries added / moved / aged out since New.
+	Added   uint64 `json:"added"`
+	Moved   uint64 `json:"moved"`
+	Expired uint64 `json:"expired"`
+	// Learns refused because MaxLearned entries were learned.
+	RefusedFull uint64 `json:"refused_full"`
+	// Learns refused for a bad MAC or VTEP.
+	RefusedInvalid uint64 `json:"refused_invalid"`
+	// Learns ignored because a stronger entry exists with a different VTEP.
+	Shadowed uint64 `json:"shadowed"`
 }
 
 // entry is immutable once published, except lastSeen.

@@ -2,8 +2,8 @@
 # The vxswitch demo: two hosts (network namespaces joined by a veth underlay),
 # a vxswitch daemon on each, one overlay network, a web server in a container
 # on host 1 and a client in a container on host 2 that fetches its page across
-# the overlay. Everything it makes carries the prefix vxdemo- and is removed at
-# the end, also on failure or Ctrl-C. Run as root.
+# the overlay. Everything it makes carries the prefix vxd<PID>- and is removed
+# at the end, also on failure or Ctrl-C. Run as root.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -12,9 +12,11 @@ need_root
 need_go
 need_cmds ip:iproute2 nsenter:util-linux curl:curl python3:python3
 echo "building vxswitch"
-go build -o bin/vxswitch ./cmd/vxswitch
+go build -ldflags "-X main.version=$(git describe --always --dirty 2>/dev/null || echo dev)" -o bin/vxswitch ./cmd/vxswitch
 BIN=./bin/vxswitch
-P=vxdemo
+# Unique per run, so that two demos never touch each other's namespaces;
+# short, so that "$P-u1" fits an interface name (15 characters).
+P=vxd$$
 WORK=$(mktemp -d /tmp/vxdemo.XXXXXX)
 PIDS=()
 
@@ -35,8 +37,13 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# Leftovers of an earlier demo that was killed before it could clean up.
-for ns in $P-h1 $P-h2 $P-web $P-client; do ip netns del "$ns" 2>/dev/null || true; done
+# Leftovers of earlier demos that were killed before they could clean up:
+# namespaces whose demo process is gone.
+for ns in $(ip netns list | awk '{print $1}' | grep -E '^vxd[0-9]+-' || true); do
+	pid=${ns#vxd}
+	pid=${pid%%-*}
+	kill -0 "$pid" 2>/dev/null || ip netns del "$ns" 2>/dev/null || true
+done
 
 step "two hosts joined by a veth underlay (198.18.0.1 and 198.18.0.2)"
 run ip netns add $P-h1

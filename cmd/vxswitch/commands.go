@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"slices"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -19,7 +18,7 @@ func newNetworkCmd(c *cli) *cobra.Command {
 	cmd := &cobra.Command{Use: "network", Short: "Create, list, inspect and remove networks; attach namespaces"}
 
 	var create api.NetworkCreate
-	var subnets, gateways []string
+	var subnets []string
 	createCmd := &cobra.Command{
 		Use:   "create NAME --vni N --subnet CIDR [--subnet CIDR6] [--gateway IP] [--mtu N]",
 		Short: "Create a network: a namespace with br0 and a TAP, served by the daemon",
@@ -28,14 +27,6 @@ func newNetworkCmd(c *cli) *cobra.Command {
 			create.Name = args[0]
 			if err := splitSubnets(subnets, &create); err != nil {
 				return err
-			}
-			switch {
-			case len(gateways) > 1 && slices.ContainsFunc(gateways, func(g string) bool { return strings.Contains(g, ":") }):
-				return fmt.Errorf("--gateway %s: IPv6 gateways are not supported (only an IPv4 one, set on br0)", strings.Join(gateways, ", "))
-			case len(gateways) > 1:
-				return fmt.Errorf("two --gateway values (%s): a network has one IPv4 gateway", strings.Join(gateways, ", "))
-			case len(gateways) == 1:
-				create.Gateway = gateways[0]
 			}
 			n, err := c.client().CreateNetwork(cmd.Context(), create)
 			if err != nil {
@@ -50,8 +41,8 @@ func newNetworkCmd(c *cli) *cobra.Command {
 	}
 	createCmd.Flags().Uint32Var(&create.VNI, "vni", 0, "VXLAN network identifier, 1 to 16777215 (required)")
 	createCmd.Flags().StringArrayVar(&subnets, "subnet", nil, "IPv4 subnet of the network, e.g. 10.0.0.0/24 (required); again with an IPv6 one, e.g. fd00:1::/64, for a dual-stack network")
-	createCmd.Flags().StringArrayVar(&gateways, "gateway", nil, "IPv4 address of br0 on every host (ARP for it stays local)")
-	createCmd.Flags().IntVar(&create.MTU, "mtu", 0, "overlay MTU (default: underlay MTU - 50)")
+	createCmd.Flags().Var(&onceString{&create.Gateway}, "gateway", "IPv4 address of br0 on every host (ARP for it stays local)")
+	createCmd.Flags().IntVar(&create.MTU, "mtu", 0, "overlay MTU (default: underlay MTU - 50, or - 70 on an IPv6 underlay)")
 	createCmd.MarkFlagRequired("vni")
 	createCmd.MarkFlagRequired("subnet")
 
@@ -113,7 +104,7 @@ func newNetworkCmd(c *cli) *cobra.Command {
 			return nil
 		},
 	}
-	attach.Flags().StringVar(&att.Netns, "netns", "", "namespace name (as in `ip netns`) or path (required)")
+	attach.Flags().StringVar(&att.Netns, "netns", "", "namespace name (as ip netns lists it) or path (required)")
 	attach.Flags().StringVar(&att.IP, "ip", "", "address in the network's subnet (default: the next free one)")
 	attach.Flags().StringVar(&att.IP6, "ip6", "", "IPv6 address in a dual-stack network's IPv6 subnet (default: the prefix and the MAC's EUI-64)")
 	attach.Flags().StringVar(&att.MAC, "mac", "", "MAC address (default: 02:42 and the IPv4 address)")
@@ -216,8 +207,8 @@ func newFDBCmd(c *cli) *cobra.Command {
 //	00:00:00:00:00:00 dst 198.18.0.2 vni 256 flood
 func fdbLine(e api.FDBEntry) string {
 	s := fmt.Sprintf("%s dst %s vni %d %s", e.MAC, e.VTEP, e.VNI, e.Source)
-	if e.Source == "learned" {
-		s += " age " + (time.Duration(e.Age) * time.Second).String()
+	if e.Age != nil {
+		s += " age " + (time.Duration(*e.Age) * time.Second).String()
 	}
 	return s
 }
@@ -308,3 +299,25 @@ func splitSubnets(subnets []string, req *api.NetworkCreate) error {
 	}
 	return nil
 }
+
+// onceString is a string flag that refuses a second value, where cobra
+// would silently keep the last (a network has one gateway; Docker users
+// pass one per subnet, and IPv6 gateways are not supported).
+type onceString struct{ p *string }
+
+func (o *onceString) String() string {
+	if o.p == nil {
+		return ""
+	}
+	return *o.p
+}
+
+func (o *onceString) Set(v string) error {
+	if *o.p != "" {
+		return fmt.Errorf("given twice (%s, %s): a network has one IPv4 gateway; IPv6 gateways are not supported", *o.p, v)
+	}
+	*o.p = v
+	return nil
+}
+
+func (o *onceString) Type() string { return "IP" }

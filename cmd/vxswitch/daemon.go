@@ -29,7 +29,9 @@ underlay). It listens for VXLAN on --vtep:--port, serves the control API on
 RUN_DIR/vxswitch.sock, keeps each network's namespace under RUN_DIR/netns and
 its configuration in STATE_DIR/state.json. On restart it restores every
 network, endpoint, peer and static entry. SIGINT or SIGTERM stop it; the
-networks' namespaces and endpoints stay for the next start.`,
+networks' namespaces and endpoints stay for the next start. In a named
+namespace, start it with 'nsenter --net=/run/netns/NAME', not 'ip netns
+exec', whose private mount namespace would hide the networks' namespaces.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ip, err := netip.ParseAddr(vtep)
@@ -37,6 +39,9 @@ networks' namespaces and endpoints stay for the next start.`,
 				return fmt.Errorf("bad --vtep %q: want this host's underlay IP address", vtep)
 			}
 			cfg.VTEP = ip
+			if cfg.Port == 0 {
+				return fmt.Errorf("bad --port 0: want a UDP port, 1 to 65535 (VXLAN's is 4789)")
+			}
 			switch offload {
 			case "on":
 				cfg.Offload = true

@@ -120,6 +120,7 @@ func TestDualStackErrors(t *testing.T) {
 		{"mistyped IPv6 subnet", []string{"network", "create", "x", "--vni", "9", "--subnet", "10.9.0.0/24", "--subnet", "fd00::1::/64"}, `bad IPv6 subnet "fd00::1::/64"`},
 		{"IPv6 gateway", []string{"network", "create", "x", "--vni", "9", "--subnet", "10.9.0.0/24", "--subnet", "fd00:9::/64", "--gateway", "fd00:9::1"}, "IPv6 gateways are not supported"},
 		{"two gateways", []string{"network", "create", "x", "--vni", "9", "--subnet", "10.9.0.0/24", "--subnet", "fd00:9::/64", "--gateway", "fd00:9::1", "--gateway", "10.9.0.1"}, "IPv6 gateways are not supported"},
+		{"IPv6 prefix too short, host bits", []string{"network", "create", "x", "--vni", "9", "--subnet", "10.9.0.0/24", "--subnet", "fd00:2::/8"}, "prefix length must be 16 to 64"},
 		{"dual-stack MTU under 1280", []string{"network", "create", "x", "--vni", "9", "--subnet", "10.9.0.0/24", "--subnet", "fd00:9::/64", "--mtu", "1000"}, "bad MTU 1000 for a dual-stack network: IPv6 needs at least 1280"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -61,6 +61,17 @@ func testTwoHosts(t *testing.T, args []string) {
 			t.Errorf("h%d coalesced nothing with offloads on", i+1)
 		}
 	}
+
+	// The JSON forms use snake_case keys throughout, and every learned
+	// entry has an age, 0 s included.
+	if out := cli(t, c.ds[0], "stats", "--json"); !strings.Contains(out, `"refused_full"`) || strings.Contains(out, `"RefusedFull"`) {
+		t.Errorf("stats --json keys:\n%s", out)
+	}
+	for _, e := range fdbJSON(t, c.ds[0], "net") {
+		if (e.Source == "learned") != (e.Age != nil) {
+			t.Errorf("fdb entry %+v: an age for learned entries only", e)
+		}
+	}
 }
 
 // A static entry is used without flooding: with empty flood lists every

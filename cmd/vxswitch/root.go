@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 
@@ -42,5 +43,25 @@ to it over its socket (--socket, or VXSWITCH_SOCKET).`,
 	}
 	root.PersistentFlags().StringVar(&c.socket, "socket", defaultSocket(), "daemon control socket (env VXSWITCH_SOCKET)")
 	root.AddCommand(newDaemonCmd(), newNetworkCmd(c), newPeerCmd(c), newFDBCmd(c), newStatsCmd(c))
+	refuseUnknownSubcommands(root)
 	return root
+}
+
+// refuseUnknownSubcommands makes every command group (network, peer, fdb)
+// fail on a subcommand it does not have, as the root does: cobra would
+// print the group's help and exit 0, so a script with a typo ("peer
+// delete") would think it had succeeded. A group alone prints its help.
+func refuseUnknownSubcommands(cmd *cobra.Command) {
+	for _, sub := range cmd.Commands() {
+		if sub.HasSubCommands() && !sub.Runnable() {
+			sub.Args = cobra.ArbitraryArgs
+			sub.RunE = func(cmd *cobra.Command, args []string) error {
+				if len(args) > 0 {
+					return fmt.Errorf("unknown command %q for %q; see '%s --help'", args[0], cmd.CommandPath(), cmd.CommandPath())
+				}
+				return cmd.Help()
+			}
+		}
+		refuseUnknownSubcommands(sub)
+	}
 }

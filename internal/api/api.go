@@ -87,12 +87,12 @@ type Peer struct {
 
 // FDBEntry is one MAC table entry.
 type FDBEntry struct {
-	Network string  `json:"network,omitempty"`
-	VNI     uint32  `json:"vni,omitempty"`
-	MAC     string  `json:"mac"`
-	VTEP    string  `json:"vtep"`
-	Source  string  `json:"source,omitempty"` // static, control, learned; "flood" for a flood-list entry (MAC 00:00:00:00:00:00)
-	Age     float64 `json:"age_seconds,omitempty"`
+	Network string   `json:"network,omitempty"`
+	VNI     uint32   `json:"vni,omitempty"`
+	MAC     string   `json:"mac"`
+	VTEP    string   `json:"vtep"`
+	Source  string   `json:"source,omitempty"`      // static, control, learned; "flood" for a flood-list entry (MAC 00:00:00:00:00:00)
+	Age     *float64 `json:"age_seconds,omitempty"` // learned entries only
 }
 
 // NetworkStats is one network's counters.

@@ -34,7 +34,7 @@ func (d *Daemon) attach(name string, req api.Attach) (api.Endpoint, error) {
 		if errors.Is(err, nsutil.ErrNotFound) {
 			return api.Endpoint{}, notFound("netns %q not found (give a name from `ip netns` or a path such as /proc/PID/ns/net)", req.Netns)
 		}
-		return api.Endpoint{}, bad("netns %q: %v", req.Netns, err)
+		return api.Endpoint{}, bad("%v", err)
 	}
 	if slices.ContainsFunc(n.Endpoints, func(e epState) bool { return e.Netns == path }) {
 		return api.Endpoint{}, conflict("netns %s is already attached to network %s", req.Netns, name)
@@ -93,6 +93,9 @@ func (n *network) pickIP(want string) (netip.Prefix, error) {
 		}
 		if !p.Addr().Is4() || !usableHost(n.Subnet, p.Addr()) || p.Bits() != n.Subnet.Bits() {
 			return p, bad("bad IP %q: not a host address of network %s's subnet %s", want, n.Name, n.Subnet)
+		}
+		if p.Addr() == n.Gateway {
+			return p, conflict("IP %s is network %s's gateway (on br0)", p.Addr(), n.Name)
 		}
 		if used[p.Addr()] {
 			return p, conflict("IP %s is already used in network %s", p.Addr(), n.Name)

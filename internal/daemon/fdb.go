@@ -195,7 +195,8 @@ func (d *Daemon) fdb(n *network) []api.FDBEntry {
 	for _, e := range n.sw.FIB().Entries() {
 		fe := api.FDBEntry{Network: n.Name, VNI: n.VNI, MAC: e.MAC.String(), VTEP: e.VTEP.String(), Source: e.Source.String()}
 		if e.Source == fib.Learned {
-			fe.Age = time.Duration(now - e.LastSeen.UnixNano()).Truncate(time.Second).Seconds()
+			age := time.Duration(now - e.LastSeen.UnixNano()).Truncate(time.Second).Seconds()
+			fe.Age = &age
 		}
 		out = append(out, fe)
 	}

@@ -101,11 +101,11 @@ func (d *Daemon) validateNetwork(req api.NetworkCreate) (netState, error) {
 	if !subnet.Addr().Is4() {
 		return ns, bad("bad subnet %q: the first subnet is the IPv4 one; an IPv6 one goes second (subnet6 in the API)", req.Subnet)
 	}
-	if subnet.Masked() != subnet {
-		return ns, bad("bad subnet %q: host bits are set; did you mean %s?", req.Subnet, subnet.Masked())
-	}
 	if subnet.Bits() > 30 || subnet.Bits() < 8 {
 		return ns, bad("bad subnet %q: prefix length must be 8 to 30", req.Subnet)
+	}
+	if subnet.Masked() != subnet {
+		return ns, bad("bad subnet %q: host bits are set; did you mean %s?", req.Subnet, subnet.Masked())
 	}
 	ns = netState{Name: req.Name, VNI: req.VNI, Subnet: subnet}
 	if req.Subnet6 != "" {
@@ -113,10 +113,10 @@ func (d *Daemon) validateNetwork(req api.NetworkCreate) (netState, error) {
 		switch {
 		case err != nil || !s6.Addr().Is6() || s6.Addr().Is4In6():
 			return ns, bad("bad IPv6 subnet %q: want an IPv6 CIDR such as fd00:1::/64", req.Subnet6)
-		case s6.Masked() != s6:
-			return ns, bad("bad IPv6 subnet %q: host bits are set; did you mean %s?", req.Subnet6, s6.Masked())
 		case s6.Bits() < 16 || s6.Bits() > 64:
 			return ns, bad("bad IPv6 subnet %q: prefix length must be 16 to 64 (endpoints get an EUI-64 interface ID)", req.Subnet6)
+		case s6.Masked() != s6:
+			return ns, bad("bad IPv6 subnet %q: host bits are set; did you mean %s?", req.Subnet6, s6.Masked())
 		case !s6.Addr().IsGlobalUnicast():
 			return ns, bad("bad IPv6 subnet %q: want a unique local (fd00::/8) or global unicast prefix", req.Subnet6)
 		}
