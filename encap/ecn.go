@@ -19,16 +19,10 @@ func ipOffset(frame []byte) (off int, version int) {
 	if len(frame) < EthernetHeaderLen {
 		return 0, 0
 	}
-	off = EthernetHeaderLen
-	et := binary.BigEndian.Uint16(frame[12:])
-	for tags := 0; tags < maxTags && (et == EtherTypeVLAN || et == EtherTypeQinQ); tags++ {
-		if len(frame) < off+VLANTagLen {
-			return 0, 0
-		}
-		et = binary.BigEndian.Uint16(frame[off+2:])
-		off += VLANTagLen
-	}
+	off, et, ok := skipTags(frame)
 	switch {
+	case !ok:
+		return 0, 0
 	case et == EtherTypeIPv4 && len(frame) >= off+IPv4MinHeaderLen && frame[off]>>4 == 4:
 		return off, 4
 	case et == EtherTypeIPv6 && len(frame) >= off+IPv6HeaderLen && frame[off]>>4 == 6:

@@ -195,18 +195,12 @@ func (r *TCPRun) Finish() (GSO, bool) {
 		return GSO{}, false
 	}
 	f, a := &r.first, r.frame
-	ipLen := f.hdrLen - EthernetHeaderLen + r.total
-	if f.v6 {
-		IPv6(a[EthernetHeaderLen:]).SetPayloadLength(uint16(ipLen - IPv6HeaderLen))
-	} else {
-		ip := IPv4(a[EthernetHeaderLen:])
-		ip.SetTotalLength(uint16(ipLen))
-		ip.UpdateChecksum()
-	}
+	tcpLen := f.hdrLen - f.tcpOff + r.total
+	setIPLength(a, EthernetHeaderLen, f.tcpOff, tcpLen, f.v6)
 	th := TCP(a[f.tcpOff:])
 	th.SetFlags(th.Flags() | r.last.flags&TCPFlagPSH)
 	src, dst := ipSrcDst(a, EthernetHeaderLen, f.v6)
-	th.SetChecksum(PseudoHeaderChecksum(ProtocolTCP, src, dst, uint16(ipLen-(f.tcpOff-EthernetHeaderLen))))
+	th.SetChecksum(PseudoHeaderChecksum(ProtocolTCP, src, dst, uint16(tcpLen)))
 	return GSO{
 		HdrLen:     f.hdrLen,
 		Size:       f.payLen,

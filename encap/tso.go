@@ -21,14 +21,12 @@ func locateIP(frame []byte, tagged bool, proto uint8) (l3Off, l4Off int, v6 bool
 	if len(frame) < EthernetHeaderLen {
 		return 0, 0, false, ErrShort
 	}
-	l3Off = EthernetHeaderLen
-	et := Ethernet(frame).EtherType()
-	for tags := 0; tagged && tags < maxTags && (et == EtherTypeVLAN || et == EtherTypeQinQ); tags++ {
-		if len(frame) < l3Off+VLANTagLen {
+	l3Off, et := EthernetHeaderLen, Ethernet(frame).EtherType()
+	if tagged {
+		var ok bool
+		if l3Off, et, ok = skipTags(frame); !ok {
 			return 0, 0, false, ErrShort
 		}
-		et = binary.BigEndian.Uint16(frame[l3Off+2:])
-		l3Off += VLANTagLen
 	}
 	ip := frame[l3Off:]
 	switch et {
@@ -88,6 +86,35 @@ func locateTCP(frame []byte, tagged bool) (l3Off, tcpOff, hdrLen int, v6 bool, e
 		return 0, 0, 0, false, ErrShort
 	}
 	return l3Off, tcpOff, hdrLen, v6, nil
+}
+
+// skipTags returns the offset and EtherType of what follows the Ethernet
+// header of frame and up to maxTags VLAN tags; ok is false if the frame
+// ends inside a tag. frame holds at least an Ethernet header.
+func skipTags(frame []byte) (off int, et uint16, ok bool) {
+	off, et = EthernetHeaderLen, Ethernet(frame).EtherType()
+	for tags := 0; tags < maxTags && (et == EtherTypeVLAN || et == EtherTypeQinQ); tags++ {
+		if len(frame) < off+VLANTagLen {
+			return 0, 0, false
+		}
+		et = binary.BigEndian.Uint16(frame[off+2:])
+		off += VLANTagLen
+	}
+	return off, et, true
+}
+
+// setIPLength sets the length field of the IP header at h[l3Off:] for a
+// transport header at h[l4Off:] followed by l4Len transport bytes in all
+// (IPv6: the payload length, no extension headers; IPv4: the total length,
+// and the header checksum, which covers it and must be recomputed).
+func setIPLength(h []byte, l3Off, l4Off, l4Len int, v6 bool) {
+	if v6 {
+		IPv6(h[l3Off:]).SetPayloadLength(uint16(l4Len))
+		return
+	}
+	ip := IPv4(h[l3Off:])
+	ip.SetTotalLength(uint16(l4Off - l3Off + l4Len))
+	ip.UpdateChecksum()
 }
 
 // ipSrcDst returns the source and destination address of the IP header
@@ -204,15 +231,11 @@ func (s *TCPSuper) Segment(i int, frame, hdr []byte) (payload []byte) {
 	h := hdr[:s.hdrLen]
 	copy(h, frame[:s.hdrLen])
 
-	tcpLen := s.hdrLen - s.tcpOff + len(payload)
-	if s.v6 {
-		IPv6(h[s.l3Off:]).SetPayloadLength(uint16(tcpLen))
-	} else {
-		ip := IPv4(h[s.l3Off:])
-		ip.SetTotalLength(uint16(s.tcpOff - s.l3Off + tcpLen))
-		ip.SetID(s.id + uint16(i))
-		ip.UpdateChecksum()
+	if !s.v6 {
+		IPv4(h[s.l3Off:]).SetID(s.id + uint16(i))
 	}
+	tcpLen := s.hdrLen - s.tcpOff + len(payload)
+	setIPLength(h, s.l3Off, s.tcpOff, tcpLen, s.v6)
 
 	th := TCP(h[s.tcpOff:])
 	th.SetSeq(s.seq + uint32(i*s.mss))

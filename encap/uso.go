@@ -95,14 +95,10 @@ func (s *UDPSuper) Segment(i int, frame, hdr []byte) (payload []byte) {
 	h := hdr[:hl]
 	copy(h, frame[:hl])
 	udpLen := UDPHeaderLen + len(payload)
-	if s.v6 {
-		IPv6(h[s.l3Off:]).SetPayloadLength(uint16(udpLen))
-	} else {
-		ip := IPv4(h[s.l3Off:])
-		ip.SetTotalLength(uint16(s.udpOff - s.l3Off + udpLen))
-		ip.SetID(s.id + uint16(i))
-		ip.UpdateChecksum()
+	if !s.v6 {
+		IPv4(h[s.l3Off:]).SetID(s.id + uint16(i))
 	}
+	setIPLength(h, s.l3Off, s.udpOff, udpLen, s.v6)
 	uh := UDP(h[s.udpOff:])
 	uh.SetLength(uint16(udpLen))
 	uh.SetChecksum(0)
@@ -226,14 +222,7 @@ func (r *UDPRun) Finish() (GSO, bool) {
 	}
 	f, a := &r.first, r.frame
 	udpLen := UDPHeaderLen + r.total
-	ipLen := f.udpOff - EthernetHeaderLen + udpLen
-	if f.v6 {
-		IPv6(a[EthernetHeaderLen:]).SetPayloadLength(uint16(udpLen))
-	} else {
-		ip := IPv4(a[EthernetHeaderLen:])
-		ip.SetTotalLength(uint16(ipLen))
-		ip.UpdateChecksum()
-	}
+	setIPLength(a, EthernetHeaderLen, f.udpOff, udpLen, f.v6)
 	uh := UDP(a[f.udpOff:])
 	uh.SetLength(uint16(udpLen))
 	src, dst := ipSrcDst(a, EthernetHeaderLen, f.v6)
