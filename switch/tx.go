@@ -152,11 +152,9 @@ func (t *txLoop) poll(p tap.Poller) (int, error) {
 		t.n.txMu.Unlock()
 		if t.yieldNext {
 			// Outside txMu, so that the RX loop can drain the TAP
-			// meanwhile. Raw, like the datapath's other system calls:
-			// it never blocks for long, and an entersyscall could wake
-			// sysmon.
+			// meanwhile.
 			t.yieldNext = false
-			unix.RawSyscall(unix.SYS_SCHED_YIELD, 0, 0, 0)
+			schedYield()
 		}
 		if err != nil || k == len(t.bufs) || t.n.s.poll <= 0 {
 			return k, err
@@ -211,8 +209,13 @@ func fair() { runtime.Gosched() }
 // polling loop must not starve the processes whose packets it waits for.
 func yield() {
 	fair()
-	unix.Syscall(unix.SYS_SCHED_YIELD, 0, 0, 0)
+	schedYield()
 }
+
+// schedYield lets other threads of the machine run on this CPU. Raw, like
+// the datapath's other system calls: it never blocks for long, and an
+// entersyscall could wake sysmon (see tap.rawRead).
+func schedYield() { unix.RawSyscall(unix.SYS_SCHED_YIELD, 0, 0, 0) }
 
 // batch encapsulates and sends the k frames just read.
 func (t *txLoop) batch(k int) {

@@ -582,13 +582,19 @@ func (s *udpSock) fill(i int, m *SendMsg, iov []unix.Iovec, v4, gso bool) {
 	if gso && m.SegSize > 0 && total > m.SegSize {
 		seg = m.SegSize
 	}
-	if n := putCmsgs(s.ctrl[i].b[:], seg, m.ECN, v4); n > 0 {
-		h.Control = &s.ctrl[i].b[0]
+	setControl(h, &s.ctrl[i], seg, m.ECN, v4)
+}
+
+// setControl points h at the control messages a send needs (see
+// putCmsgs), written into c, or at none.
+func setControl(h *unix.Msghdr, c *cmsgSpace, segSize int, ecn uint8, v4 bool) {
+	if n := putCmsgs(c.b[:], segSize, ecn, v4); n > 0 {
+		h.Control = &c.b[0]
 		h.SetControllen(n)
-	} else {
-		h.Control = nil
-		h.SetControllen(0)
+		return
 	}
+	h.Control = nil
+	h.SetControllen(0)
 }
 
 // sendmmsg sends the prepared slots [from, n) of hdrs, waiting while the
@@ -660,13 +666,7 @@ func (u *udpUnderlay) sendSplit(s *udpSock, m *SendMsg) error {
 			h.Namelen = putSockaddr(&sp.names[n], m.Dst, u.v4)
 			h.Iov = &sp.iov[start]
 			h.SetIovlen(iovs - start)
-			if c := putCmsgs(sp.ctrl[n].b[:], 0, m.ECN, u.v4); c > 0 {
-				h.Control = &sp.ctrl[n].b[0]
-				h.SetControllen(c)
-			} else {
-				h.Control = nil
-				h.SetControllen(0)
-			}
+			setControl(h, &sp.ctrl[n], 0, m.ECN, u.v4)
 			n++
 		}
 		if k, err := s.sendHdrs(&sp.hdrs, 0, n); err != nil || k < n {
