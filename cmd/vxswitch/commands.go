@@ -32,10 +32,7 @@ func newNetworkCmd(c *cli) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if n.Subnet6 != "" {
-				n.Subnet += "," + n.Subnet6
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "%s vni %d subnet %s netns %s\n", n.Name, n.VNI, n.Subnet, n.Netns)
+			fmt.Fprintf(cmd.OutOrStdout(), "%s vni %d subnet %s netns %s\n", n.Name, n.VNI, subnetList(n), n.Netns)
 			return nil
 		},
 	}
@@ -60,11 +57,7 @@ func newNetworkCmd(c *cli) *cobra.Command {
 				if n.Problem != "" {
 					status = "down: " + n.Problem
 				}
-				subnet := n.Subnet
-				if n.Subnet6 != "" {
-					subnet += "," + n.Subnet6
-				}
-				fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%d\t%d\t%d\t%s\n", n.Name, n.VNI, subnet, orDash(n.Gateway), n.MTU, len(n.Endpoints), len(n.Peers), status)
+				fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%d\t%d\t%d\t%s\n", n.Name, n.VNI, subnetList(n), orDash(n.Gateway), n.MTU, len(n.Endpoints), len(n.Peers), status)
 			}
 			return tw.Flush()
 		},
@@ -275,6 +268,15 @@ func writeJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(v)
+}
+
+// subnetList is a network's subnets as create and ls print them: the IPv4
+// one, then the IPv6 one, if any, after a comma.
+func subnetList(n api.Network) string {
+	if n.Subnet6 == "" {
+		return n.Subnet
+	}
+	return n.Subnet + "," + n.Subnet6
 }
 
 // splitSubnets puts the --subnet values into req: one IPv4 subnet, and

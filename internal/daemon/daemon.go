@@ -85,8 +85,7 @@ type Daemon struct {
 	cfg      Config
 	log      *zap.Logger
 	sw       *vswitch.Switch
-	ulMTU    int // MTU of the underlay interface that holds the VTEP
-	ulIf     ulLink
+	ulIf     ulLink // the underlay interface that holds the VTEP
 	locks    []*os.File
 	ln       net.Listener
 	srv      *http.Server
@@ -168,7 +167,6 @@ func (d *Daemon) open() error {
 	if d.ulIf, err = underlayLink(cfg.Netns, cfg.VTEP); err != nil {
 		return err
 	}
-	d.ulMTU = d.ulIf.mtu
 	ul, err := vswitch.ListenUDP(vswitch.UDPConfig{
 		Netns: cfg.Netns, Local: netip.AddrPortFrom(cfg.VTEP, cfg.Port),
 		SrcPortMin: cfg.SrcPortMin, SrcPortMax: cfg.SrcPortMax, NoOffload: !cfg.Offload, Logger: d.log,

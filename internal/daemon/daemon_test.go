@@ -83,7 +83,7 @@ func TestPickMAC(t *testing.T) {
 }
 
 func TestValidateNetwork(t *testing.T) {
-	d := &Daemon{cfg: Config{VTEP: netip.MustParseAddr("198.18.0.1")}, ulMTU: 1500, nets: map[string]*network{"a": testNet()}}
+	d := &Daemon{cfg: Config{VTEP: netip.MustParseAddr("198.18.0.1")}, ulIf: ulLink{mtu: 1500}, nets: map[string]*network{"a": testNet()}}
 	ok, err := d.validateNetwork(api.NetworkCreate{Name: "b", VNI: 8, Subnet: "10.1.0.0/24", Gateway: "10.1.0.1"})
 	if err != nil || ok.MTU != 1450 {
 		t.Fatalf("valid request: %+v, %v", ok, err)

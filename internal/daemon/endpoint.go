@@ -83,13 +83,9 @@ func (n *network) pickIP(want string) (netip.Prefix, error) {
 		used[e.IP.Addr()] = true
 	}
 	if want != "" {
-		p, err := netip.ParsePrefix(want)
-		if err != nil {
-			a, aerr := netip.ParseAddr(want)
-			if aerr != nil {
-				return p, bad("bad IP %q: want an IPv4 address or CIDR in %s", want, n.Subnet)
-			}
-			p = netip.PrefixFrom(a, n.Subnet.Bits())
+		p, ok := parseHostAddr(want, n.Subnet)
+		if !ok {
+			return p, bad("bad IP %q: want an IPv4 address or CIDR in %s", want, n.Subnet)
 		}
 		if !p.Addr().Is4() || !usableHost(n.Subnet, p.Addr()) || p.Bits() != n.Subnet.Bits() {
 			return p, bad("bad IP %q: not a host address of network %s's subnet %s", want, n.Name, n.Subnet)
@@ -113,6 +109,19 @@ func (n *network) pickIP(want string) (netip.Prefix, error) {
 	return netip.Prefix{}, conflict("network %s has no free address left in %s", n.Name, n.Subnet)
 }
 
+// parseHostAddr parses what --ip or --ip6 gave: a CIDR, or a bare address
+// that takes subnet's prefix length. The caller checks that it fits.
+func parseHostAddr(want string, subnet netip.Prefix) (netip.Prefix, bool) {
+	if p, err := netip.ParsePrefix(want); err == nil {
+		return p, true
+	}
+	a, err := netip.ParseAddr(want)
+	if err != nil {
+		return netip.Prefix{}, false
+	}
+	return netip.PrefixFrom(a, subnet.Bits()), true
+}
+
 // pickIP6 validates a requested IPv6 address or makes one from the
 // network's IPv6 prefix and the modified EUI-64 interface ID of the
 // endpoint's MAC (RFC 4291 appendix A, as SLAAC would; Docker's bridge
@@ -129,13 +138,9 @@ func (n *network) pickIP6(want, mac string) (netip.Prefix, error) {
 	}
 	var p netip.Prefix
 	if want != "" {
-		var err error
-		if p, err = netip.ParsePrefix(want); err != nil {
-			a, aerr := netip.ParseAddr(want)
-			if aerr != nil {
-				return p, bad("bad IPv6 address %q: want an IPv6 address or CIDR in %s", want, n.Subnet6)
-			}
-			p = netip.PrefixFrom(a, n.Subnet6.Bits())
+		var ok bool
+		if p, ok = parseHostAddr(want, n.Subnet6); !ok {
+			return p, bad("bad IPv6 address %q: want an IPv6 address or CIDR in %s", want, n.Subnet6)
 		}
 		if !p.Addr().Is6() || p.Addr().Is4In6() || p.Addr().Zone() != "" || !n.Subnet6.Contains(p.Addr()) || p.Addr() == n.Subnet6.Addr() || p.Bits() != n.Subnet6.Bits() || reservedIID(p) {
 			return p, bad("bad IPv6 address %q: not a host address of network %s's IPv6 subnet %s", want, n.Name, n.Subnet6)

@@ -72,9 +72,9 @@ func tapName(vni uint32) string { return "vxlan" + strconv.FormatUint(uint64(vni
 // fragmenting.
 func (d *Daemon) maxMTU() int {
 	if d.cfg.VTEP.Is4() {
-		return d.ulMTU - vxlanOverhead
+		return d.ulIf.mtu - vxlanOverhead
 	}
-	return d.ulMTU - vxlanOverhead - 20
+	return d.ulIf.mtu - vxlanOverhead - 20
 }
 
 // validateNetwork checks a create request and turns it into a netState.
@@ -143,10 +143,10 @@ func (d *Daemon) validateNetwork(req api.NetworkCreate) (netState, error) {
 		ns.MTU = d.maxMTU()
 	}
 	if ns.MTU < 576 || ns.MTU > d.maxMTU() {
-		return ns, bad("bad MTU %d: the underlay (MTU %d) carries overlay MTUs of 576 to %d", req.MTU, d.ulMTU, d.maxMTU())
+		return ns, bad("bad MTU %d: the underlay (MTU %d) carries overlay MTUs of 576 to %d", req.MTU, d.ulIf.mtu, d.maxMTU())
 	}
 	if ns.Subnet6.IsValid() && ns.MTU < ipv6MinMTU {
-		return ns, bad("bad MTU %d for a dual-stack network: IPv6 needs at least %d (the underlay's MTU %d allows up to %d)", ns.MTU, ipv6MinMTU, d.ulMTU, d.maxMTU())
+		return ns, bad("bad MTU %d for a dual-stack network: IPv6 needs at least %d (the underlay's MTU %d allows up to %d)", ns.MTU, ipv6MinMTU, d.ulIf.mtu, d.maxMTU())
 	}
 	return ns, nil
 }
