@@ -244,13 +244,19 @@ func Handle(path string) (*netlink.Handle, error) {
 	return h, nil
 }
 
-// SetSysctl writes value to the sysctl key (dotted, e.g.
-// "net.ipv6.conf.all.disable_ipv6") of the namespace at path. Network
-// sysctls under /proc/sys/net belong to the namespace of the thread that
-// opens them, so this needs no remount of /proc or /sys.
+// SetSysctl writes value to the sysctl key of the namespace at path. As
+// with sysctl(8), the key is dotted ("net.ipv6.conf.all.disable_ipv6"),
+// or slashed where a component holds a dot, as an interface name may
+// ("net/ipv6/conf/eth0.100/disable_ipv6"). Network sysctls under
+// /proc/sys/net belong to the namespace of the thread that opens them, so
+// this needs no remount of /proc or /sys.
 func SetSysctl(path, key, value string) error {
 	return Do(path, func() error {
-		f := filepath.Join("/proc/sys", strings.ReplaceAll(key, ".", "/"))
+		rel := key
+		if !strings.Contains(key, "/") {
+			rel = strings.ReplaceAll(key, ".", "/")
+		}
+		f := filepath.Join("/proc/sys", rel)
 		if err := os.WriteFile(f, []byte(value), 0o644); err != nil {
 			return fmt.Errorf("sysctl %s=%s in %s: %w", key, value, Describe(path), err)
 		}

@@ -5,7 +5,10 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+
+	"github.com/vishvananda/netlink"
 
 	"github.com/vxswitch/vxswitch/bench/topo"
 	"github.com/vxswitch/vxswitch/internal/nsutil"
@@ -81,5 +84,48 @@ func TestNamespaces(t *testing.T) {
 	}
 	if err := nsutil.Delete(path); err != nil {
 		t.Errorf("second Delete: %v", err)
+	}
+}
+
+// SetSysctl writes in the namespace given, with a dotted key or a slashed
+// one whose interface name holds a dot, and leaves the caller's alone.
+func TestSetSysctl(t *testing.T) {
+	topo.RequireRoot(t)
+	path, err := nsutil.Create(t.TempDir(), "sysctl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nsutil.Delete(path)
+	h, err := nsutil.Handle(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	if err := h.LinkAdd(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "v.1"}, PeerName: "v.2"}); err != nil {
+		t.Fatal(err)
+	}
+	read := func(ns, f string) string {
+		var b []byte
+		if err := nsutil.Do(ns, func() (err error) { b, err = os.ReadFile(f); return }); err != nil {
+			t.Fatal(err)
+		}
+		return strings.TrimSpace(string(b))
+	}
+	const fwd = "/proc/sys/net/ipv6/conf/all/forwarding"
+	before := read("", fwd)
+	for _, tc := range []struct{ key, file, value string }{
+		{"net.ipv6.conf.all.forwarding", fwd, "1"},
+		{"net/ipv6/conf/v.1/accept_ra", "/proc/sys/net/ipv6/conf/v.1/accept_ra", "0"},
+		{"net/ipv6/conf/v.1/accept_ra", "/proc/sys/net/ipv6/conf/v.1/accept_ra", "2"},
+	} {
+		if err := nsutil.SetSysctl(path, tc.key, tc.value); err != nil {
+			t.Fatalf("SetSysctl %s: %v", tc.key, err)
+		}
+		if got := read(path, tc.file); got != tc.value {
+			t.Errorf("%s = %q after setting %q", tc.file, got, tc.value)
+		}
+	}
+	if after := read("", fwd); after != before {
+		t.Errorf("the caller's %s changed from %s to %s", fwd, before, after)
 	}
 }

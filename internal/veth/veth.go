@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"os"
 	"slices"
 
 	"github.com/vishvananda/netlink"
@@ -134,18 +133,15 @@ func configurePeer(h *netlink.Handle, s Spec) error {
 // have it off by default (net.ipv6.conf.default.disable_ipv6), and has it
 // ignore router advertisements: the address is static, and a router
 // advertisement on the overlay (a container running radvd) must not add
-// addresses and default routes to every container. The paths are built
-// by hand: interface names may contain dots.
+// addresses and default routes to every container. The keys are slashed:
+// interface names may contain dots.
 func enableIPv6(path, ifname string) error {
-	return nsutil.Do(path, func() error {
-		for _, kv := range [][2]string{{"accept_ra", "0"}, {"disable_ipv6", "0"}} {
-			f := "/proc/sys/net/ipv6/conf/" + ifname + "/" + kv[0]
-			if err := os.WriteFile(f, []byte(kv[1]), 0o644); err != nil {
-				return fmt.Errorf("enable IPv6 on %s: %w", ifname, err)
-			}
+	for _, k := range []string{"accept_ra", "disable_ipv6"} {
+		if err := nsutil.SetSysctl(path, "net/ipv6/conf/"+ifname+"/"+k, "0"); err != nil {
+			return err
 		}
-		return nil
-	})
+	}
+	return nil
 }
 
 // Delete removes the veth pair whose bridge side is name in netnsPath; a
