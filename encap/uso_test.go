@@ -247,7 +247,10 @@ func TestUDPRunRefuses(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var r encap.UDPRun
-			s, _ := encap.ParseUDPSeg(first)
+			s, ok := encap.ParseUDPSeg(first)
+			if !ok {
+				t.Fatal("the first datagram is refused")
+			}
 			r.Start(first, s)
 			for i, n := range tc.prev {
 				f := dgram{id: uint16(11 + i), payload: make([]byte, n)}.frame(t)

@@ -139,34 +139,25 @@ func TestRXCoalescingKeepsCE(t *testing.T) {
 	w := newWire()
 	a := newFastRig(t, w, "198.18.0.1:4789")
 	rx := newRxLoop(a.sw)
-	const size = 100
-	seg := func(i int) []byte {
-		f := withTOS(tcpFrame(t, bytes.Repeat([]byte{byte(i)}, size)), encap.ECNECT0)
-		tcp := encap.TCP(f[34:])
-		tcp.SetSeq(1000 + uint32(i*size))
-		f[34+13] = encap.TCPFlagACK // no PSH, which ends a run
-		tcp.SetChecksum(0)
-		ip := encap.IPv4(f[14:])
-		ip.SetID(uint16(i)) // consecutive, as a run needs
-		ip.UpdateChecksum()
-		tcp.SetChecksum(^encap.Checksum(f[34:], encap.PseudoHeaderChecksum(encap.ProtocolTCP, ip.Src(), ip.Dst(), uint16(len(f)-34))))
-		return vxlan(256, f)
+	// Five segments of one flow, ECT(0), as a sender's TSO cuts them.
+	sf := superframe(t, bytes.Repeat([]byte("x"), 5*testMSS))
+	sf.b = withTOS(sf.b, encap.ECNECT0)
+	sup, err := encap.ParseTCPSuper(sf.b, testMSS)
+	if err != nil {
+		t.Fatal(err)
 	}
 	// Three receive slots as UDP GRO would fill them: segments 0-1 (outer
 	// ECT(0)), 2 (outer CE), 3-4 (outer ECT(0)).
 	slots := []struct {
-		segs []int
-		ecn  uint8
-	}{{[]int{0, 1}, encap.ECNECT0}, {[]int{2}, encap.ECNCE}, {[]int{3, 4}, encap.ECNECT0}}
+		first, n int
+		ecn      uint8
+	}{{0, 2, encap.ECNECT0}, {2, 1, encap.ECNCE}, {3, 2, encap.ECNECT0}}
 	for i, sl := range slots {
+		buf, segLen := groSlot(sl.n, sup.HeaderLen(), func(j int, h []byte) []byte { return sup.Segment(sl.first+j, sf.b, h) })
 		m := &rx.msgs[i]
-		m.N, m.SegSize, m.ECN, m.Src = 0, 0, sl.ecn, netip.MustParseAddrPort("198.18.0.9:4789")
-		for _, j := range sl.segs {
-			d := seg(j)
-			m.N += copy(m.Buf[m.N:], d)
-			if len(sl.segs) > 1 {
-				m.SegSize = len(d)
-			}
+		m.N, m.SegSize, m.ECN, m.Src = copy(m.Buf, buf), 0, sl.ecn, netip.MustParseAddrPort("198.18.0.9:4789")
+		if sl.n > 1 {
+			m.SegSize = segLen
 		}
 	}
 	rx.batch(len(slots))
@@ -178,7 +169,7 @@ func TestRXCoalescingKeepsCE(t *testing.T) {
 		if k.b[15] != want.tos || !encap.IPv4(k.b[14:]).ChecksumValid() {
 			t.Errorf("frame %d: TOS %#02x (header checksum valid %v), want %#02x", i, k.b[15], encap.IPv4(k.b[14:]).ChecksumValid(), want.tos)
 		}
-		if got := (len(k.b) - 54) / size; got != want.segs {
+		if got := (len(k.b) - 54) / testMSS; got != want.segs {
 			t.Errorf("frame %d: %d segments, want %d", i, got, want.segs)
 		}
 	}

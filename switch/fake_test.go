@@ -292,10 +292,6 @@ func (u *fakeUnderlay) Send(msgs []SendMsg) (int, error) {
 				panic("fake underlay: GSO message over the kernel's limits")
 			}
 		}
-		u.mu.Lock()
-		u.sends = append(u.sends, sendRec{dst: m.Dst, segSize: m.SegSize})
-		rec := &u.sends[len(u.sends)-1]
-		u.mu.Unlock()
 		var all []byte
 		for _, b := range m.Iov {
 			all = append(all, b...)
@@ -304,12 +300,16 @@ func (u *fakeUnderlay) Send(msgs []SendMsg) (int, error) {
 		if step == 0 {
 			step = len(all)
 		}
+		rec := sendRec{dst: m.Dst, segSize: m.SegSize}
 		for off := 0; off < len(all); off += step {
 			u.transmit(datagram{b: all[off:min(off+step, len(all))], src: u.addr, dst: m.Dst, flow: m.Flow, ecn: m.ECN})
-			u.mu.Lock()
 			rec.dgrams++
-			u.mu.Unlock()
 		}
+		// Recorded whole, in one step: a pointer into u.sends would be
+		// left behind if a concurrent Send grew the slice.
+		u.mu.Lock()
+		u.sends = append(u.sends, rec)
+		u.mu.Unlock()
 	}
 	return 0, nil
 }

@@ -342,34 +342,18 @@ func TestSteadyStateAllocs(t *testing.T) {
 	rx := newRxLoop(sw)
 	// One GRO slot of 40 segments of one flow, as the kernel coalesces
 	// them, then a slot with one small frame.
-	var gro []byte
-	var segLen int
-	s, _ := encap.ParseTCPSuper(sf.b, testMSS)
-	hdr := make([]byte, s.HeaderLen())
-	for i := range 40 {
-		p := s.Segment(i, sf.b, hdr)
-		d := make([]byte, 8, 8+len(hdr)+len(p))
-		encap.PutVXLAN(d, 256)
-		d = append(append(d, hdr...), p...)
-		segLen = len(d)
-		gro = append(gro, d...)
+	s, err := encap.ParseTCPSuper(sf.b, testMSS)
+	if err != nil {
+		t.Fatal(err)
 	}
+	gro, segLen := groSlot(40, s.HeaderLen(), func(i int, h []byte) []byte { return s.Segment(i, sf.b, h) })
 	single := vxlan(256, frame(macA, macB, 0x0800, make([]byte, 50)))
 	// And a GRO slot of 16 UDP datagrams of one flow.
-	var udpGRO []byte
-	var udpLen int
-	us, _ := encap.ParseUDPSuper(usf.b, 1200)
-	uhdr := make([]byte, us.HeaderLen())
-	for i := range us.Segments() {
-		p := us.Segment(i, usf.b, uhdr)
-		d := make([]byte, 8, 8+len(uhdr)+len(p))
-		encap.PutVXLAN(d, 256)
-		d = append(append(d, uhdr...), p...)
-		if i == 0 {
-			udpLen = len(d)
-		}
-		udpGRO = append(udpGRO, d...)
+	us, err := encap.ParseUDPSuper(usf.b, 1200)
+	if err != nil {
+		t.Fatal(err)
 	}
+	udpGRO, udpLen := groSlot(us.Segments(), us.HeaderLen(), func(i int, h []byte) []byte { return us.Segment(i, usf.b, h) })
 	loadRX := func() int {
 		src := netip.MustParseAddrPort("198.18.0.2:50000")
 		for i, m := range []struct {
@@ -488,6 +472,9 @@ func TestTXCoalescesSmallFrames(t *testing.T) {
 	a.ul.noGSO.Store(true)
 	load()
 	tx.batch(len(frames))
+	if got := a.ul.Sends(); len(got) != len(frames)+1 { // the broadcast goes to two VTEPs
+		t.Fatalf("without GSO, %d messages for %d frames: %v", len(got), len(frames), got)
+	}
 	for i, m := range a.ul.Sends() {
 		if m.segSize != 0 {
 			t.Fatalf("without GSO, message %d is %v", i, m)
@@ -733,4 +720,21 @@ func TestYieldToSender(t *testing.T) {
 			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
 		}
 	}
+}
+
+// groSlot is a UDP GRO receive buffer as the kernel fills it: the VXLAN
+// datagrams (VNI 256) of segments 0 to n-1 of a superframe, each
+// segment's hdrLen header bytes written by segment, which returns its
+// payload; and the first datagram's length, the GRO segment size.
+func groSlot(n, hdrLen int, segment func(i int, hdr []byte) []byte) (buf []byte, segLen int) {
+	hdr := make([]byte, hdrLen)
+	for i := range n {
+		p := segment(i, hdr)
+		d := vxlan(256, append(append([]byte(nil), hdr...), p...))
+		if i == 0 {
+			segLen = len(d)
+		}
+		buf = append(buf, d...)
+	}
+	return buf, segLen
 }

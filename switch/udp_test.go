@@ -111,24 +111,12 @@ func TestUDPUnderlay(t *testing.T) {
 				recv[i].Buf = make([]byte, 1<<16)
 			}
 			var got [][]byte
-			for len(got) < len(want) {
-				k, err := ul.Recv(recv)
-				if err != nil {
-					t.Fatal(err)
+			recvDatagrams(t, ul, recv, len(want), func(m *vswitch.RecvMsg, d []byte) {
+				if m.Src.Addr() != local.Addr() || m.Src.Port() < 50000 || m.Src.Port() > 50100 {
+					t.Errorf("from %v: want %v and a port in 50000-50100", m.Src, local.Addr())
 				}
-				for _, m := range recv[:k] {
-					if m.Src.Addr() != local.Addr() || m.Src.Port() < 50000 || m.Src.Port() > 50100 {
-						t.Errorf("from %v: want %v and a port in 50000-50100", m.Src, local.Addr())
-					}
-					step := m.SegSize
-					if step == 0 {
-						step = m.N
-					}
-					for off := 0; off < m.N; off += step {
-						got = append(got, append([]byte(nil), m.Buf[off:min(off+step, m.N)]...))
-					}
-				}
-			}
+				got = append(got, append([]byte(nil), d...))
+			})
 			for i := range want {
 				if !bytes.Equal(got[i], want[i]) {
 					t.Fatalf("datagram %d: %d bytes of %q, want %d of %q", i, len(got[i]), got[i][:1], len(want[i]), want[i][:1])
@@ -173,7 +161,10 @@ func TestUDPUnderlayLinkLocal(t *testing.T) {
 		if err := h.LinkAdd(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "ul"}, PeerName: "ulp"}); err != nil {
 			t.Fatal(err)
 		}
-		ul, _ := h.LinkByName("ul")
+		ul, err := h.LinkByName("ul")
+		if err != nil {
+			t.Fatal(err)
+		}
 		if err := h.LinkSetUp(ul); err != nil {
 			t.Fatal(err)
 		}
@@ -184,17 +175,60 @@ func TestUDPUnderlayLinkLocal(t *testing.T) {
 		if err != nil {
 			t.Fatalf("namespace %d: %v", i, err)
 		}
-		defer u.Close()
+		t.Cleanup(func() { u.Close() })
 		if got, err := vswitch.BoundIndex(u); err != nil || got != ul.Attrs().Index {
 			t.Errorf("namespace %d: bound to interface %d (%v), want ul's index %d", i, got, err, ul.Attrs().Index)
 		}
-		if _, err := vswitch.ListenUDP(vswitch.UDPConfig{Netns: path, Local: netip.MustParseAddrPort("[fe80::1%nope]:4789")}); err == nil || !strings.Contains(err.Error(), "nope") {
-			t.Errorf("unknown interface: %v, want an error naming it", err)
-		}
+		refused(t, path, "[fe80::1%nope]:4789", "nope")
 	}
 	ns, _ := testNetns(t)
-	if _, err := vswitch.ListenUDP(vswitch.UDPConfig{Netns: ns, Local: netip.MustParseAddrPort("[fd00::1%lo]:4789")}); err == nil || !strings.Contains(err.Error(), "only a link-local") {
-		t.Errorf("zone on a routable address: %v", err)
+	refused(t, ns, "[fd00::1%lo]:4789", "only a link-local")
+}
+
+// refused requires ListenUDP on local in ns to fail with an error saying
+// want; an underlay opened after all is closed.
+func refused(t *testing.T, ns, local, want string) {
+	t.Helper()
+	u, err := vswitch.ListenUDP(vswitch.UDPConfig{Netns: ns, Local: netip.MustParseAddrPort(local)})
+	if err == nil {
+		u.Close()
+	}
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("ListenUDP on %s: %v, want an error saying %q", local, err, want)
+	}
+}
+
+// recvDatagrams receives until n datagrams have arrived, calling each for
+// every one (a GRO slot holds several), and fails the test rather than
+// hang if they have not after 10 s.
+func recvDatagrams(t *testing.T, ul vswitch.Underlay, recv []vswitch.RecvMsg, n int, each func(m *vswitch.RecvMsg, d []byte)) {
+	t.Helper()
+	try := ul.(interface {
+		TryRecv([]vswitch.RecvMsg) (int, error)
+	})
+	deadline := time.Now().Add(10 * time.Second)
+	for got := 0; got < n; {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d datagrams arrived", got, n)
+		}
+		k, err := try.TryRecv(recv)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if k == 0 {
+			time.Sleep(time.Millisecond)
+		}
+		for i := range recv[:k] {
+			m := &recv[i]
+			step := m.SegSize
+			if step == 0 {
+				step = m.N
+			}
+			for off := 0; off < m.N; off += step {
+				each(m, m.Buf[off:min(off+step, m.N)])
+				got++
+			}
+		}
 	}
 }
 
@@ -228,32 +262,14 @@ func TestUDPUnderlayECN(t *testing.T) {
 					if failed, err := ul.Send(msgs); failed != 0 || err != nil {
 						t.Fatalf("Send: %d failed, %v", failed, err)
 					}
-					try := ul.(interface {
-						TryRecv([]vswitch.RecvMsg) (int, error)
+					recvDatagrams(t, ul, recv, 4, func(m *vswitch.RecvMsg, _ []byte) {
+						if m.ECN != ecn {
+							t.Errorf("sent with ECN %d, received %d", ecn, m.ECN)
+						}
 					})
-					deadline := time.Now().Add(10 * time.Second) // a lost datagram fails, not hangs
-					for got := 0; got < 4; {
-						if time.Now().After(deadline) {
-							t.Fatalf("ECN %d: %d of 4 datagrams arrived", ecn, got)
-						}
-						k, err := try.TryRecv(recv)
-						if err != nil {
-							t.Fatal(err)
-						}
-						if k == 0 {
-							time.Sleep(time.Millisecond)
-						}
-						for _, m := range recv[:k] {
-							if m.ECN != ecn {
-								t.Errorf("sent with ECN %d, received %d", ecn, m.ECN)
-							}
-							if m.SegSize > 0 {
-								got += (m.N + m.SegSize - 1) / m.SegSize
-							} else {
-								got++
-							}
-						}
-					}
+				}
+				if vswitch.GSO(ul) != gso {
+					t.Errorf("GSO is %v after the test, want %v", vswitch.GSO(ul), gso)
 				}
 			})
 		}

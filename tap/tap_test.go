@@ -246,11 +246,13 @@ func TestUSO(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	rc, _ := conn.SyscallConn()
+	rc, err := conn.SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
 	var serr error
-	rc.Control(func(fd uintptr) { serr = unix.SetsockoptInt(int(fd), unix.SOL_UDP, unix.UDP_SEGMENT, 500) })
-	if serr != nil {
-		t.Fatal(serr)
+	if err := rc.Control(func(fd uintptr) { serr = unix.SetsockoptInt(int(fd), unix.SOL_UDP, unix.UDP_SEGMENT, 500) }); err != nil || serr != nil {
+		t.Fatalf("UDP_SEGMENT: %v %v", err, serr)
 	}
 	if _, err := conn.WriteTo(make([]byte, 1200), &net.UDPAddr{IP: net.IP{10, 9, 0, 2}, Port: 9}); err != nil {
 		t.Fatal(err)

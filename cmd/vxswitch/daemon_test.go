@@ -271,18 +271,25 @@ func TestDaemonStartErrors(t *testing.T) {
 			if tc.name == "corrupt state" || tc.name == "dirs in use" {
 				args = append([]string{"daemon", "--run-dir", t.TempDir()}, tc.args...)
 			}
-			// A daemon that starts after all would run until killed:
-			// bound the wait so such a failure ends this subtest, not
-			// the whole run.
-			ctx, cancel := context.WithTimeout(testCtx(t), 30*time.Second)
-			defer cancel()
-			out, err := h.Command(ctx, bin, args...).CombinedOutput()
-			lines := strings.Split(strings.TrimRight(string(out), "\n"), "\n")
-			last := lines[len(lines)-1]
-			if err == nil || !strings.HasPrefix(last, "vxswitch: ") || !strings.Contains(last, tc.want) || strings.Contains(string(out), "panic") {
-				t.Errorf("got %v:\n%s\nwant a last line \"vxswitch: ...%s...\"", err, out, tc.want)
-			}
+			daemonRefuses(t, &h.NS, bin, args, tc.want)
 		})
+	}
+}
+
+// daemonRefuses runs `bin args...` (a daemon command line) in ns and
+// requires it to exit with an error whose last line is "vxswitch: ..."
+// containing want, and no panic.
+func daemonRefuses(t *testing.T, ns *topo.NS, bin string, args []string, want string) {
+	t.Helper()
+	// A daemon that starts after all would run until killed: bound the
+	// wait so such a failure ends this test, not the whole run.
+	ctx, cancel := context.WithTimeout(testCtx(t), 30*time.Second)
+	defer cancel()
+	out, err := ns.Command(ctx, bin, args...).CombinedOutput()
+	lines := strings.Split(strings.TrimRight(string(out), "\n"), "\n")
+	last := lines[len(lines)-1]
+	if err == nil || !strings.HasPrefix(last, "vxswitch: ") || !strings.Contains(last, want) || strings.Contains(string(out), "panic") {
+		t.Errorf("got %v:\n%s\nwant a last line \"vxswitch: ...%s...\"", err, out, want)
 	}
 }
 

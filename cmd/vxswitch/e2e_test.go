@@ -67,10 +67,17 @@ func testTwoHosts(t *testing.T, args []string) {
 	if out := cli(t, c.ds[0], "stats", "--json"); !strings.Contains(out, `"refused_full"`) || strings.Contains(out, `"RefusedFull"`) {
 		t.Errorf("stats --json keys:\n%s", out)
 	}
+	learned := 0
 	for _, e := range fdbJSON(t, c.ds[0], "net") {
 		if (e.Source == "learned") != (e.Age != nil) {
 			t.Errorf("fdb entry %+v: an age for learned entries only", e)
 		}
+		if e.Source == "learned" {
+			learned++
+		}
+	}
+	if learned == 0 {
+		t.Error("fdb show --json lists no learned entry")
 	}
 }
 
@@ -243,16 +250,8 @@ func testUDPSegmentation(t *testing.T, args []string) {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	rc, err := conn.(syscall.Conn).SyscallConn()
-	if err != nil {
-		t.Fatal(err)
-	}
 	const size = 1000
-	var serr error
-	rc.Control(func(fd uintptr) { serr = unix.SetsockoptInt(int(fd), unix.SOL_UDP, unix.UDP_SEGMENT, size) })
-	if serr != nil {
-		t.Fatal(serr)
-	}
+	setInt(t, conn.(syscall.Conn), unix.SOL_UDP, unix.UDP_SEGMENT, size)
 	buf := make([]byte, 2000)
 	for round := range 20 {
 		msg := make([]byte, 10*size+333)
