@@ -19,6 +19,9 @@
 // Repetitions are interleaved (case after case in every round) so that a
 // slow minute on the machine hits every case alike; the figures are the
 // medians. Every vxswitch figure is also given as a ratio to the kernel's.
+// Every round also measures the machine's wake-up floor (WakeupFloor): a
+// pipe round trip between threads on two CPUs, which is what the two
+// wake-ups that any daemon on a ping's path adds cost on this machine.
 //
 // Run does the work; Results prints itself as a table (WriteTable), JSON
 // (WriteJSON) and an SVG chart (WriteSVG), and Save writes the JSON and
@@ -167,6 +170,9 @@ type Results struct {
 	// Ratios are vxswitch's figure ÷ the kernel's, per metric key, for
 	// every figure both have (for latency, lower is better).
 	Ratios map[string]float64 `json:"ratios,omitempty"`
+	// Wakeup is the machine's wake-up floor, measured in every round (see
+	// WakeupFloor).
+	Wakeup *WakeupFloor `json:"wakeup_floor,omitempty"`
 }
 
 // Machine is where the run happened.
@@ -327,8 +333,25 @@ func Run(ctx context.Context, opts Options, progress io.Writer) (*Results, error
 		fmt.Fprintf(progress, "set up %-8s %s (%.1f s)\n", name, b.describe(), time.Since(start).Seconds())
 	}
 
+	cpus, err := wakeupCPUs()
+	if err != nil {
+		return nil, err
+	}
+	res.Wakeup = &WakeupFloor{CPUs: cpus, GapMS: res.Settings.PingIntervalMS, Samples: wakeupSamples}
+	if opts.Smoke {
+		res.Wakeup.Samples = wakeupSmokeSamples
+	}
 	runs := make(map[string][]map[string]float64)
 	for round := 1; round <= opts.Repeat; round++ {
+		w, err := measureWakeups(ctx, cpus, res.Wakeup.Samples, pingInterval)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, fmt.Errorf("interrupted: %w", ctx.Err())
+			}
+			return nil, fmt.Errorf("wake-up floor, round %d: %w", round, err)
+		}
+		res.Wakeup.Rounds = append(res.Wakeup.Rounds, w)
+		fmt.Fprintf(progress, "round %d/%d %-8s %s\n", round, opts.Repeat, "wake-up", w)
 		for _, b := range beds {
 			tag := fmt.Sprintf("round %d/%d %-8s", round, opts.Repeat, b.name)
 			figs, err := b.measure(ctx, opts.Duration, func(line string) { fmt.Fprintf(progress, "%s %s\n", tag, line) })
@@ -345,6 +368,7 @@ func Run(ctx context.Context, opts Options, progress io.Writer) (*Results, error
 		res.Cases = append(res.Cases, CaseResult{Name: name, Runs: runs[name], Summary: summarize(runs[name])})
 	}
 	res.Ratios = ratios(res)
+	res.Wakeup.summarize()
 	return res, nil
 }
 

@@ -95,6 +95,11 @@ func (r *Results) WriteTable(w io.Writer) error {
 	}
 	b.WriteString("\n↓ lower is better (so is a ratio below 1 on that row). Daemon CPU is both daemons together;\n" +
 		"peak RSS is the larger daemon's VmHWM over the whole run. UDP: datagrams the receiver got.\n")
+	if w := r.Wakeup; w != nil && len(w.Rounds) > 0 {
+		fmt.Fprintf(&b, "\nwake-up floor (medians): %s.\n", w.describe())
+		b.WriteString("A daemon on the path adds two wake-ups to every round trip (ping's frame wakes the daemon,\n" +
+			"the reply wakes ping) that the kernel's vxlan, which runs in ping's own system call, does not.\n")
+	}
 	_, err := w.Write(b.Bytes())
 	return err
 }
@@ -188,6 +193,9 @@ func (r *Results) WriteSVG(w io.Writer) error {
 	type panel struct {
 		title, sub string
 		bars       []bar
+		// ref, when above 0, is drawn as a dashed line labelled refLabel.
+		ref      float64
+		refLabel string
 	}
 	var panels []panel
 	var cpu panel
@@ -216,6 +224,9 @@ func (r *Results) WriteSVG(w io.Writer) error {
 			continue
 		}
 		p := panel{title: m.Label, sub: unit + " · " + better}
+		if w := r.Wakeup; m.Key == LatAvg && w != nil && w.CrossAvgUs > 0 {
+			p.ref, p.refLabel = w.CrossAvgUs, fmt.Sprintf("two cross-CPU wake-ups: %.1f", w.CrossAvgUs)
+		}
 		for _, c := range r.Cases {
 			v, ok := c.Summary[m.Key]
 			if !ok {
@@ -240,9 +251,9 @@ func (r *Results) WriteSVG(w io.Writer) error {
 		svgW, height, svgW, height)
 	fmt.Fprintf(&b, `<rect width="%d" height="%d" fill="#ffffff"/>`+"\n", svgW, height)
 	text(&b, 20, 30, 20, "start", "bold", "#222", "vxswitch vs the kernel's vxlan vs the bare underlay")
-	text(&b, 20, 52, 12, "start", "normal", "#444", r.Machine.String())
-	text(&b, 20, 70, 12, "start", "normal", "#444",
-		fmt.Sprintf("%s · direct veth underlay, MTU %d · %s", r.Machine.Date, r.Settings.UnderlayMTU, r.settingsLine()))
+	text(&b, 20, 50, 12, "start", "normal", "#444",
+		fmt.Sprintf("%s · %s · direct veth underlay, MTU %d", r.Machine, r.Machine.Date, r.Settings.UnderlayMTU))
+	text(&b, 20, 67, 12, "start", "normal", "#444", r.settingsLine())
 	// Legend.
 	x := 20
 	for _, c := range r.Cases {
@@ -261,9 +272,16 @@ func (r *Results) WriteSVG(w io.Writer) error {
 		for _, br := range p.bars {
 			top = max(top, br.v)
 		}
+		top = max(top, p.ref)
 		n := len(p.bars)
 		total := n*barW + (n-1)*barGap
 		bx := cx - total/2
+		if p.ref > 0 {
+			y := float64(base) - p.ref/top*float64(plotBottom-plotTop)
+			fmt.Fprintf(&b, `<line x1="%d" y1="%.1f" x2="%d" y2="%.1f" stroke="#c62828" stroke-width="1" stroke-dasharray="4 3"/>`+"\n",
+				bx-10, y, bx+total+10, y)
+			text(&b, bx-10, int(y)-4, 10, "start", "normal", "#c62828", p.refLabel)
+		}
 		fmt.Fprintf(&b, `<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="#888" stroke-width="1"/>`+"\n",
 			bx-10, base, bx+total+10, base)
 		for _, br := range p.bars {
@@ -282,6 +300,9 @@ func (r *Results) WriteSVG(w io.Writer) error {
 		}
 	}
 	foot := "vxswitch ÷ kernel under vxswitch's bars"
+	if w := r.Wakeup; w != nil && w.CrossAvgUs > 0 {
+		foot += " · dashed: the machine's wake-up floor"
+	}
 	if vx := r.Case(VXSwitch); vx != nil {
 		if v, ok := vx.Summary[RSSPeak]; ok {
 			foot = fmt.Sprintf("peak RSS of the larger vxswitch daemon: %.1f MiB · %s", v, foot)

@@ -1,0 +1,189 @@
+package bench
+
+import (
+	"context"
+	"os"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// openFDs counts the process's open file descriptors.
+func openFDs(t *testing.T) int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(ents)
+}
+
+func TestWakeupFloor(t *testing.T) {
+	cpus, err := wakeupCPUs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := openFDs(t)
+	// 50 samples: the p99 (nearest rank) is the largest, never below the
+	// mean.
+	w, err := measureWakeups(context.Background(), cpus, 50, 200*time.Microsecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("CPUs %v: %s", cpus, w)
+	if !(w.SameAvgUs > 0) {
+		t.Errorf("same-CPU average %v, want > 0", w.SameAvgUs)
+	}
+	if cpus[0] != cpus[1] {
+		if !(w.CrossAvgUs > 0) || w.CrossP99Us < w.CrossAvgUs {
+			t.Errorf("cross-CPU avg %v, p99 %v: want avg > 0 and p99 >= avg", w.CrossAvgUs, w.CrossP99Us)
+		}
+	} else if w.CrossAvgUs != 0 || w.CrossP99Us != 0 {
+		t.Errorf("one CPU, yet cross-CPU figures %v", w)
+	}
+	if after := openFDs(t); after != before {
+		t.Errorf("%d file descriptors open after the measurement, %d before", after, before)
+	}
+	if w.String() == "" || !strings.Contains(w.String(), "one CPU") {
+		t.Errorf("String() = %q", w.String())
+	}
+}
+
+// TestPipeRoundTripsCount: one round trip per sample, each measured.
+func TestPipeRoundTripsCount(t *testing.T) {
+	rtts, err := pipeRoundTrips(context.Background(), 0, 0, 7, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rtts) != 7 {
+		t.Fatalf("%d round trips, want 7", len(rtts))
+	}
+	for i, v := range rtts {
+		if !(v > 0) {
+			t.Errorf("round trip %d: %v µs", i, v)
+		}
+	}
+}
+
+// TestPipeRoundTripsErrors: a thread that cannot be pinned, on either
+// side, or a cancelled context end the measurement with an error, and
+// neither thread is left blocked or a descriptor open.
+func TestPipeRoundTripsErrors(t *testing.T) {
+	const noCPU = 1023 // in the CPU set's range, but no machine here has it
+	if runtime.NumCPU() > noCPU {
+		t.Fatalf("the test needs CPU %d not to exist", noCPU)
+	}
+	cancelled, cancel := context.WithCancel(context.Background())
+	cancel()
+	for _, tc := range []struct {
+		name       string
+		ctx        context.Context
+		cpuA, cpuB int
+		want       string
+	}{
+		{"measuring thread", context.Background(), noCPU, 0, "CPU 1023"},
+		{"echo thread", context.Background(), 0, noCPU, "CPU 1023"},
+		{"cancelled", cancelled, 0, 0, "context canceled"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before := openFDs(t)
+			done := make(chan error, 1)
+			go func() {
+				_, err := pipeRoundTrips(tc.ctx, tc.cpuA, tc.cpuB, 1000, time.Millisecond)
+				done <- err
+			}()
+			var err error
+			select {
+			case err = <-done:
+			case <-time.After(time.Minute):
+				t.Fatal("pipeRoundTrips hangs")
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error %v, want one with %q", err, tc.want)
+			}
+			if after := openFDs(t); after != before {
+				t.Errorf("%d file descriptors open after the measurement, %d before", after, before)
+			}
+		})
+	}
+}
+
+// TestPinThread: the thread really runs on the CPU it is pinned to only.
+func TestPinThread(t *testing.T) {
+	cpus, err := wakeupCPUs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan []int, 1)
+	go func() {
+		runtime.LockOSThread() // never unlocked: the thread ends with the goroutine
+		if err := pinThread(cpus[1]); err != nil {
+			t.Error(err)
+			got <- nil
+			return
+		}
+		var set unix.CPUSet
+		if err := unix.SchedGetaffinity(0, &set); err != nil {
+			t.Error(err)
+			got <- nil
+			return
+		}
+		var on []int
+		for c := 0; c < len(set)*64; c++ {
+			if set.IsSet(c) {
+				on = append(on, c)
+			}
+		}
+		got <- on
+	}()
+	if on := <-got; len(on) != 1 || on[0] != cpus[1] {
+		t.Errorf("thread's CPUs %v, want [%d]", on, cpus[1])
+	}
+}
+
+// TestPipeRoundTripsWithGC: collections during the measurement do not
+// deadlock it. With the reads made raw, a thread blocked in one holds its
+// P, the stop-the-world waits for it while it waits for its stopped peer,
+// and the whole test binary hangs (seen: the timeout below cannot fire
+// either, as the runtime is stopped).
+func TestPipeRoundTripsWithGC(t *testing.T) {
+	cpus, err := wakeupCPUs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := make(chan struct{})
+	gcs := make(chan int)
+	go func() {
+		n := 0
+		for {
+			select {
+			case <-stop:
+				gcs <- n
+				return
+			default:
+				runtime.GC()
+				n++
+			}
+		}
+	}()
+	done := make(chan error, 1)
+	go func() {
+		_, err := pipeRoundTrips(context.Background(), cpus[0], cpus[1], 300, 100*time.Microsecond)
+		done <- err
+	}()
+	select {
+	case err = <-done:
+	case <-time.After(time.Minute):
+		t.Fatal("pipeRoundTrips deadlocks with the garbage collector")
+	}
+	close(stop)
+	if n := <-gcs; n < 10 {
+		t.Errorf("only %d collections ran during the measurement", n)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+}
