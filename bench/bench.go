@@ -20,8 +20,8 @@
 // slow minute on the machine hits every case alike; the figures are the
 // medians. Every vxswitch figure is also given as a ratio to the kernel's.
 // Every round also measures the machine's wake-up floor (WakeupFloor): a
-// pipe round trip between threads on two CPUs, which is what the two
-// wake-ups that any daemon on a ping's path adds cost on this machine.
+// pipe round trip between threads on two CPUs, the cost on this machine
+// of the two wake-ups that any daemon on a ping's path adds.
 //
 // Run does the work; Results prints itself as a table (WriteTable), JSON
 // (WriteJSON) and an SVG chart (WriteSVG), and Save writes the JSON and

@@ -70,8 +70,8 @@ func TestSmoke(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Log("\n" + table.String())
-	if w := res.Wakeup; w == nil || len(w.Rounds) != 1 || !(w.SameAvgUs > 0) || w.Samples != wakeupSmokeSamples ||
-		(w.CPUs[0] != w.CPUs[1] && !(w.CrossAvgUs > 0)) {
+	if w := res.Wakeup; w == nil || len(w.Rounds) != 1 || !(w.Median.SameAvgUs > 0) || w.Samples != wakeupSmokeSamples ||
+		(w.CPUs[0] != w.CPUs[1] && !(w.Median.CrossAvgUs > 0)) {
 		t.Errorf("wake-up floor %+v: want one round of %d samples with positive figures", w, wakeupSmokeSamples)
 	}
 	for _, want := range []string{"TCP, 1 stream", "vxswitch ÷ kernel", res.Machine.Kernel, "wake-up floor"} {
@@ -95,7 +95,7 @@ func TestSmoke(t *testing.T) {
 	}
 	if back.Machine.CPU == "" || back.Machine.Cores < 1 || back.Settings.Repeat != 1 || len(back.Cases) != 3 ||
 		back.Case(VXSwitch).Summary[TCP1] != res.Case(VXSwitch).Summary[TCP1] ||
-		back.Wakeup == nil || back.Wakeup.SameAvgUs != res.Wakeup.SameAvgUs || len(back.Wakeup.Rounds) != 1 {
+		back.Wakeup == nil || back.Wakeup.Median != res.Wakeup.Median || len(back.Wakeup.Rounds) != 1 {
 		t.Errorf("JSON does not round-trip: %s", raw)
 	}
 	svg, err := os.ReadFile(svgPath)

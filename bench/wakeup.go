@@ -10,30 +10,37 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// The wake-up floor: what it costs on this machine to wake a thread that
-// sleeps and be woken back, measured in the same run as the cases.
+// The wake-up floor: what it costs on this machine to wake a sleeping
+// thread and be woken back, measured in the same run as the cases.
 //
 // The kernel's vxlan runs a ping's whole round trip in softirq context
-// inside ping's own system call: no other thread is woken. A userspace
-// datapath adds at least two wake-ups to every round trip that the kernel
-// does not have: ping's frame wakes the daemon, and the daemon's write of
-// the reply wakes ping. When the daemon's thread runs on another CPU than
-// ping (the scheduler prefers an idle CPU for a woken thread), those are
-// cross-CPU wake-ups, and on a VM an idle vCPU must be woken by the host
-// first. Two threads pinned to two CPUs that bounce a byte through two
-// pipes, one round trip every pingInterval, take exactly those two
-// wake-ups and nothing else; the same with both threads on one CPU takes
-// two context switches.
+// inside ping's own system call: no thread is woken. Through a userspace
+// datapath ping's frame must wake the daemon and the daemon's write of
+// the reply must wake ping: at least two wake-ups at ping's end that no
+// design with a daemon avoids (in the benchmark, with a daemon on each
+// host, the other daemon is woken on the way too: at least four wake-ups in all). When the
+// daemon's thread runs on another CPU than ping (the scheduler puts a
+// woken thread on an idle CPU), they are cross-CPU wake-ups, and on a VM
+// the host has to deliver them to a halted vCPU.
+//
+// Two threads pinned to two CPUs that bounce a byte through two pipes,
+// one round trip after each pause of pingInterval, take two such
+// wake-ups, plus four system calls and the Go runtime's bookkeeping on
+// each; with both threads on one CPU, two context switches.
 
-// WakeupFloor is the wake-up floor of a run: medians over the rounds.
+// WakeupFloor is the wake-up floor of a run.
 type WakeupFloor struct {
-	// CPUs the two threads were pinned to for the cross-CPU figures.
+	// CPUs the two threads were pinned to for the cross-CPU figures: the
+	// first two this process may use (on a machine with SMT these may be
+	// two threads of one core).
 	CPUs [2]int `json:"cpus"`
-	// GapMS is the pause before every round trip, as between pings.
+	// GapMS is the pause in the measuring thread before every round trip
+	// (ping's interval is measured from one send to the next instead).
 	GapMS float64 `json:"gap_ms"`
 	// Samples is the number of round trips per round and placement.
 	Samples int `json:"samples"`
-	WakeupRound
+	// Median holds the medians over the rounds.
+	Median WakeupRound   `json:"median"`
 	Rounds []WakeupRound `json:"rounds"`
 }
 
@@ -94,18 +101,25 @@ func wakeupCPUs() ([2]int, error) {
 	return [2]int{got[0], got[1]}, nil
 }
 
+// errEchoEnded: the echo thread closed its end before a round trip was
+// over, which it does only when it failed (and reports why).
+var errEchoEnded = errors.New("the echo thread ended early")
+
 // pipeRoundTrips bounces one byte n times between a thread pinned to
-// cpuA, which waits gap before each round trip, and one pinned to cpuB,
-// through two pipes, and returns the round trips in µs.
+// cpuA, which sleeps gap before each round trip, and an echo thread
+// pinned to cpuB, through two pipes, and returns the round trips in µs.
+// The echo thread says when it is pinned, and one round trip goes
+// unrecorded, so that no sample includes a thread's start or migration.
 //
 // Both threads are locked to their goroutines and never unlocked, so the
 // runtime ends them with the goroutines instead of reusing them with the
-// changed affinity. The reads block in the kernel through ordinary
-// (not raw) system calls, so that the runtime can stop the world while a
-// thread waits; a raw one would hold its P, and a garbage collection
-// could then wait for the blocked thread while the thread waits for its
-// peer, stopped by the collection. Each thread closes its write end when
-// it ends, so the other one's read returns and neither can hang.
+// changed affinity. The reads and the sleep block in the kernel through
+// ordinary (not raw) system calls, so that the runtime can stop the
+// world while a thread waits: a thread blocked in a raw one holds its P,
+// and a garbage collection would wait for it while it waited for its
+// peer, stopped by the collection. Each thread closes its write end
+// before it reports, so the other's read returns and neither can hang;
+// the read ends are closed once both have reported.
 func pipeRoundTrips(ctx context.Context, cpuA, cpuB, n int, gap time.Duration) ([]float64, error) {
 	var ping, pong [2]int
 	if err := unix.Pipe2(ping[:], unix.O_CLOEXEC); err != nil {
@@ -116,26 +130,12 @@ func pipeRoundTrips(ctx context.Context, cpuA, cpuB, n int, gap time.Duration) (
 		unix.Close(ping[1])
 		return nil, fmt.Errorf("pipe: %w", err)
 	}
+	defer unix.Close(ping[0])
+	defer unix.Close(pong[0])
 	echoErr := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread()
-		defer unix.Close(pong[1])
-		defer unix.Close(ping[0])
-		if err := pinThread(cpuB); err != nil {
-			echoErr <- err
-			return
-		}
-		var b [1]byte
-		for {
-			if k, err := readByte(ping[0], b[:]); k != 1 {
-				echoErr <- err
-				return
-			}
-			if _, err := unix.Write(pong[1], b[:]); err != nil {
-				echoErr <- fmt.Errorf("pipe write: %w", err)
-				return
-			}
-		}
+		echoErr <- echo(cpuB, ping[0], pong[1])
 	}()
 	type result struct {
 		rtts []float64
@@ -144,45 +144,105 @@ func pipeRoundTrips(ctx context.Context, cpuA, cpuB, n int, gap time.Duration) (
 	done := make(chan result, 1)
 	go func() {
 		runtime.LockOSThread()
-		defer unix.Close(pong[0])
-		defer unix.Close(ping[1])
-		if err := pinThread(cpuA); err != nil {
-			done <- result{err: err}
-			return
-		}
-		rtts := make([]float64, 0, n)
-		var b [1]byte
-		for range n {
-			if err := ctx.Err(); err != nil {
-				done <- result{err: err}
-				return
-			}
-			time.Sleep(gap)
-			start := time.Now()
-			if _, err := unix.Write(ping[1], b[:]); err != nil {
-				done <- result{err: fmt.Errorf("pipe write: %w", err)}
-				return
-			}
-			if k, err := readByte(pong[0], b[:]); k != 1 {
-				done <- result{err: err}
-				return
-			}
-			rtts = append(rtts, float64(time.Since(start).Nanoseconds())/1e3)
-		}
-		done <- result{rtts: rtts}
+		rtts, err := measure(ctx, cpuA, n, gap, ping[1], pong[0])
+		done <- result{rtts, err}
 	}()
 	res := <-done
-	// The first thread has closed its write end, so the echo thread's
+	// The measuring thread has closed its write end, so the echo thread's
 	// read ends and it reports nil, unless it failed first: then its error
-	// is the cause of the first thread's.
+	// is the cause of the measuring thread's.
 	if err := <-echoErr; err != nil {
-		res.err = err
+		return nil, err
 	}
 	return res.rtts, res.err
 }
 
-// readByte reads b (one byte) from fd, retrying on EINTR. A result
-// other than 1 with a nil error means the other thread closed its end.
+// echo is the echo thread: pinned to cpu, it writes a byte to say so,
+// then writes back every byte it reads until in is closed. It closes out.
+func echo(cpu, in, out int) error {
+	defer unix.Close(out)
+	if err := pinThread(cpu); err != nil {
+		return err
+	}
+	var b [1]byte
+	if _, err := unix.Write(out, b[:]); err != nil {
+		return fmt.Errorf("pipe write: %w", err)
+	}
+	for {
+		k, err := readByte(in, b[:])
+		if err != nil || k == 0 {
+			return err
+		}
+		if _, err := unix.Write(out, b[:]); err != nil {
+			return fmt.Errorf("pipe write: %w", err)
+		}
+	}
+}
+
+// measure is the measuring thread: pinned to cpu, it waits for the echo
+// thread to be ready, makes one round trip unrecorded and then n timed
+// ones, each after a pause of gap. It closes out.
+func measure(ctx context.Context, cpu, n int, gap time.Duration, out, in int) ([]float64, error) {
+	defer unix.Close(out)
+	if err := pinThread(cpu); err != nil {
+		return nil, err
+	}
+	var b [1]byte
+	if k, err := readByte(in, b[:]); k != 1 {
+		return nil, orErr(err, errEchoEnded)
+	}
+	rtts := make([]float64, 0, n)
+	ts := unix.NsecToTimespec(gap.Nanoseconds())
+	for i := -1; i < n; i++ {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		if err := nanosleep(&ts); err != nil {
+			return nil, err
+		}
+		start := time.Now()
+		if _, err := unix.Write(out, b[:]); err != nil {
+			return nil, fmt.Errorf("pipe write: %w", err)
+		}
+		if k, err := readByte(in, b[:]); k != 1 {
+			return nil, orErr(err, errEchoEnded)
+		}
+		if i >= 0 {
+			rtts = append(rtts, float64(time.Since(start).Nanoseconds())/1e3)
+		}
+	}
+	return rtts, nil
+}
+
+// orErr returns err, or def if err is nil.
+func orErr(err, def error) error {
+	if err != nil {
+		return err
+	}
+	return def
+}
+
+// nanosleep sleeps in the calling thread, as ping sleeps between pings (a
+// runtime timer would be fired by another thread, which would then wake
+// this one: a third thread, possibly on the echo thread's CPU).
+func nanosleep(ts *unix.Timespec) error {
+	if ts.Sec == 0 && ts.Nsec == 0 {
+		return nil
+	}
+	left := *ts
+	for {
+		err := unix.Nanosleep(&left, &left)
+		if !errors.Is(err, unix.EINTR) {
+			if err != nil {
+				return fmt.Errorf("nanosleep: %w", err)
+			}
+			return nil
+		}
+	}
+}
+
+// readByte reads b (one byte) from fd, retrying on EINTR. It returns 0
+// and no error when the other end is closed.
 func readByte(fd int, b []byte) (int, error) {
 	for {
 		k, err := unix.Read(fd, b)
@@ -208,11 +268,11 @@ func pinThread(cpu int) error {
 
 // String is a round's figures as the progress lines show them.
 func (r WakeupRound) String() string {
-	same := fmt.Sprintf("two wake-ups on one CPU: avg %.1f µs", r.SameAvgUs)
+	same := fmt.Sprintf("on one CPU: avg %.1f µs", r.SameAvgUs)
 	if r.CrossAvgUs == 0 {
-		return same
+		return "pipe round trip " + same
 	}
-	return fmt.Sprintf("two cross-CPU wake-ups: avg %.1f µs, p99 %.1f µs; %s", r.CrossAvgUs, r.CrossP99Us, same)
+	return fmt.Sprintf("pipe round trip across CPUs: avg %.1f µs, p99 %.1f µs; %s", r.CrossAvgUs, r.CrossP99Us, same)
 }
 
 // summarize sets the medians over the rounds.
@@ -227,17 +287,20 @@ func (w *WakeupFloor) summarize() {
 		}
 		return median(v)
 	}
-	w.CrossAvgUs = pick(func(r WakeupRound) float64 { return r.CrossAvgUs })
-	w.CrossP99Us = pick(func(r WakeupRound) float64 { return r.CrossP99Us })
-	w.SameAvgUs = pick(func(r WakeupRound) float64 { return r.SameAvgUs })
+	w.Median = WakeupRound{
+		CrossAvgUs: pick(func(r WakeupRound) float64 { return r.CrossAvgUs }),
+		CrossP99Us: pick(func(r WakeupRound) float64 { return r.CrossP99Us }),
+		SameAvgUs:  pick(func(r WakeupRound) float64 { return r.SameAvgUs }),
+	}
 }
 
 // describe says what the floor's figures are, for the table.
 func (w *WakeupFloor) describe() string {
-	same := fmt.Sprintf("both on CPU %d: avg %.1f µs", w.CPUs[0], w.SameAvgUs)
-	if w.CrossAvgUs == 0 {
-		return fmt.Sprintf("a pipe round trip between two threads every %g ms, %s", w.GapMS, same)
+	m := w.Median
+	same := fmt.Sprintf("both on CPU %d: avg %.1f µs", w.CPUs[0], m.SameAvgUs)
+	if m.CrossAvgUs == 0 {
+		return fmt.Sprintf("a pipe round trip between two threads after a %g ms pause, %s", w.GapMS, same)
 	}
-	return fmt.Sprintf("a pipe round trip between threads on CPUs %d and %d every %g ms: avg %.1f µs, p99 %.1f µs; %s",
-		w.CPUs[0], w.CPUs[1], w.GapMS, w.CrossAvgUs, w.CrossP99Us, same)
+	return fmt.Sprintf("a pipe round trip (two wake-ups) between threads on CPUs %d and %d after a %g ms pause: avg %.1f µs, p99 %.1f µs; %s",
+		w.CPUs[0], w.CPUs[1], w.GapMS, m.CrossAvgUs, m.CrossP99Us, same)
 }

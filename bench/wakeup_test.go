@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/goleak"
 	"golang.org/x/sys/unix"
 )
 
@@ -22,6 +23,7 @@ func openFDs(t *testing.T) int {
 }
 
 func TestWakeupFloor(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	cpus, err := wakeupCPUs()
 	if err != nil {
 		t.Fatal(err)
@@ -52,9 +54,16 @@ func TestWakeupFloor(t *testing.T) {
 	}
 }
 
-// TestPipeRoundTripsCount: one round trip per sample, each measured.
+// TestPipeRoundTripsCount: one sample per round trip, each timed from
+// after the pause (a round trip is far shorter than the 20 ms pause, so a
+// median above it means the pause was timed too).
 func TestPipeRoundTripsCount(t *testing.T) {
-	rtts, err := pipeRoundTrips(context.Background(), 0, 0, 7, 0)
+	cpus, err := wakeupCPUs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	const gap = 20 * time.Millisecond
+	rtts, err := pipeRoundTrips(context.Background(), cpus[0], cpus[1], 7, gap)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,6 +74,91 @@ func TestPipeRoundTripsCount(t *testing.T) {
 		if !(v > 0) {
 			t.Errorf("round trip %d: %v µs", i, v)
 		}
+	}
+	if m := median(rtts); m >= float64(gap.Microseconds()) {
+		t.Errorf("median round trip %v µs includes the %v pause", m, gap)
+	}
+}
+
+// TestPipeRoundTripsLeavesNoPinnedThread: the pinned threads end with the
+// measurement; no thread the runtime reuses keeps their affinity.
+func TestPipeRoundTripsLeavesNoPinnedThread(t *testing.T) {
+	cpus, err := wakeupCPUs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := threadCPUs(t)
+	if _, err := pipeRoundTrips(context.Background(), cpus[1], cpus[1], 5, 0); err != nil {
+		t.Fatal(err)
+	}
+	// A locked thread exits just after its goroutine ends; give it time.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		got := threadCPUs(t)
+		if equalCounts(got, want) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("threads' allowed CPUs after the measurement %v, before %v", got, want)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// threadCPUs counts the process's threads by their Cpus_allowed_list.
+func threadCPUs(t *testing.T) map[string]int {
+	t.Helper()
+	tasks, err := os.ReadDir("/proc/self/task")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := make(map[string]int)
+	for _, task := range tasks {
+		b, err := os.ReadFile("/proc/self/task/" + task.Name() + "/status")
+		if err != nil {
+			continue // the thread ended meanwhile
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(line, "Cpus_allowed_list:"); ok {
+				out[strings.TrimSpace(v)]++
+			}
+		}
+	}
+	return out
+}
+
+// equalCounts: got has no affinity that want lacks (the runtime may
+// start or end unpinned threads meanwhile).
+func equalCounts(got, want map[string]int) bool {
+	for k := range got {
+		if _, ok := want[k]; !ok {
+			return false
+		}
+	}
+	return true
+}
+
+func TestWakeupSummarize(t *testing.T) {
+	w := &WakeupFloor{Rounds: []WakeupRound{
+		{CrossAvgUs: 50, CrossP99Us: 90, SameAvgUs: 6},
+		{CrossAvgUs: 40, CrossP99Us: 70, SameAvgUs: 9},
+		{CrossAvgUs: 60, CrossP99Us: 80, SameAvgUs: 5},
+	}}
+	w.summarize()
+	if want := (WakeupRound{CrossAvgUs: 50, CrossP99Us: 80, SameAvgUs: 6}); w.Median != want {
+		t.Errorf("medians %+v, want %+v", w.Median, want)
+	}
+	one := &WakeupFloor{Rounds: []WakeupRound{{SameAvgUs: 7}, {SameAvgUs: 3}, {SameAvgUs: 5}}}
+	one.summarize()
+	if want := (WakeupRound{SameAvgUs: 5}); one.Median != want {
+		t.Errorf("one CPU: medians %+v, want %+v", one.Median, want)
+	}
+	if s := one.describe(); strings.Contains(s, "CPUs") || !strings.Contains(s, "5.0 µs") {
+		t.Errorf("one CPU: %q", s)
+	}
+	w.CPUs = [2]int{0, 1}
+	if s := w.describe(); !strings.Contains(s, "CPUs 0 and 1") || !strings.Contains(s, "avg 50.0 µs, p99 80.0 µs") || !strings.Contains(s, "avg 6.0 µs") {
+		t.Errorf("describe() = %q", s)
 	}
 }
 
@@ -89,6 +183,7 @@ func TestPipeRoundTripsErrors(t *testing.T) {
 		{"cancelled", cancelled, 0, 0, "context canceled"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 			before := openFDs(t)
 			done := make(chan error, 1)
 			go func() {
