@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -174,5 +175,35 @@ func TestParsers(t *testing.T) {
 	}
 	if got := median([]float64{4, 1, 2, 3}); got != 2.5 {
 		t.Errorf("median = %v", got)
+	}
+}
+
+func TestUnsteady(t *testing.T) {
+	r := &Results{Metrics: Metrics(), Cases: []CaseResult{
+		{Name: Kernel, Runs: []map[string]float64{
+			{TCP4: 16.99, TCP1: 16.8, LatAvg: 15},
+			{TCP4: 37.21, TCP1: 16.5, LatAvg: 15},
+			{TCP4: 17.08, TCP1: 16.6, LatAvg: 22.4}, // 1.49×: steady enough
+		}},
+		{Name: VXSwitch, Runs: []map[string]float64{{TCP4: 12}}}, // one round: nothing to compare
+	}}
+	for i := range r.Cases {
+		r.Cases[i].Summary = summarize(r.Cases[i].Runs)
+	}
+	got := r.unsteady()
+	want := []string{"kernel TCP, 4 streams (Gbit/s): rounds 16.99, 37.21, 17.08"}
+	if !slices.Equal(got, want) {
+		t.Errorf("unsteady() = %q, want %q", got, want)
+	}
+	var table strings.Builder
+	if err := r.WriteTable(&table); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(table.String(), "unsteady figures") || !strings.Contains(table.String(), want[0]) {
+		t.Errorf("table lacks the unsteady figures:\n%s", table.String())
+	}
+	r.Cases[0].Runs[1][TCP4] = 17.5
+	if got := r.unsteady(); len(got) != 0 {
+		t.Errorf("steady rounds flagged: %q", got)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/xml"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -95,6 +96,12 @@ func (r *Results) WriteTable(w io.Writer) error {
 	}
 	b.WriteString("\n↓ lower is better (so is a ratio below 1 on that row). Daemon CPU is both daemons together;\n" +
 		"peak RSS is the larger daemon's VmHWM over the whole run. UDP: datagrams the receiver got.\n")
+	if lines := r.unsteady(); len(lines) > 0 {
+		fmt.Fprintf(&b, "\nunsteady figures (largest round at least %g× the smallest; the median may mislead):\n", unsteadyRatio)
+		for _, l := range lines {
+			fmt.Fprintf(&b, "  %s\n", l)
+		}
+	}
 	if w := r.Wakeup; w != nil && len(w.Rounds) > 0 {
 		fmt.Fprintf(&b, "\nwake-up floor (medians): %s.\n", w.describe())
 		b.WriteString("The kernel's vxlan runs a ping's round trip in ping's own system call and wakes no thread. Through\n" +
@@ -103,6 +110,36 @@ func (r *Results) WriteTable(w io.Writer) error {
 	}
 	_, err := w.Write(b.Bytes())
 	return err
+}
+
+// unsteadyRatio: a figure whose largest round is at least this many
+// times its smallest is flagged under the table. The kernel's 4-stream
+// TCP on a 2-core machine swings between about 17 and 35 Gbit/s from
+// round to round, and the median of three rounds can land on either.
+const unsteadyRatio = 1.5
+
+// unsteady lists the figures whose rounds spread by unsteadyRatio or
+// more, with their rounds, one line per case and figure.
+func (r *Results) unsteady() []string {
+	var out []string
+	for _, c := range r.Cases {
+		for _, m := range r.Metrics {
+			var vals []string
+			lo, hi := math.Inf(1), math.Inf(-1)
+			for _, run := range c.Runs {
+				if v, ok := run[m.Key]; ok {
+					lo, hi = min(lo, v), max(hi, v)
+					vals = append(vals, formatValue(m, v))
+				}
+			}
+			if len(vals) < 2 || !(lo > 0) || hi < unsteadyRatio*lo {
+				continue
+			}
+			unit, _, _ := display(m)
+			out = append(out, fmt.Sprintf("%s %s (%s): rounds %s", c.Name, m.Label, unit, strings.Join(vals, ", ")))
+		}
+	}
+	return out
 }
 
 // measured tells whether any case has the figure.
