@@ -55,14 +55,14 @@ func TestWakeupFloor(t *testing.T) {
 }
 
 // TestPipeRoundTripsCount: one sample per round trip, each timed from
-// after the pause (a round trip is far shorter than the 20 ms pause, so a
+// after the pause (a round trip is far shorter than the 50 ms pause, so a
 // median above it means the pause was timed too).
 func TestPipeRoundTripsCount(t *testing.T) {
 	cpus, err := wakeupCPUs()
 	if err != nil {
 		t.Fatal(err)
 	}
-	const gap = 20 * time.Millisecond
+	const gap = 50 * time.Millisecond
 	rtts, err := pipeRoundTrips(context.Background(), cpus[0], cpus[1], 7, gap)
 	if err != nil {
 		t.Fatal(err)
