@@ -130,6 +130,13 @@ type Options struct {
 	// about 15 Gbit/s (both on one CPU) and 34 (one each) from round to
 	// round on a 2-core machine, whereas vxswitch's stays put.
 	NoPin bool
+	// PinLatency runs the ping test with ping, and in the vxswitch case
+	// every thread of both daemons, on one CPU (the first this process may
+	// use), restoring the daemons' affinity afterwards: no wake-up then
+	// crosses CPUs, which separates the datapath's own cost from the
+	// machine's cross-CPU wake-ups (see WakeupFloor). A diagnostic: on
+	// two hosts a daemon never shares ping's CPU by design.
+	PinLatency bool
 }
 
 // iperfAffinity returns iperf3's -A argument for o, or "".
@@ -158,7 +165,7 @@ const (
 var ErrMissingTool = errors.New("missing tool")
 
 // Tools are the programs Run needs in PATH.
-func Tools() []string { return []string{"iperf3", "ping", "nsenter", "ss"} }
+func Tools() []string { return []string{"iperf3", "ping", "nsenter", "ss", "taskset"} }
 
 // Results of one run.
 type Results struct {
@@ -201,6 +208,9 @@ type Settings struct {
 	Smoke           bool     `json:"smoke,omitempty"`
 	// IperfAffinity is iperf3's -A: "client,server" CPUs, or empty.
 	IperfAffinity string `json:"iperf_affinity,omitempty"`
+	// PinLatencyCPU is the CPU of ping and the daemons during the ping
+	// test with Options.PinLatency; absent without.
+	PinLatencyCPU *int `json:"pin_latency_cpu,omitempty"`
 }
 
 // CaseResult holds one case's figures.
@@ -312,6 +322,16 @@ func Run(ctx context.Context, opts Options, progress io.Writer) (*Results, error
 		res.Settings.VXSwitchVersion = binaryVersion(ctx, opts.Binary)
 	}
 
+	cpus, err := wakeupCPUs()
+	if err != nil {
+		return nil, err
+	}
+	pinCPU := -1
+	if opts.PinLatency {
+		pinCPU = cpus[0]
+		res.Settings.PinLatencyCPU = &pinCPU
+	}
+
 	// Every case's bed exists for the whole run, each in namespaces of its
 	// own (the kernel's vxlan and vxswitch both want UDP 4789 in their host
 	// namespace); idle beds cost nothing.
@@ -325,6 +345,7 @@ func Run(ctx context.Context, opts Options, progress io.Writer) (*Results, error
 		start := time.Now()
 		b, err := setup(ctx, name, 5201+i, opts)
 		if b != nil {
+			b.pinCPU = pinCPU
 			beds = append(beds, b)
 		}
 		if err != nil {
@@ -333,10 +354,6 @@ func Run(ctx context.Context, opts Options, progress io.Writer) (*Results, error
 		fmt.Fprintf(progress, "set up %-8s %s (%.1f s)\n", name, b.describe(), time.Since(start).Seconds())
 	}
 
-	cpus, err := wakeupCPUs()
-	if err != nil {
-		return nil, err
-	}
 	res.Wakeup = &WakeupFloor{CPUs: cpus, GapMS: res.Settings.PingIntervalMS, Samples: wakeupSamples}
 	if opts.Smoke {
 		res.Wakeup.Samples = wakeupSmokeSamples

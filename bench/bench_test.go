@@ -114,6 +114,36 @@ func TestSmoke(t *testing.T) {
 	}
 }
 
+// TestSmokePinLatency runs the vxswitch case briefly with -pin-latency,
+// so that the diagnostic cannot rot: ping and the daemons' threads are
+// pinned for the ping test and given their affinity back.
+func TestSmokePinLatency(t *testing.T) {
+	topo.RequireRoot(t)
+	for _, tool := range Tools() {
+		if _, err := exec.LookPath(tool); err != nil {
+			if os.Getenv("CI") == "true" {
+				t.Fatalf("%s is not installed; CI must install it (.ci/run)", tool)
+			}
+			t.Skipf("%s is not installed; under CI=true this is a failure", tool)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	res, err := Run(ctx, Options{Smoke: true, Duration: time.Second, Cases: []string{VXSwitch}, PinLatency: true}, testWriter{t})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := res.Settings.PinLatencyCPU; c == nil || *c != res.Wakeup.CPUs[0] {
+		t.Errorf("pin_latency_cpu %v, want %d", c, res.Wakeup.CPUs[0])
+	}
+	if v := res.Case(VXSwitch).Summary[LatAvg]; !(v > 0) {
+		t.Errorf("latency %v, want > 0", v)
+	}
+	if !strings.Contains(res.settingsLine(), "on CPU") {
+		t.Errorf("settings line %q does not say the latency was pinned", res.settingsLine())
+	}
+}
+
 func wellFormed(b []byte) error {
 	d := xml.NewDecoder(strings.NewReader(string(b)))
 	for {

@@ -3,6 +3,7 @@ package bench
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -123,4 +124,80 @@ func firstLine(ctx context.Context, name string, args ...string) string {
 	}
 	line, _, _ := strings.Cut(string(out), "\n")
 	return strings.TrimSpace(line)
+}
+
+// pinThreads pins every thread of process pid to cpu and returns a
+// function that gives each thread its affinity back; a thread started
+// meanwhile gets the one the main thread had. The Go runtime of a daemon
+// may start a thread while the threads are listed, so the list is read
+// again until it holds no thread not yet pinned.
+func pinThreads(pid, cpu int) (restore func() error, err error) {
+	saved := make(map[int]unix.CPUSet)
+	restore = func() error {
+		tids, err := threads(pid)
+		if err != nil {
+			return err
+		}
+		def, ok := saved[pid]
+		for _, tid := range tids {
+			set, had := saved[tid]
+			if !had {
+				if !ok {
+					continue
+				}
+				set = def
+			}
+			if err := unix.SchedSetaffinity(tid, &set); err != nil && !errors.Is(err, unix.ESRCH) {
+				return fmt.Errorf("sched_setaffinity %d: %w", tid, err)
+			}
+		}
+		return nil
+	}
+	var one unix.CPUSet
+	one.Set(cpu)
+	for pass := 0; ; pass++ {
+		tids, err := threads(pid)
+		if err != nil {
+			return nil, errors.Join(err, restore())
+		}
+		fresh := 0
+		for _, tid := range tids {
+			if _, done := saved[tid]; done {
+				continue
+			}
+			var set unix.CPUSet
+			if err := unix.SchedGetaffinity(tid, &set); err != nil {
+				if errors.Is(err, unix.ESRCH) {
+					continue // the thread ended
+				}
+				return nil, errors.Join(fmt.Errorf("sched_getaffinity %d: %w", tid, err), restore())
+			}
+			saved[tid] = set
+			fresh++
+			if err := unix.SchedSetaffinity(tid, &one); err != nil && !errors.Is(err, unix.ESRCH) {
+				return nil, errors.Join(fmt.Errorf("sched_setaffinity %d: %w", tid, err), restore())
+			}
+		}
+		if fresh == 0 {
+			return restore, nil
+		}
+		if pass == 10 {
+			return nil, errors.Join(fmt.Errorf("process %d keeps starting threads", pid), restore())
+		}
+	}
+}
+
+// threads lists the thread IDs of process pid.
+func threads(pid int) ([]int, error) {
+	ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	if err != nil {
+		return nil, err
+	}
+	var tids []int
+	for _, e := range ents {
+		if tid, err := strconv.Atoi(e.Name()); err == nil {
+			tids = append(tids, tid)
+		}
+	}
+	return tids, nil
 }

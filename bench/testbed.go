@@ -29,6 +29,9 @@ type bed struct {
 	daemons []*topo.Daemon // vxswitch case: the daemon on h1, then on h2
 	// affinity is iperf3's -A argument ("client,server" CPUs), or empty.
 	affinity string
+	// pinCPU, unless -1, is the CPU of ping and of the daemons' threads
+	// during the ping test (Options.PinLatency).
+	pinCPU int
 }
 
 // The overlay network of the kernel and vxswitch cases.
@@ -55,7 +58,7 @@ func setup(ctx context.Context, name string, port int, opts Options) (*bed, erro
 	if err != nil {
 		return nil, err
 	}
-	b := &bed{name: name, tp: tp, port: port, affinity: opts.iperfAffinity()}
+	b := &bed{name: name, tp: tp, port: port, affinity: opts.iperfAffinity(), pinCPU: -1}
 	h1, err := tp.AddHost("h1")
 	if err != nil {
 		return b, err
@@ -246,7 +249,7 @@ func (b *bed) measure(ctx context.Context, dur time.Duration, say func(string)) 
 		var line string
 		switch t.key {
 		case LatAvg:
-			avg, p99, n, err := b.ping(ctx, dur)
+			avg, p99, n, err := b.pinnedPing(ctx, dur)
 			if err != nil {
 				return nil, fmt.Errorf("%s: %w", t.label, err)
 			}
@@ -373,6 +376,25 @@ func (b *bed) runIperf(ctx context.Context, dur time.Duration, extra ...string) 
 
 var pingTimeRE = regexp.MustCompile(`time=([0-9.]+) ms`)
 
+// pinnedPing is ping, with the daemons' threads on b.pinCPU for its
+// duration when that is set (ping itself is pinned by ping).
+func (b *bed) pinnedPing(ctx context.Context, dur time.Duration) (avg, p99 float64, n int, err error) {
+	if b.pinCPU >= 0 {
+		for _, d := range b.daemons {
+			restore, err := pinThreads(d.PID(), b.pinCPU)
+			if err != nil {
+				return 0, 0, 0, fmt.Errorf("pin the daemon on %s: %w", d.Host.Name, err)
+			}
+			defer func() {
+				if rerr := restore(); rerr != nil && err == nil {
+					err = fmt.Errorf("restore the affinity of the daemon on %s: %w", d.Host.Name, rerr)
+				}
+			}()
+		}
+	}
+	return b.ping(ctx, dur)
+}
+
 // ping sends pings for dur, one every pingInterval, and returns the
 // average and 99th-percentile round trip in µs and the number of replies.
 func (b *bed) ping(ctx context.Context, dur time.Duration) (avg, p99 float64, n int, err error) {
@@ -381,7 +403,11 @@ func (b *bed) ping(ctx context.Context, dur time.Duration) (avg, p99 float64, n 
 	count := int(dur / pingInterval)
 	deadline := int((dur+10*time.Second)/time.Second) + 1
 	interval := strconv.FormatFloat(pingInterval.Seconds(), 'f', -1, 64)
-	cmd := b.client.Command(ctx, "ping", "-n", "-c", strconv.Itoa(count), "-i", interval, "-w", strconv.Itoa(deadline), b.addr)
+	args := []string{"ping", "-n", "-c", strconv.Itoa(count), "-i", interval, "-w", strconv.Itoa(deadline), b.addr}
+	if b.pinCPU >= 0 {
+		args = append([]string{"taskset", "-c", strconv.Itoa(b.pinCPU)}, args...)
+	}
+	cmd := b.client.Command(ctx, args[0], args[1:]...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	runErr := cmd.Run() // exits 1 when a reply is missing; the replies still count
