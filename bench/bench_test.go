@@ -21,15 +21,7 @@ import (
 // round, every case) so it cannot rot, and checks that every figure is
 // there and positive, the ratios are computed and the files are written.
 func TestSmoke(t *testing.T) {
-	topo.RequireRoot(t)
-	for _, tool := range Tools() {
-		if _, err := exec.LookPath(tool); err != nil {
-			if os.Getenv("CI") == "true" {
-				t.Fatalf("%s is not installed; CI must install it (.ci/run)", tool)
-			}
-			t.Skipf("%s is not installed (Debian: apt-get install iperf3 iputils-ping util-linux iproute2); under CI=true this is a failure", tool)
-		}
-	}
+	requireRootAndTools(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	res, err := Run(ctx, Options{Smoke: true}, testWriter{t})
@@ -118,15 +110,7 @@ func TestSmoke(t *testing.T) {
 // so that the diagnostic cannot rot: ping and the daemons' threads are
 // pinned for the ping test and given their affinity back.
 func TestSmokePinLatency(t *testing.T) {
-	topo.RequireRoot(t)
-	for _, tool := range Tools() {
-		if _, err := exec.LookPath(tool); err != nil {
-			if os.Getenv("CI") == "true" {
-				t.Fatalf("%s is not installed; CI must install it (.ci/run)", tool)
-			}
-			t.Skipf("%s is not installed; under CI=true this is a failure", tool)
-		}
-	}
+	requireRootAndTools(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	res, err := Run(ctx, Options{Smoke: true, Duration: time.Second, Cases: []string{VXSwitch}, PinLatency: true}, testWriter{t})
@@ -141,6 +125,21 @@ func TestSmokePinLatency(t *testing.T) {
 	}
 	if !strings.Contains(res.settingsLine(), "on CPU") {
 		t.Errorf("settings line %q does not say the latency was pinned", res.settingsLine())
+	}
+}
+
+// requireRootAndTools skips a test that needs root or a tool Run needs
+// when run without, except under CI=true, where a missing tool fails it.
+func requireRootAndTools(t *testing.T) {
+	t.Helper()
+	topo.RequireRoot(t)
+	for _, tool := range Tools() {
+		if _, err := exec.LookPath(tool); err != nil {
+			if os.Getenv("CI") == "true" {
+				t.Fatalf("%s is not installed; CI must install it (.ci/run)", tool)
+			}
+			t.Skipf("%s is not installed (Debian: apt-get install iperf3 iputils-ping util-linux iproute2); under CI=true this is a failure", tool)
+		}
 	}
 }
 
