@@ -135,7 +135,9 @@ type Options struct {
 	// use), restoring the daemons' affinity afterwards: no wake-up then
 	// crosses CPUs, which separates the datapath's own cost from the
 	// machine's cross-CPU wake-ups (see WakeupFloor). A diagnostic: on
-	// two hosts a daemon never shares ping's CPU by design.
+	// two hosts a daemon never shares ping's CPU by design. (A Go ≥ 1.25
+	// daemon follows its CPU mask with GOMAXPROCS within about a second,
+	// so it runs most of the pinned test with GOMAXPROCS 1.)
 	PinLatency bool
 }
 

@@ -123,7 +123,7 @@ func TestSmokePinLatency(t *testing.T) {
 	if v := res.Case(VXSwitch).Summary[LatAvg]; !(v > 0) {
 		t.Errorf("latency %v, want > 0", v)
 	}
-	if !strings.Contains(res.settingsLine(), "on CPU") {
+	if !strings.Contains(res.settingsLine(), "for the latency") {
 		t.Errorf("settings line %q does not say the latency was pinned", res.settingsLine())
 	}
 }

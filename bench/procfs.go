@@ -127,31 +127,34 @@ func firstLine(ctx context.Context, name string, args ...string) string {
 }
 
 // pinThreads pins every thread of process pid to cpu and returns a
-// function that gives each thread its affinity back; a thread started
-// meanwhile gets the one the main thread had. The Go runtime of a daemon
-// may start a thread while the threads are listed, so the list is read
-// again until it holds no thread not yet pinned.
+// function that gives each thread its affinity back. A thread inherits
+// the mask of the thread that starts it, so one that appears after the
+// first listing (the Go runtime of a daemon starts threads at any time)
+// may already be pinned: it gets the mask the main thread had before,
+// as do threads started after pinThreads returns. The list is read again
+// until it holds no thread not yet pinned.
 func pinThreads(pid, cpu int) (restore func() error, err error) {
+	var orig unix.CPUSet
+	if err := unix.SchedGetaffinity(pid, &orig); err != nil {
+		return nil, fmt.Errorf("sched_getaffinity %d: %w", pid, err)
+	}
 	saved := make(map[int]unix.CPUSet)
 	restore = func() error {
 		tids, err := threads(pid)
 		if err != nil {
 			return err
 		}
-		def, ok := saved[pid]
+		var errs []error
 		for _, tid := range tids {
-			set, had := saved[tid]
-			if !had {
-				if !ok {
-					continue
-				}
-				set = def
+			set, ok := saved[tid]
+			if !ok {
+				set = orig
 			}
 			if err := unix.SchedSetaffinity(tid, &set); err != nil && !errors.Is(err, unix.ESRCH) {
-				return fmt.Errorf("sched_setaffinity %d: %w", tid, err)
+				errs = append(errs, fmt.Errorf("sched_setaffinity %d: %w", tid, err))
 			}
 		}
-		return nil
+		return errors.Join(errs...)
 	}
 	var one unix.CPUSet
 	one.Set(cpu)
@@ -165,12 +168,15 @@ func pinThreads(pid, cpu int) (restore func() error, err error) {
 			if _, done := saved[tid]; done {
 				continue
 			}
-			var set unix.CPUSet
-			if err := unix.SchedGetaffinity(tid, &set); err != nil {
-				if errors.Is(err, unix.ESRCH) {
-					continue // the thread ended
+			set := orig
+			if pass == 0 {
+				// Listed before anything was pinned: its own mask.
+				if err := unix.SchedGetaffinity(tid, &set); err != nil {
+					if errors.Is(err, unix.ESRCH) {
+						continue // the thread ended
+					}
+					return nil, errors.Join(fmt.Errorf("sched_getaffinity %d: %w", tid, err), restore())
 				}
-				return nil, errors.Join(fmt.Errorf("sched_getaffinity %d: %w", tid, err), restore())
 			}
 			saved[tid] = set
 			fresh++
@@ -181,10 +187,39 @@ func pinThreads(pid, cpu int) (restore func() error, err error) {
 		if fresh == 0 {
 			return restore, nil
 		}
+		if pinPassHook != nil {
+			pinPassHook(pass)
+		}
 		if pass == 10 {
 			return nil, errors.Join(fmt.Errorf("process %d keeps starting threads", pid), restore())
 		}
 	}
+}
+
+// pinPassHook, if set (by tests), runs after each pass of pinThreads
+// that pinned threads.
+var pinPassHook func(pass int)
+
+// pinProcesses pins every thread of every process in pids to cpu (see
+// pinThreads) and returns a function that restores them all, going on
+// past errors. If pinning fails, what was pinned is restored.
+func pinProcesses(pids []int, cpu int) (restore func() error, err error) {
+	var restores []func() error
+	restore = func() error {
+		var errs []error
+		for _, r := range restores {
+			errs = append(errs, r())
+		}
+		return errors.Join(errs...)
+	}
+	for _, pid := range pids {
+		r, perr := pinThreads(pid, cpu)
+		if perr != nil {
+			return nil, errors.Join(fmt.Errorf("pin process %d: %w", pid, perr), restore())
+		}
+		restores = append(restores, r)
+	}
+	return restore, nil
 }
 
 // threads lists the thread IDs of process pid.

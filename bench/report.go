@@ -51,7 +51,7 @@ func (r *Results) settingsLine() string {
 		pin = fmt.Sprintf("iperf3 client on CPU %s, server on CPU %s", a[0], a[1])
 	}
 	if s.PinLatencyCPU != nil {
-		pin += fmt.Sprintf("; ping and the daemons on CPU %d for the latency", *s.PinLatencyCPU)
+		pin += fmt.Sprintf("; ping (and any daemon) on CPU %d for the latency", *s.PinLatencyCPU)
 	}
 	return fmt.Sprintf("%d %s × %g s per figure, medians; %s; daemon args: %s; %s", s.Repeat, rounds, s.DurationS, ver, args, pin)
 }

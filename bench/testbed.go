@@ -377,20 +377,24 @@ func (b *bed) runIperf(ctx context.Context, dur time.Duration, extra ...string) 
 var pingTimeRE = regexp.MustCompile(`time=([0-9.]+) ms`)
 
 // pinnedPing is ping, with the daemons' threads on b.pinCPU for its
-// duration when that is set (ping itself is pinned by ping).
+// duration when that is set (ping itself is pinned by ping). A daemon
+// left pinned would skew every later figure, so a failed restore fails
+// the run.
 func (b *bed) pinnedPing(ctx context.Context, dur time.Duration) (avg, p99 float64, n int, err error) {
-	if b.pinCPU >= 0 {
+	if b.pinCPU >= 0 && len(b.daemons) > 0 {
+		var pids []int
 		for _, d := range b.daemons {
-			restore, err := pinThreads(d.PID(), b.pinCPU)
-			if err != nil {
-				return 0, 0, 0, fmt.Errorf("pin the daemon on %s: %w", d.Host.Name, err)
-			}
-			defer func() {
-				if rerr := restore(); rerr != nil && err == nil {
-					err = fmt.Errorf("restore the affinity of the daemon on %s: %w", d.Host.Name, rerr)
-				}
-			}()
+			pids = append(pids, d.PID())
 		}
+		restore, perr := pinProcesses(pids, b.pinCPU)
+		if perr != nil {
+			return 0, 0, 0, fmt.Errorf("pin the daemons: %w", perr)
+		}
+		defer func() {
+			if rerr := restore(); rerr != nil {
+				err = errors.Join(err, fmt.Errorf("restore the daemons' CPU affinity: %w", rerr))
+			}
+		}()
 	}
 	return b.ping(ctx, dur)
 }

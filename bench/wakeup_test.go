@@ -4,7 +4,6 @@ import (
 	"context"
 	"os"
 	"runtime"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -281,32 +280,5 @@ func TestPipeRoundTripsWithGC(t *testing.T) {
 	}
 	if err != nil {
 		t.Fatal(err)
-	}
-}
-
-// TestPinThreads pins every thread of this (multi-threaded) process to
-// one CPU and back.
-func TestPinThreads(t *testing.T) {
-	cpus, err := wakeupCPUs()
-	if err != nil {
-		t.Fatal(err)
-	}
-	before := threadCPUs(t)
-	restore, err := pinThreads(os.Getpid(), cpus[1])
-	if err != nil {
-		t.Fatal(err)
-	}
-	during := threadCPUs(t)
-	if err := restore(); err != nil {
-		t.Fatal(err)
-	}
-	want := strconv.Itoa(cpus[1])
-	for list, n := range during {
-		if list != want {
-			t.Errorf("%d threads on CPUs %s while pinned to %s", n, list, want)
-		}
-	}
-	if after := threadCPUs(t); !equalCounts(after, before) {
-		t.Errorf("threads' CPUs after restore %v, before %v", after, before)
 	}
 }
