@@ -3,7 +3,11 @@ package encap
 import (
 	"encoding/binary"
 	"math/bits"
+	"unsafe"
 )
+
+// avx2Min is the shortest input Checksum hands to sumAVX2.
+const avx2Min = 256
 
 // Checksum returns the Internet checksum (RFC 1071) of b added to initial:
 // the ones'-complement sum of b's big-endian 16-bit words (an odd final
@@ -22,6 +26,18 @@ func Checksum(b []byte, initial uint16) uint16 {
 	// the end-around carry kept in c, since 2^64 ≡ 2^16 ≡ 1 mod 0xffff.
 	acc := uint64(bits.ReverseBytes16(initial))
 	var c uint64
+	// Long inputs (a segment's payload) go 128 bytes at a time through
+	// AVX2 where the CPU has it: about twice as fast as the loop below,
+	// whose adds form one carry chain.
+	if haveAVX2 && len(b) >= avx2Min {
+		n := len(b) &^ 127
+		var lanes [4]uint64
+		sumAVX2(unsafe.SliceData(b), n, &lanes)
+		for _, v := range lanes {
+			acc, c = bits.Add64(acc, v, c)
+		}
+		b = b[n:]
+	}
 	// 128 bytes per iteration: sixteen loads feeding one ADC chain. On the
 	// 2-core EPYC test machines this measured about 13% faster than 64
 	// bytes per iteration for 1500 B and 64 KiB, and 256 no faster beyond

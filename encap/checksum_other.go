@@ -1,0 +1,8 @@
+//go:build !amd64 || purego
+
+package encap
+
+// haveAVX2 is false where there is no sumAVX2.
+var haveAVX2 = false
+
+func sumAVX2(p *byte, n int, out *[4]uint64) { panic("encap: sumAVX2 without AVX2") }
