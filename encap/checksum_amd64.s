@@ -16,8 +16,8 @@ TEXT ·sumAVX2(SB), NOSPLIT, $0-24
 	VPXOR    Y1, Y1, Y1
 	VPXOR    Y2, Y2, Y2
 	VPXOR    Y3, Y3, Y3
-	VPCMPEQQ Y15, Y15, Y15
-	VPSRLQ   $32, Y15, Y15 // 0x00000000ffffffff in every lane
+	VPCMPEQQ Y12, Y12, Y12
+	VPSRLQ   $32, Y12, Y12 // 0x00000000ffffffff in every lane (not Y15: Go code keeps X15 zero)
 
 loop:
 	VMOVDQU 0(SI), Y4
@@ -28,10 +28,10 @@ loop:
 	VPSRLQ  $32, Y5, Y9
 	VPSRLQ  $32, Y6, Y10
 	VPSRLQ  $32, Y7, Y11
-	VPAND   Y15, Y4, Y4
-	VPAND   Y15, Y5, Y5
-	VPAND   Y15, Y6, Y6
-	VPAND   Y15, Y7, Y7
+	VPAND   Y12, Y4, Y4
+	VPAND   Y12, Y5, Y5
+	VPAND   Y12, Y6, Y6
+	VPAND   Y12, Y7, Y7
 	VPADDQ  Y4, Y0, Y0
 	VPADDQ  Y8, Y1, Y1
 	VPADDQ  Y5, Y2, Y2
