@@ -6,8 +6,12 @@ import (
 	"unsafe"
 )
 
-// avx2Min is the shortest input Checksum hands to sumAVX2.
-const avx2Min = 256
+// avx2Min is the shortest input Checksum hands to sumAVX2, avx2Chunk
+// the longest.
+const (
+	avx2Min   = 256
+	avx2Chunk = 1 << 30
+)
 
 // Checksum returns the Internet checksum (RFC 1071) of b added to initial:
 // the ones'-complement sum of b's big-endian 16-bit words (an odd final
@@ -29,8 +33,9 @@ func Checksum(b []byte, initial uint16) uint16 {
 	// Long inputs (a segment's payload) go 128 bytes at a time through
 	// AVX2 where the CPU has it: about twice as fast as the loop below,
 	// whose adds form one carry chain.
-	if haveAVX2 && len(b) >= avx2Min {
-		n := len(b) &^ 127
+	// At most avx2Chunk bytes per call keep its lanes far from overflow.
+	for haveAVX2 && len(b) >= avx2Min {
+		n := min(len(b), avx2Chunk) &^ 127
 		var lanes [4]uint64
 		sumAVX2(unsafe.SliceData(b), n, &lanes)
 		for _, v := range lanes {
