@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"runtime"
 	"strings"
@@ -87,55 +88,32 @@ func TestPipeRoundTripsLeavesNoPinnedThread(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := threadCPUs(t)
+	// The CPU lists the process's threads have; the runtime may start or
+	// end threads meanwhile, but none may have a list not among these.
+	want := make(map[string]bool)
+	for _, list := range taskCPUs(t, os.Getpid()) {
+		want[list] = true
+	}
 	if _, err := pipeRoundTrips(context.Background(), cpus[1], cpus[1], 5, 0); err != nil {
 		t.Fatal(err)
 	}
 	// A locked thread exits just after its goroutine ends; give it time.
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		got := threadCPUs(t)
-		if equalCounts(got, want) {
+		stray := ""
+		for tid, list := range taskCPUs(t, os.Getpid()) {
+			if !want[list] {
+				stray = fmt.Sprintf("thread %s on CPUs %s", tid, list)
+			}
+		}
+		if stray == "" {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("threads' allowed CPUs after the measurement %v, before %v", got, want)
+			t.Fatalf("%s after the measurement; before, the threads' CPU lists were %v", stray, want)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-}
-
-// threadCPUs counts the process's threads by their Cpus_allowed_list.
-func threadCPUs(t *testing.T) map[string]int {
-	t.Helper()
-	tasks, err := os.ReadDir("/proc/self/task")
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := make(map[string]int)
-	for _, task := range tasks {
-		b, err := os.ReadFile("/proc/self/task/" + task.Name() + "/status")
-		if err != nil {
-			continue // the thread ended meanwhile
-		}
-		for _, line := range strings.Split(string(b), "\n") {
-			if v, ok := strings.CutPrefix(line, "Cpus_allowed_list:"); ok {
-				out[strings.TrimSpace(v)]++
-			}
-		}
-	}
-	return out
-}
-
-// equalCounts: got has no affinity that want lacks (the runtime may
-// start or end unpinned threads meanwhile).
-func equalCounts(got, want map[string]int) bool {
-	for k := range got {
-		if _, ok := want[k]; !ok {
-			return false
-		}
-	}
-	return true
 }
 
 func TestWakeupSummarize(t *testing.T) {
