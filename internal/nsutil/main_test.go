@@ -7,7 +7,6 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/vxswitch/vxswitch/bench/topo"
 	"github.com/vxswitch/vxswitch/internal/nsutil"
 )
 
@@ -44,12 +43,7 @@ func onMain(f func()) {
 // unlocks the thread cannot be seen here: the main goroutine holds its
 // own lock on it.)
 func TestDoOnMainThread(t *testing.T) {
-	topo.RequireRoot(t)
-	path, err := nsutil.Create(t.TempDir(), "main")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nsutil.Delete(path)
+	path := tempNS(t, "main")
 	want, _ := nsutil.Inode(path)
 	onMain(func() {
 		if unix.Gettid() != unix.Getpid() {
