@@ -31,17 +31,24 @@ func ipOffset(frame []byte) (off int, version int) {
 	return 0, 0
 }
 
+// ipECN returns ipOffset's results and the packet's ECN field (in the
+// IPv4 TOS byte or the IPv6 traffic class), ECNNotECT if it is not IP.
+func ipECN(frame []byte) (off, v int, ecn uint8) {
+	off, v = ipOffset(frame)
+	switch v {
+	case 4:
+		ecn = frame[off+1] & ecnMask
+	case 6:
+		ecn = frame[off+1] >> 4 & ecnMask
+	}
+	return off, v, ecn
+}
+
 // FrameECN returns the ECN field of the IP packet in frame, or ECNNotECT
 // for a frame that is not IP.
 func FrameECN(frame []byte) uint8 {
-	off, v := ipOffset(frame)
-	switch v {
-	case 4:
-		return frame[off+1] & ecnMask
-	case 6:
-		return frame[off+1] >> 4 & ecnMask
-	}
-	return ECNNotECT
+	_, _, ecn := ipECN(frame)
+	return ecn
 }
 
 // EncapECN is the ECN field a tunnel's outer header gets for an inner
@@ -74,14 +81,8 @@ func DecapECN(frame []byte, outer uint8) (ok bool) {
 	if outer != ECNCE && outer != ECNECT1 {
 		return true
 	}
-	off, v := ipOffset(frame)
-	var inner uint8
-	switch v {
-	case 4:
-		inner = frame[off+1] & ecnMask
-	case 6:
-		inner = frame[off+1] >> 4 & ecnMask
-	default:
+	off, v, inner := ipECN(frame)
+	if v == 0 {
 		return true
 	}
 	var set uint8
@@ -111,8 +112,5 @@ func DecapECN(frame []byte, outer uint8) (ok bool) {
 // 16-bit word of the data it covers changing from old to new (RFC 1624,
 // eqn. 3: HC' = ~(~HC + ~m + m')).
 func updateChecksum16(csum []byte, old, new uint16) {
-	s := uint32(^binary.BigEndian.Uint16(csum)) + uint32(^old) + uint32(new)
-	s = s&0xffff + s>>16
-	s = s&0xffff + s>>16
-	binary.BigEndian.PutUint16(csum, ^uint16(s))
+	binary.BigEndian.PutUint16(csum, ^add16(add16(^binary.BigEndian.Uint16(csum), ^old), new))
 }
