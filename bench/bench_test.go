@@ -113,9 +113,17 @@ func TestSmokePinLatency(t *testing.T) {
 	requireRootAndTools(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
+	// The daemons' threads are pinned: pinThreads makes at least one pass
+	// per daemon.
+	passes := 0
+	pinPassHook = func(int) { passes++ }
+	defer func() { pinPassHook = nil }()
 	res, err := Run(ctx, Options{Smoke: true, Duration: time.Second, Cases: []string{VXSwitch}, PinLatency: true}, testWriter{t})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if passes < 2 {
+		t.Errorf("%d pinning passes over the two daemons, want at least 2", passes)
 	}
 	if c := res.Settings.PinLatencyCPU; c == nil || *c != res.Wakeup.CPUs[0] {
 		t.Errorf("pin_latency_cpu %v, want %d", c, res.Wakeup.CPUs[0])

@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"runtime"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -16,27 +17,49 @@ import (
 // process that keeps starting threads until it reads a line, then idles.
 const spawnerEnv = "VXBENCH_TEST_THREAD_SPAWNER"
 
+// startCPUs is the CPU list of the test process's main thread before any
+// test ran: what every thread must have again after a test pinned some.
+var startCPUs string
+
 func TestMain(m *testing.M) {
 	if os.Getenv(spawnerEnv) == "1" {
 		spawnThreads()
 		return
 	}
+	b, err := os.ReadFile("/proc/self/status")
+	if err == nil {
+		startCPUs = cpusAllowed(string(b))
+	}
 	os.Exit(m.Run())
 }
 
+// cpusAllowed returns the Cpus_allowed_list of a /proc status file.
+func cpusAllowed(status string) string {
+	for _, line := range strings.Split(status, "\n") {
+		if v, ok := strings.CutPrefix(line, "Cpus_allowed_list:"); ok {
+			return strings.TrimSpace(v)
+		}
+	}
+	return ""
+}
+
 // spawnThreads starts an OS thread every 2 ms (a goroutine locked to its
-// thread and blocked for good) until a line arrives on stdin, then
-// waits to be killed.
+// thread and blocked for good) until a line arrives on stdin, says
+// "stopped", and exits when stdin closes (its test ended).
 func spawnThreads() {
 	stop := make(chan struct{})
 	go func() {
-		bufio.NewReader(os.Stdin).ReadString('\n')
+		r := bufio.NewReader(os.Stdin)
+		r.ReadString('\n')
 		close(stop)
+		io.Copy(io.Discard, r)
+		os.Exit(0)
 	}()
 	fmt.Println("ready")
 	for i := 0; i < 500; i++ {
 		select {
 		case <-stop:
+			fmt.Println("stopped")
 			select {}
 		case <-time.After(2 * time.Millisecond):
 		}
@@ -48,12 +71,29 @@ func spawnThreads() {
 	select {}
 }
 
-// startSpawner starts the test binary as a thread spawner; the returned
-// writer stops its spawning. It is killed (by PID) and reaped at cleanup.
-func startSpawner(t *testing.T) (*exec.Cmd, io.WriteCloser) {
+// spawner is a thread spawner process (see spawnThreads).
+type spawner struct {
+	pid   int
+	stdin io.Writer
+	out   *bufio.Reader
+}
+
+// stop stops its spawning and waits until it has.
+func (s *spawner) stop(t *testing.T) {
+	t.Helper()
+	fmt.Fprintln(s.stdin)
+	if line, err := s.out.ReadString('\n'); err != nil || line != "stopped\n" {
+		t.Fatalf("thread spawner said %q, %v", line, err)
+	}
+}
+
+// startSpawner starts the test binary as a thread spawner. It is killed
+// (by PID) and reaped at cleanup, and dies with the test binary.
+func startSpawner(t *testing.T) *spawner {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), spawnerEnv+"=1")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -69,10 +109,11 @@ func startSpawner(t *testing.T) (*exec.Cmd, io.WriteCloser) {
 		cmd.Process.Kill()
 		cmd.Wait()
 	})
-	if line, err := bufio.NewReader(stdout).ReadString('\n'); err != nil || line != "ready\n" {
+	out := bufio.NewReader(stdout)
+	if line, err := out.ReadString('\n'); err != nil || line != "ready\n" {
 		t.Fatalf("thread spawner said %q, %v", line, err)
 	}
-	return cmd, stdin
+	return &spawner{pid: cmd.Process.Pid, stdin: stdin, out: out}
 }
 
 // taskCPUs maps every thread of process pid to its Cpus_allowed_list.
@@ -88,11 +129,7 @@ func taskCPUs(t *testing.T, pid int) map[string]string {
 		if err != nil {
 			continue // the thread ended meanwhile
 		}
-		for _, line := range strings.Split(string(b), "\n") {
-			if v, ok := strings.CutPrefix(line, "Cpus_allowed_list:"); ok {
-				out[fmt.Sprint(tid)] = strings.TrimSpace(v)
-			}
-		}
+		out[fmt.Sprint(tid)] = cpusAllowed(string(b))
 	}
 	return out
 }
@@ -102,15 +139,15 @@ func taskCPUs(t *testing.T, pid int) map[string]string {
 // pinned mask), and restores: every thread, old or new, must end with
 // the mask the process had.
 func TestPinThreads(t *testing.T) {
-	pid, stop, origList, cpu := spawnerToPin(t)
+	sp, origList, cpu := spawnerToPin(t)
+	pid := sp.pid
 	pinned := fmt.Sprint(cpu)
 
-	before := len(taskCPUs(t, pid))
 	// Between the first pass and the second, pinned threads start new
 	// ones, which the second pass finds already pinned.
 	pinPassHook = func(pass int) {
 		if pass == 0 {
-			time.Sleep(20 * time.Millisecond)
+			waitThreads(t, pid, len(taskCPUs(t, pid))+3)
 		}
 	}
 	defer func() { pinPassHook = nil }()
@@ -118,14 +155,9 @@ func TestPinThreads(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(100 * time.Millisecond) // about 50 threads more
-	fmt.Fprintln(stop)
-	time.Sleep(20 * time.Millisecond)
-	during := taskCPUs(t, pid)
-	if len(during) <= before {
-		t.Fatalf("the spawner started no thread while pinned (%d before, %d after)", before, len(during))
-	}
-	allOn(t, during, pinned, "while pinned")
+	waitThreads(t, pid, len(taskCPUs(t, pid))+10) // and more after it
+	sp.stop(t)
+	allOn(t, taskCPUs(t, pid), pinned, "while pinned")
 	if err := restore(); err != nil {
 		t.Fatal(err)
 	}
@@ -136,7 +168,9 @@ func TestPinThreads(t *testing.T) {
 // pinning of those before it, and a restore that cannot reach a process
 // says so.
 func TestPinProcessesErrors(t *testing.T) {
-	pid, _, origList, cpu := spawnerToPin(t)
+	sp, origList, cpu := spawnerToPin(t)
+	sp.stop(t) // a restore racing new threads is TestPinThreads' business
+	pid := sp.pid
 
 	// A PID above pid_max exists nowhere.
 	if _, err := pinProcesses([]int{pid, 1 << 30}, cpu); err == nil {
@@ -165,19 +199,28 @@ func TestPinProcessesErrors(t *testing.T) {
 // spawnerToPin starts a thread spawner (see startSpawner) and returns its
 // PID, the writer that stops it, its threads' CPU list and a CPU to pin
 // it to that is not all of that list.
-func spawnerToPin(t *testing.T) (pid int, stop io.Writer, orig string, cpu int) {
+func spawnerToPin(t *testing.T) (sp *spawner, orig string, cpu int) {
 	t.Helper()
 	cpus, err := wakeupCPUs()
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd, stop := startSpawner(t)
-	pid = cmd.Process.Pid
-	orig = taskCPUs(t, pid)[fmt.Sprint(pid)]
+	sp = startSpawner(t)
+	orig = taskCPUs(t, sp.pid)[fmt.Sprint(sp.pid)]
 	if orig == fmt.Sprint(cpus[1]) {
 		t.Fatalf("the process already runs on CPU %d only", cpus[1])
 	}
-	return pid, stop, orig, cpus[1]
+	return sp, orig, cpus[1]
+}
+
+// waitThreads waits until process pid has at least n threads.
+func waitThreads(t *testing.T, pid, n int) {
+	t.Helper()
+	for deadline := time.Now().Add(time.Minute); len(taskCPUs(t, pid)) < n; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("process %d never reached %d threads", pid, n)
+		}
+	}
 }
 
 // allOn checks that every thread in tasks (from taskCPUs) may run on

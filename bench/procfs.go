@@ -139,22 +139,35 @@ func pinThreads(pid, cpu int) (restore func() error, err error) {
 		return nil, fmt.Errorf("sched_getaffinity %d: %w", pid, err)
 	}
 	saved := make(map[int]unix.CPUSet)
+	// restore, like pinning, lists the threads again until a pass finds
+	// none it has not set: a still-pinned thread may start one meanwhile.
 	restore = func() error {
-		tids, err := threads(pid)
-		if err != nil {
-			return err
-		}
+		done := make(map[int]bool)
 		var errs []error
-		for _, tid := range tids {
-			set, ok := saved[tid]
-			if !ok {
-				set = orig
+		for range 10 {
+			tids, err := threads(pid)
+			if err != nil {
+				return errors.Join(append(errs, err)...)
 			}
-			if err := unix.SchedSetaffinity(tid, &set); err != nil && !errors.Is(err, unix.ESRCH) {
-				errs = append(errs, fmt.Errorf("sched_setaffinity %d: %w", tid, err))
+			fresh := 0
+			for _, tid := range tids {
+				if done[tid] {
+					continue
+				}
+				done[tid], fresh = true, fresh+1
+				set, ok := saved[tid]
+				if !ok {
+					set = orig
+				}
+				if err := unix.SchedSetaffinity(tid, &set); err != nil && !errors.Is(err, unix.ESRCH) {
+					errs = append(errs, fmt.Errorf("sched_setaffinity %d: %w", tid, err))
+				}
+			}
+			if fresh == 0 {
+				return errors.Join(errs...)
 			}
 		}
-		return errors.Join(errs...)
+		return errors.Join(append(errs, fmt.Errorf("process %d keeps starting threads", pid))...)
 	}
 	var one unix.CPUSet
 	one.Set(cpu)
