@@ -111,9 +111,8 @@ var errEchoEnded = errors.New("the echo thread ended early")
 // The echo thread says when it is pinned, and one round trip goes
 // unrecorded, so that no sample includes a thread's start or migration.
 //
-// Both threads are locked to their goroutines and never unlocked, so the
-// runtime ends them with the goroutines instead of reusing them with the
-// changed affinity. The reads and the sleep block in the kernel through
+// Both threads are locked to their goroutines while pinned and given
+// their affinity back before they are unlocked (see pinThread). The reads and the sleep block in the kernel through
 // ordinary (not raw) system calls, so that the runtime can stop the
 // world while a thread waits: a thread blocked in a raw one holds its P,
 // and a garbage collection would wait for it while it waited for its
@@ -134,7 +133,6 @@ func pipeRoundTrips(ctx context.Context, cpuA, cpuB, n int, gap time.Duration) (
 	defer unix.Close(pong[0])
 	echoErr := make(chan error, 1)
 	go func() {
-		runtime.LockOSThread()
 		echoErr <- echo(cpuB, ping[0], pong[1])
 	}()
 	type result struct {
@@ -143,7 +141,6 @@ func pipeRoundTrips(ctx context.Context, cpuA, cpuB, n int, gap time.Duration) (
 	}
 	done := make(chan result, 1)
 	go func() {
-		runtime.LockOSThread()
 		rtts, err := measure(ctx, cpuA, n, gap, ping[1], pong[0])
 		done <- result{rtts, err}
 	}()
@@ -161,9 +158,11 @@ func pipeRoundTrips(ctx context.Context, cpuA, cpuB, n int, gap time.Duration) (
 // then writes back every byte it reads until in is closed. It closes out.
 func echo(cpu, in, out int) error {
 	defer unix.Close(out)
-	if err := pinThread(cpu); err != nil {
+	unpin, err := pinThread(cpu)
+	if err != nil {
 		return err
 	}
+	defer unpin()
 	var b [1]byte
 	if _, err := unix.Write(out, b[:]); err != nil {
 		return fmt.Errorf("pipe write: %w", err)
@@ -184,9 +183,11 @@ func echo(cpu, in, out int) error {
 // ones, each after a pause of gap. It closes out.
 func measure(ctx context.Context, cpu, n int, gap time.Duration, out, in int) ([]float64, error) {
 	defer unix.Close(out)
-	if err := pinThread(cpu); err != nil {
+	unpin, err := pinThread(cpu)
+	if err != nil {
 		return nil, err
 	}
+	defer unpin()
 	var b [1]byte
 	if k, err := readByte(in, b[:]); k != 1 {
 		return nil, orErr(err, errEchoEnded)
@@ -256,14 +257,29 @@ func readByte(fd int, b []byte) (int, error) {
 	}
 }
 
-// pinThread pins the calling thread to cpu.
-func pinThread(cpu int) error {
-	var set unix.CPUSet
+// pinThread locks the calling goroutine to its thread and pins the
+// thread to cpu; unpin gives the thread its affinity back and unlocks it.
+// Leaving a pinned thread locked for the runtime to end with its
+// goroutine is not enough: the goroutine may be running on the main
+// thread, which the runtime cannot end and keeps (wedged, pinned) for the
+// life of the process, where it pinned every thread started from it
+// later. If the affinity cannot be restored the thread stays locked.
+func pinThread(cpu int) (unpin func(), err error) {
+	runtime.LockOSThread()
+	var old, set unix.CPUSet
+	if err := unix.SchedGetaffinity(0, &old); err != nil {
+		return nil, fmt.Errorf("sched_getaffinity: %w", err)
+	}
 	set.Set(cpu)
 	if err := unix.SchedSetaffinity(0, &set); err != nil {
-		return fmt.Errorf("pin a thread to CPU %d: %w", cpu, err)
+		runtime.UnlockOSThread()
+		return nil, fmt.Errorf("pin a thread to CPU %d: %w", cpu, err)
 	}
-	return nil
+	return func() {
+		if unix.SchedSetaffinity(0, &old) == nil {
+			runtime.UnlockOSThread()
+		}
+	}, nil
 }
 
 // String is a round's figures as the progress lines show them.

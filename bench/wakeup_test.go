@@ -188,30 +188,36 @@ func TestPinThread(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := make(chan []int, 1)
+	cpusOf := func() string {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/self/task/%d/status", unix.Gettid()))
+		if err != nil {
+			t.Error(err)
+		}
+		return cpusAllowed(string(b))
+	}
+	type lists struct{ during, after string }
+	got := make(chan lists, 1)
 	go func() {
-		runtime.LockOSThread() // never unlocked: the thread ends with the goroutine
-		if err := pinThread(cpus[1]); err != nil {
+		unpin, err := pinThread(cpus[1])
+		if err != nil {
 			t.Error(err)
-			got <- nil
+			got <- lists{}
 			return
 		}
-		var set unix.CPUSet
-		if err := unix.SchedGetaffinity(0, &set); err != nil {
-			t.Error(err)
-			got <- nil
-			return
-		}
-		var on []int
-		for c := 0; c < len(set)*64; c++ {
-			if set.IsSet(c) {
-				on = append(on, c)
-			}
-		}
-		got <- on
+		var l lists
+		l.during = cpusOf()
+		runtime.LockOSThread() // keep the thread to look at it once unpinned
+		defer runtime.UnlockOSThread()
+		unpin()
+		l.after = cpusOf()
+		got <- l
 	}()
-	if on := <-got; len(on) != 1 || on[0] != cpus[1] {
-		t.Errorf("thread's CPUs %v, want [%d]", on, cpus[1])
+	l := <-got
+	if want := fmt.Sprint(cpus[1]); l.during != want {
+		t.Errorf("thread's CPUs %q while pinned, want %q", l.during, want)
+	}
+	if l.after != startCPUs {
+		t.Errorf("thread's CPUs %q once unpinned, want %q as the process started", l.after, startCPUs)
 	}
 }
 
