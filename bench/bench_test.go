@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/vxswitch/vxswitch/bench/topo"
 )
 
@@ -196,16 +198,39 @@ func TestParsers(t *testing.T) {
 	if avg < 449.9 || avg > 450.1 || p99 != 1200 {
 		t.Errorf("rttStats = %v, %v; want 450, 1200", avg, p99)
 	}
+	procStat := "cpu  1000 1000 1000 1000 1000 1000 1000 1000 0 0\n" +
+		"cpu0 10 1 100 9999 7 1000 10000 555 3 0\n" +
+		"cpu1 20 2 200 9999 7 2000 20000 555 3 0\n" +
+		"cpu2 40 4 400 9999 7 4000 40000 555 3 0\n" +
+		"intr 1 2 3\nctxt 42\n"
+	var cpus unix.CPUSet
+	cpus.Set(0)
+	cpus.Set(2)
+	// user + nice + system + irq + softirq of CPUs 0 and 2: not idle,
+	// iowait, steal or guest (already in user), nor the summary line.
+	if got, err := parseBusyTicks(procStat, &cpus); err != nil || got != 11111+44444 {
+		t.Errorf("parseBusyTicks = %d, %v; want %d", got, err, 11111+44444)
+	}
+	cpus.Set(3)
+	if _, err := parseBusyTicks(procStat, &cpus); err == nil {
+		t.Error("parseBusyTicks without a line for CPU 3: no error")
+	}
+	if _, err := parseBusyTicks("cpu0 1 2 x 4 5 6 7 8\n", &cpus); err == nil {
+		t.Error("parseBusyTicks of a malformed line: no error")
+	}
 	if _, err := parsePing("PING x\n"); err == nil {
 		t.Error("parsePing without replies: no error")
 	}
 	var rep iperfReport
-	js := `{"end":{"sum_received":{"seconds":2,"bits_per_second":1e9,"packets":1000,"lost_packets":100}}}`
+	js := `{"end":{"sum_received":{"seconds":2,"bytes":250000000,"bits_per_second":1e9,"packets":1000,"lost_packets":100}}}`
 	if err := json.Unmarshal([]byte(js), &rep); err != nil {
 		t.Fatal(err)
 	}
 	if got := rep.receivedPPS(); got != 450 {
 		t.Errorf("receivedPPS = %v, want 450", got)
+	}
+	if got := rep.End.SumReceived.Bytes; got != 250000000 {
+		t.Errorf("bytes received = %v, want 250000000", got)
 	}
 	if got := median([]float64{3, 1, 2}); got != 2 {
 		t.Errorf("median = %v", got)

@@ -49,6 +49,51 @@ func parseStatTicks(stat string) (int64, error) {
 	return utime + stime, nil
 }
 
+// busyTicks is the time the CPUs in cpus have spent busy so far (user,
+// nice, system, irq and softirq: everything but idle, iowait and steal),
+// summed, in clock ticks, from /proc/stat.
+func busyTicks(cpus *unix.CPUSet) (int64, error) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, err
+	}
+	return parseBusyTicks(string(b), cpus)
+}
+
+// parseBusyTicks sums the busy fields of the per-CPU lines ("cpuN user
+// nice system idle iowait irq softirq steal ...") of /proc/stat for the
+// CPUs in cpus. Steal is time the hypervisor gave to someone else, and
+// guest time is already counted in user.
+func parseBusyTicks(stat string, cpus *unix.CPUSet) (int64, error) {
+	var sum int64
+	found := 0
+	for line := range strings.Lines(stat) {
+		f := strings.Fields(line)
+		if len(f) < 8 || len(f[0]) < 4 || !strings.HasPrefix(f[0], "cpu") {
+			continue // the summary line "cpu", and every other line
+		}
+		cpu, err := strconv.Atoi(f[0][3:])
+		if err != nil {
+			return 0, fmt.Errorf("/proc/stat: malformed line %q", strings.TrimSpace(line))
+		}
+		if !cpus.IsSet(cpu) {
+			continue
+		}
+		for _, i := range []int{1, 2, 3, 6, 7} { // user nice system irq softirq
+			v, err := strconv.ParseInt(f[i], 10, 64)
+			if err != nil {
+				return 0, fmt.Errorf("/proc/stat: malformed line %q", strings.TrimSpace(line))
+			}
+			sum += v
+		}
+		found++
+	}
+	if found != cpus.Count() {
+		return 0, fmt.Errorf("/proc/stat: %d of the %d CPUs wanted", found, cpus.Count())
+	}
+	return sum, nil
+}
+
 // peakRSS is the peak resident set size (VmHWM) of process pid in bytes.
 func peakRSS(pid int) (int64, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))

@@ -22,6 +22,8 @@ func display(m Metric) (unit string, scale float64, prec int) {
 		return m.Unit, 1, 2
 	case "% of a core":
 		return m.Unit, 1, 0
+	case "CPU-s/GB":
+		return m.Unit, 1, 2
 	default:
 		return m.Unit, 1, 1
 	}
@@ -97,8 +99,9 @@ func (r *Results) WriteTable(w io.Writer) error {
 		}
 		b.WriteByte('\n')
 	}
-	b.WriteString("\n↓ lower is better (so is a ratio below 1 on that row). Daemon CPU is both daemons together;\n" +
-		"peak RSS is the larger daemon's VmHWM over the whole run. UDP: datagrams the receiver got.\n")
+	b.WriteString("\n↓ lower is better (so is a ratio below 1 on that row). Machine CPU: busy time of the CPUs the\n" +
+		"benchmark runs on (iperf3, daemons, kernel) per GB the receiver got. Daemon CPU is both daemons\n" +
+		"together; peak RSS is the larger daemon's VmHWM over the whole run. UDP: datagrams the receiver got.\n")
 	if lines := r.unsteady(); len(lines) > 0 {
 		fmt.Fprintf(&b, "\nunsteady figures (largest round at least %g× the smallest; the median may mislead):\n", unsteadyRatio)
 		for _, l := range lines {

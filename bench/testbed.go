@@ -13,6 +13,8 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/vxswitch/vxswitch/bench/topo"
 )
 
@@ -32,6 +34,9 @@ type bed struct {
 	// pinCPU, unless -1, is the CPU of ping and of the daemons' threads
 	// during the ping test (Options.PinLatency).
 	pinCPU int
+	// cpus are the CPUs this process may use, which iperf3 and the
+	// daemons inherit: their busy time is the machine's cost of a test.
+	cpus unix.CPUSet
 }
 
 // The overlay network of the kernel and vxswitch cases.
@@ -59,6 +64,9 @@ func setup(ctx context.Context, name string, port int, opts Options) (*bed, erro
 		return nil, err
 	}
 	b := &bed{name: name, tp: tp, port: port, affinity: opts.iperfAffinity(), pinCPU: -1}
+	if err := unix.SchedGetaffinity(0, &b.cpus); err != nil {
+		return b, fmt.Errorf("sched_getaffinity: %w", err)
+	}
 	h1, err := tp.AddHost("h1")
 	if err != nil {
 		return b, err
@@ -222,14 +230,17 @@ func sleep(ctx context.Context, d time.Duration) {
 // A test is one traffic pattern of a round.
 type test struct {
 	key, cpuKey string
-	label       string
-	iperfArgs   []string // extra iperf3 client flags; unused by the ping test (LatAvg)
+	// cpuGBKey, for a TCP test, is the key of the machine's CPU time
+	// per GB received.
+	cpuGBKey  string
+	label     string
+	iperfArgs []string // extra iperf3 client flags; unused by the ping test (LatAvg)
 }
 
 func tests() []test {
 	return []test{
-		{key: TCP1, cpuKey: CPUTCP1, label: "TCP 1 stream"},
-		{key: TCP4, cpuKey: CPUTCP4, label: "TCP 4 streams", iperfArgs: []string{"-P", "4"}},
+		{key: TCP1, cpuKey: CPUTCP1, cpuGBKey: CPUGB1, label: "TCP 1 stream"},
+		{key: TCP4, cpuKey: CPUTCP4, cpuGBKey: CPUGB4, label: "TCP 4 streams", iperfArgs: []string{"-P", "4"}},
 		// -b 0: as fast as the sender can; what counts is what arrives.
 		{key: UDP64, cpuKey: CPUUDP64, label: "UDP 64 B", iperfArgs: []string{"-u", "-l", "64", "-b", "0"}},
 		{key: LatAvg, cpuKey: CPULat, label: "ping"},
@@ -256,9 +267,17 @@ func (b *bed) measure(ctx context.Context, dur time.Duration, say func(string)) 
 			figs[LatAvg], figs[LatP99] = avg, p99
 			line = fmt.Sprintf("avg %.1f µs, p99 %.1f µs (%d replies)", avg, p99, n)
 		default:
+			busy0, err := busyTicks(&b.cpus)
+			if err != nil {
+				return nil, err
+			}
 			rep, err := b.runIperf(ctx, dur, t.iperfArgs...)
 			if err != nil {
 				return nil, fmt.Errorf("%s: %w", t.label, err)
+			}
+			busy1, err := busyTicks(&b.cpus)
+			if err != nil {
+				return nil, err
 			}
 			if t.key == UDP64 {
 				figs[t.key] = rep.receivedPPS()
@@ -266,6 +285,14 @@ func (b *bed) measure(ctx context.Context, dur time.Duration, say func(string)) 
 			} else {
 				figs[t.key] = rep.End.SumReceived.BitsPerSecond / 1e9
 				line = fmt.Sprintf("%.2f Gbit/s", figs[t.key])
+			}
+			if t.cpuGBKey != "" {
+				gb := float64(rep.End.SumReceived.Bytes) / 1e9
+				if !(gb > 0) {
+					return nil, fmt.Errorf("%s: iperf3 reported no bytes received", t.label)
+				}
+				figs[t.cpuGBKey] = float64(busy1-busy0) / clockTicks / gb
+				line += fmt.Sprintf(", machine %.2f CPU-s/GB", figs[t.cpuGBKey])
 			}
 		}
 		if len(b.daemons) > 0 {
@@ -319,6 +346,7 @@ type iperfReport struct {
 		// ones that never arrived.
 		SumReceived struct {
 			Seconds       float64 `json:"seconds"`
+			Bytes         int64   `json:"bytes"`
 			BitsPerSecond float64 `json:"bits_per_second"`
 			Packets       int64   `json:"packets"`
 			LostPackets   int64   `json:"lost_packets"`
