@@ -202,20 +202,24 @@ func TestParsers(t *testing.T) {
 		"cpu0 10 1 100 9999 7 1000 10000 555 3 0\n" +
 		"cpu1 20 2 200 9999 7 2000 20000 555 3 0\n" +
 		"cpu2 40 4 400 9999 7 4000 40000 555 3 0\n" +
+		"cpu64 80 8 800 9999 7 8000 80000 555 3 0\n" +
 		"intr 1 2 3\nctxt 42\n"
 	var cpus unix.CPUSet
 	cpus.Set(0)
 	cpus.Set(2)
-	// user + nice + system + irq + softirq of CPUs 0 and 2: not idle,
+	cpus.Set(64)
+	// user + nice + system + irq + softirq of CPUs 0, 2 and 64: not idle,
 	// iowait, steal or guest (already in user), nor the summary line.
-	if got, err := parseBusyTicks(procStat, &cpus); err != nil || got != 11111+44444 {
-		t.Errorf("parseBusyTicks = %d, %v; want %d", got, err, 11111+44444)
+	if got, err := parseBusyTicks(procStat, &cpus); err != nil || got != 11111+44444+88888 {
+		t.Errorf("parseBusyTicks = %d, %v; want %d", got, err, 11111+44444+88888)
 	}
 	cpus.Set(3)
 	if _, err := parseBusyTicks(procStat, &cpus); err == nil {
 		t.Error("parseBusyTicks without a line for CPU 3: no error")
 	}
-	if _, err := parseBusyTicks("cpu0 1 2 x 4 5 6 7 8\n", &cpus); err == nil {
+	var cpu0 unix.CPUSet
+	cpu0.Set(0)
+	if _, err := parseBusyTicks("cpu0 1 2 x 4 5 6 7 8\n", &cpu0); err == nil {
 		t.Error("parseBusyTicks of a malformed line: no error")
 	}
 	if _, err := parsePing("PING x\n"); err == nil {

@@ -15,7 +15,8 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// clockTicks is USER_HZ, the unit of the CPU times in /proc/PID/stat: 100
+// clockTicks is USER_HZ, the unit of the CPU times in /proc/PID/stat and
+// /proc/stat: 100
 // on every Linux architecture (the kernel fixes it for userspace ABIs).
 const clockTicks = 100
 
@@ -63,7 +64,7 @@ func busyTicks(cpus *unix.CPUSet) (int64, error) {
 // parseBusyTicks sums the busy fields of the per-CPU lines ("cpuN user
 // nice system idle iowait irq softirq steal ...") of /proc/stat for the
 // CPUs in cpus. Steal is time the hypervisor gave to someone else, and
-// guest time is already counted in user.
+// guest (guest_nice) time is already counted in user (nice).
 func parseBusyTicks(stat string, cpus *unix.CPUSet) (int64, error) {
 	var sum int64
 	found := 0

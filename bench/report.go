@@ -100,8 +100,9 @@ func (r *Results) WriteTable(w io.Writer) error {
 		b.WriteByte('\n')
 	}
 	b.WriteString("\n↓ lower is better (so is a ratio below 1 on that row). Machine CPU: busy time of the CPUs the\n" +
-		"benchmark runs on (iperf3, daemons, kernel) per GB the receiver got. Daemon CPU is both daemons\n" +
-		"together; peak RSS is the larger daemon's VmHWM over the whole run. UDP: datagrams the receiver got.\n")
+		"benchmark runs on (iperf3, daemons, kernel, and anything else running there) per GB the receiver\n" +
+		"got. Daemon CPU is both daemons together; peak RSS is the larger daemon's VmHWM over the whole run.\n" +
+		"UDP: datagrams the receiver got.\n")
 	if lines := r.unsteady(); len(lines) > 0 {
 		fmt.Fprintf(&b, "\nunsteady figures (largest round at least %g× the smallest; the median may mislead):\n", unsteadyRatio)
 		for _, l := range lines {

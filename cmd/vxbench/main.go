@@ -29,7 +29,7 @@ func main() {
 	flag.StringVar(&opts.Binary, "binary", "", "vxswitch binary for the daemons (default: build one into a temporary directory)")
 	flag.StringVar(&daemonArgs, "daemon-args", "", `extra flags for every vxswitch daemon, e.g. "--offload=off"`)
 	flag.StringVar(&out, "out", "bench/results", "directory for latest.json and latest.svg")
-	flag.BoolVar(&opts.NoPin, "no-pin", false, "leave iperf3's client and server unpinned (default: client on CPU 0, server on CPU 1, as on two hosts)")
+	flag.BoolVar(&opts.NoPin, "no-pin", false, "leave iperf3's client and server unpinned (default: client on the first CPU this process may use, server on the second, as on two hosts)")
 	flag.BoolVar(&opts.PinLatency, "pin-latency", false, "a diagnostic: run the ping test with ping and every daemon thread on one CPU, so that no wake-up crosses CPUs")
 	flag.Parse()
 	if flag.NArg() > 0 {
