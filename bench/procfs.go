@@ -177,86 +177,91 @@ func firstLine(ctx context.Context, name string, args ...string) string {
 // the mask of the thread that starts it, so one that appears after the
 // first listing (the Go runtime of a daemon starts threads at any time)
 // may already be pinned: it gets the mask the main thread had before,
-// as do threads started after pinThreads returns. The list is read again
-// until it holds no thread not yet pinned.
+// as do threads started after pinThreads returns. Pinning and restoring
+// both go through eachNewThread, since a thread may start another
+// meanwhile.
 func pinThreads(pid, cpu int) (restore func() error, err error) {
 	var orig unix.CPUSet
 	if err := unix.SchedGetaffinity(pid, &orig); err != nil {
 		return nil, fmt.Errorf("sched_getaffinity %d: %w", pid, err)
 	}
 	saved := make(map[int]unix.CPUSet)
-	// restore, like pinning, lists the threads again until a pass finds
-	// none it has not set: a still-pinned thread may start one meanwhile.
 	restore = func() error {
-		done := make(map[int]bool)
 		var errs []error
-		for range 10 {
-			tids, err := threads(pid)
-			if err != nil {
-				return errors.Join(append(errs, err)...)
+		err := eachNewThread(pid, func(tid, _ int) error {
+			set, ok := saved[tid]
+			if !ok {
+				set = orig
 			}
-			fresh := 0
-			for _, tid := range tids {
-				if done[tid] {
-					continue
-				}
-				done[tid], fresh = true, fresh+1
-				set, ok := saved[tid]
-				if !ok {
-					set = orig
-				}
-				if err := unix.SchedSetaffinity(tid, &set); err != nil && !errors.Is(err, unix.ESRCH) {
-					errs = append(errs, fmt.Errorf("sched_setaffinity %d: %w", tid, err))
-				}
+			if err := unix.SchedSetaffinity(tid, &set); err != nil && !errors.Is(err, unix.ESRCH) {
+				errs = append(errs, fmt.Errorf("sched_setaffinity %d: %w", tid, err))
 			}
-			if fresh == 0 {
-				return errors.Join(errs...)
-			}
-		}
-		return errors.Join(append(errs, fmt.Errorf("process %d keeps starting threads", pid))...)
+			return nil // go on past errors
+		}, nil)
+		return errors.Join(append(errs, err)...)
 	}
 	var one unix.CPUSet
 	one.Set(cpu)
-	for pass := 0; ; pass++ {
+	err = eachNewThread(pid, func(tid, pass int) error {
+		set := orig
+		if pass == 0 {
+			// Listed before anything was pinned: its own mask.
+			if err := unix.SchedGetaffinity(tid, &set); err != nil {
+				if errors.Is(err, unix.ESRCH) {
+					return nil // the thread ended
+				}
+				return fmt.Errorf("sched_getaffinity %d: %w", tid, err)
+			}
+		}
+		saved[tid] = set
+		if err := unix.SchedSetaffinity(tid, &one); err != nil && !errors.Is(err, unix.ESRCH) {
+			return fmt.Errorf("sched_setaffinity %d: %w", tid, err)
+		}
+		return nil
+	}, pinPassHook)
+	if err != nil {
+		return nil, errors.Join(err, restore())
+	}
+	return restore, nil
+}
+
+// eachNewThread calls fn once for every thread of process pid, with the
+// number of the pass that found it, listing the threads again until a
+// pass finds none it has not seen, and calls afterPass (if not nil) after
+// every pass that found some. It stops at fn's first error, and fails if
+// the process is still starting threads after threadPasses passes.
+func eachNewThread(pid int, fn func(tid, pass int) error, afterPass func(pass int)) error {
+	seen := make(map[int]bool)
+	for pass := range threadPasses {
 		tids, err := threads(pid)
 		if err != nil {
-			return nil, errors.Join(err, restore())
+			return err
 		}
 		fresh := 0
 		for _, tid := range tids {
-			if _, done := saved[tid]; done {
+			if seen[tid] {
 				continue
 			}
-			set := orig
-			if pass == 0 {
-				// Listed before anything was pinned: its own mask.
-				if err := unix.SchedGetaffinity(tid, &set); err != nil {
-					if errors.Is(err, unix.ESRCH) {
-						continue // the thread ended
-					}
-					return nil, errors.Join(fmt.Errorf("sched_getaffinity %d: %w", tid, err), restore())
-				}
-			}
-			saved[tid] = set
-			fresh++
-			if err := unix.SchedSetaffinity(tid, &one); err != nil && !errors.Is(err, unix.ESRCH) {
-				return nil, errors.Join(fmt.Errorf("sched_setaffinity %d: %w", tid, err), restore())
+			seen[tid], fresh = true, fresh+1
+			if err := fn(tid, pass); err != nil {
+				return err
 			}
 		}
 		if fresh == 0 {
-			return restore, nil
+			return nil
 		}
-		if pinPassHook != nil {
-			pinPassHook(pass)
-		}
-		if pass == 10 {
-			return nil, errors.Join(fmt.Errorf("process %d keeps starting threads", pid), restore())
+		if afterPass != nil {
+			afterPass(pass)
 		}
 	}
+	return fmt.Errorf("process %d keeps starting threads", pid)
 }
 
+// threadPasses bounds eachNewThread's listings.
+const threadPasses = 11
+
 // pinPassHook, if set (by tests), runs after each pass of pinThreads
-// that pinned threads.
+// that pinned threads (eachNewThread's afterPass).
 var pinPassHook func(pass int)
 
 // pinProcesses pins every thread of every process in pids to cpu (see
