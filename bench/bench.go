@@ -43,7 +43,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"sort"
 	"strings"
@@ -133,11 +132,12 @@ type Options struct {
 	// "--offload=off".
 	DaemonArgs []string
 	// NoPin leaves the iperf3 client and server where the scheduler puts
-	// them. By default (on a machine with two CPUs or more) the client
-	// runs on CPU 0 and the server on CPU 1, as on two hosts they never
-	// share a CPU: unpinned, the kernel's 4-stream figure swings between
-	// about 15 Gbit/s (both on one CPU) and 34 (one each) from round to
-	// round on a 2-core machine, whereas vxswitch's stays put.
+	// them. By default (where this process may use two CPUs or more)
+	// the client runs on the first it may use and the server on the
+	// second (see firstCPUs), as on two hosts they never share a CPU:
+	// unpinned, the kernel's 4-stream figure swings between about 15
+	// Gbit/s (both on one CPU) and 34 (one each) from round to round on a
+	// 2-core machine, whereas vxswitch's stays put.
 	NoPin bool
 	// PinLatency runs the ping test with ping, and in the vxswitch case
 	// every thread of both daemons, on one CPU (the first this process may
@@ -154,10 +154,10 @@ type Options struct {
 // CPUs this process may use, so that iperf3 runs within the CPUs whose
 // busy time the TCP tests count.
 func (o Options) iperfAffinity() string {
-	if o.NoPin || runtime.NumCPU() < 2 {
+	if o.NoPin {
 		return ""
 	}
-	cpus, err := wakeupCPUs()
+	cpus, err := firstCPUs()
 	if err != nil || cpus[0] == cpus[1] {
 		return ""
 	}
@@ -339,7 +339,7 @@ func Run(ctx context.Context, opts Options, progress io.Writer) (*Results, error
 		res.Settings.VXSwitchVersion = binaryVersion(ctx, opts.Binary)
 	}
 
-	cpus, err := wakeupCPUs()
+	cpus, err := firstCPUs()
 	if err != nil {
 		return nil, err
 	}

@@ -201,7 +201,7 @@ func TestPinProcessesErrors(t *testing.T) {
 // it to that is not all of that list.
 func spawnerToPin(t *testing.T) (sp *spawner, orig string, cpu int) {
 	t.Helper()
-	cpus, err := wakeupCPUs()
+	cpus, err := firstCPUs()
 	if err != nil {
 		t.Fatal(err)
 	}

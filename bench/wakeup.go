@@ -18,10 +18,10 @@ import (
 // datapath ping's frame must wake the daemon and the daemon's write of
 // the reply must wake ping: at least two wake-ups at ping's end that no
 // design with a daemon avoids (in the benchmark, with a daemon on each
-// host, the other daemon is woken on the way too: at least four wake-ups in all). When the
-// daemon's thread runs on another CPU than ping (the scheduler puts a
-// woken thread on an idle CPU), they are cross-CPU wake-ups, and on a VM
-// the host has to deliver them to a halted vCPU.
+// host, the other daemon is woken on the way too: at least four wake-ups
+// in all). When the daemon's thread runs on another CPU than ping (the
+// scheduler puts a woken thread on an idle CPU), they are cross-CPU
+// wake-ups, and on a VM the host has to deliver them to a halted vCPU.
 //
 // Two threads pinned to two CPUs that bounce a byte through two pipes,
 // one round trip after each pause of pingInterval, take two such
@@ -79,9 +79,10 @@ func measureWakeups(ctx context.Context, cpus [2]int, samples int, gap time.Dura
 	return r, nil
 }
 
-// wakeupCPUs returns the first two CPUs this process may run on (the
-// same one twice if it may use only one).
-func wakeupCPUs() ([2]int, error) {
+// firstCPUs returns the first two CPUs this process may run on (the
+// same one twice if it may use only one): the wake-up floor's threads
+// and iperf3's client and server run there.
+func firstCPUs() ([2]int, error) {
 	var set unix.CPUSet
 	if err := unix.SchedGetaffinity(0, &set); err != nil {
 		return [2]int{}, fmt.Errorf("sched_getaffinity: %w", err)
@@ -112,11 +113,12 @@ var errEchoEnded = errors.New("the echo thread ended early")
 // unrecorded, so that no sample includes a thread's start or migration.
 //
 // Both threads are locked to their goroutines while pinned and given
-// their affinity back before they are unlocked (see pinThread). The reads and the sleep block in the kernel through
-// ordinary (not raw) system calls, so that the runtime can stop the
-// world while a thread waits: a thread blocked in a raw one holds its P,
-// and a garbage collection would wait for it while it waited for its
-// peer, stopped by the collection. Each thread closes its write end
+// their affinity back before they are unlocked (see pinThread). The
+// reads and the sleep block in the kernel through ordinary (not raw)
+// system calls, so that the runtime can stop the world while a thread
+// waits: a thread blocked in a raw one holds its P, and a garbage
+// collection would wait for it while it waited for its peer, stopped by
+// the collection. Each thread closes its write end
 // before it reports, so the other's read returns and neither can hang;
 // the read ends are closed once both have reported.
 func pipeRoundTrips(ctx context.Context, cpuA, cpuB, n int, gap time.Duration) ([]float64, error) {
@@ -268,6 +270,7 @@ func pinThread(cpu int) (unpin func(), err error) {
 	runtime.LockOSThread()
 	var old, set unix.CPUSet
 	if err := unix.SchedGetaffinity(0, &old); err != nil {
+		runtime.UnlockOSThread()
 		return nil, fmt.Errorf("sched_getaffinity: %w", err)
 	}
 	set.Set(cpu)

@@ -26,7 +26,7 @@ func openFDs(t *testing.T) int {
 
 func TestWakeupFloor(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
-	cpus, err := wakeupCPUs()
+	cpus, err := firstCPUs()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,7 +60,7 @@ func TestWakeupFloor(t *testing.T) {
 // after the pause (a round trip is far shorter than the 50 ms pause, so a
 // median above it means the pause was timed too).
 func TestPipeRoundTripsCount(t *testing.T) {
-	cpus, err := wakeupCPUs()
+	cpus, err := firstCPUs()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,7 +85,7 @@ func TestPipeRoundTripsCount(t *testing.T) {
 // TestPipeRoundTripsLeavesNoPinnedThread: the pinned threads end with the
 // measurement; no thread the runtime reuses keeps their affinity.
 func TestPipeRoundTripsLeavesNoPinnedThread(t *testing.T) {
-	cpus, err := wakeupCPUs()
+	cpus, err := firstCPUs()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -184,7 +184,7 @@ func TestPipeRoundTripsErrors(t *testing.T) {
 
 // TestPinThread: the thread really runs on the CPU it is pinned to only.
 func TestPinThread(t *testing.T) {
-	cpus, err := wakeupCPUs()
+	cpus, err := firstCPUs()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -227,7 +227,7 @@ func TestPinThread(t *testing.T) {
 // and the whole test binary hangs (seen: the timeout below cannot fire
 // either, as the runtime is stopped).
 func TestPipeRoundTripsWithGC(t *testing.T) {
-	cpus, err := wakeupCPUs()
+	cpus, err := firstCPUs()
 	if err != nil {
 		t.Fatal(err)
 	}
