@@ -268,24 +268,9 @@ func (b *bed) measure(ctx context.Context, dur time.Duration, say func(string)) 
 			figs[LatAvg], figs[LatP99] = avg, p99
 			line = fmt.Sprintf("avg %.1f µs, p99 %.1f µs (%d replies)", avg, p99, n)
 		default:
-			// The busy time covers iperf3's whole run, its start and its
-			// exchange of results too, while the bytes are those of the
-			// test's duration: the figure errs a little high, most in
-			// the 2 s of a smoke run.
-			var busy0, busy1 int64
-			if t.cpuGBKey != "" {
-				if busy0, err = busyTicks(&b.cpus); err != nil {
-					return nil, err
-				}
-			}
-			rep, err := b.runIperf(ctx, dur, t.iperfArgs...)
+			rep, busy, err := b.runIperfBusy(ctx, dur, t.iperfArgs...)
 			if err != nil {
 				return nil, fmt.Errorf("%s: %w", t.label, err)
-			}
-			if t.cpuGBKey != "" {
-				if busy1, err = busyTicks(&b.cpus); err != nil {
-					return nil, err
-				}
 			}
 			if t.key == UDP64 {
 				figs[t.key] = rep.receivedPPS()
@@ -299,7 +284,7 @@ func (b *bed) measure(ctx context.Context, dur time.Duration, say func(string)) 
 				if !(gb > 0) {
 					return nil, fmt.Errorf("%s: iperf3 reported no bytes received", t.label)
 				}
-				figs[t.cpuGBKey] = float64(busy1-busy0) / clockTicks / gb
+				figs[t.cpuGBKey] = busy / gb
 				line += fmt.Sprintf(", machine %.2f CPU-s/GB", figs[t.cpuGBKey])
 			}
 		}
@@ -408,6 +393,26 @@ func (b *bed) runIperf(ctx context.Context, dur time.Duration, extra ...string) 
 		return nil, errors.New("iperf3 reported no receiver-side figures")
 	}
 	return &rep, nil
+}
+
+// runIperfBusy is runIperf, and the busy time of the bed's CPUs during
+// it, in seconds. That covers iperf3's whole run, its start and its
+// exchange of results too, while its figures cover the test's duration:
+// busy time per byte errs a little high, most in the 2 s of a smoke run.
+func (b *bed) runIperfBusy(ctx context.Context, dur time.Duration, extra ...string) (*iperfReport, float64, error) {
+	busy0, err := busyTicks(&b.cpus)
+	if err != nil {
+		return nil, 0, err
+	}
+	rep, err := b.runIperf(ctx, dur, extra...)
+	if err != nil {
+		return nil, 0, err
+	}
+	busy1, err := busyTicks(&b.cpus)
+	if err != nil {
+		return nil, 0, err
+	}
+	return rep, float64(busy1-busy0) / clockTicks, nil
 }
 
 var pingTimeRE = regexp.MustCompile(`time=([0-9.]+) ms`)
