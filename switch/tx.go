@@ -207,14 +207,21 @@ func fair() { runtime.Gosched() }
 
 // yield lets other threads of the machine run between two polls: a
 // polling loop must not starve the processes whose packets it waits for.
+// Unlike schedYield, through an ordinary system call: a busy-polling loop
+// yields again and again, and where other threads are runnable each
+// yield may keep it off the CPU for a time slice, during which the
+// runtime can hand its P to another goroutine (the RX loop, another
+// network's loop). The --busy-poll figures in the README were measured
+// so.
 func yield() {
 	fair()
-	schedYield()
+	unix.Syscall(unix.SYS_SCHED_YIELD, 0, 0, 0)
 }
 
-// schedYield lets other threads of the machine run on this CPU. Raw, like
-// the datapath's other system calls: it never blocks for long, and an
-// entersyscall could wake sysmon (see tap.rawRead).
+// schedYield lets other threads of the machine run on this CPU, once,
+// after a light batch. Raw, like the datapath's other system calls: it
+// never blocks for long, and an entersyscall could wake sysmon (see
+// tap.rawRead).
 func schedYield() { unix.RawSyscall(unix.SYS_SCHED_YIELD, 0, 0, 0) }
 
 // batch encapsulates and sends the k frames just read.
