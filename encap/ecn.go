@@ -12,36 +12,23 @@ const (
 	ecnMask   = 3
 )
 
-// ipOffset returns where the IP header of frame starts, after the
-// Ethernet header and up to two VLAN tags, and its version (4 or 6); 0
-// for a frame that carries neither or is too short to tell.
-func ipOffset(frame []byte) (off int, version int) {
+// ipECN returns where the IP header of frame starts (after the Ethernet
+// header and up to maxTags VLAN tags), its version (4 or 6) and its ECN
+// field (in the IPv4 TOS byte or the IPv6 traffic class); version 0 and
+// ECNNotECT for a frame that carries neither or is too short to tell.
+func ipECN(frame []byte) (off, v int, ecn uint8) {
 	if len(frame) < EthernetHeaderLen {
-		return 0, 0
+		return 0, 0, ECNNotECT
 	}
 	off, et, ok := skipTags(frame)
 	switch {
 	case !ok:
-		return 0, 0
 	case et == EtherTypeIPv4 && len(frame) >= off+IPv4MinHeaderLen && frame[off]>>4 == 4:
-		return off, 4
+		return off, 4, frame[off+1] & ecnMask
 	case et == EtherTypeIPv6 && len(frame) >= off+IPv6HeaderLen && frame[off]>>4 == 6:
-		return off, 6
+		return off, 6, frame[off+1] >> 4 & ecnMask
 	}
-	return 0, 0
-}
-
-// ipECN returns ipOffset's results and the packet's ECN field (in the
-// IPv4 TOS byte or the IPv6 traffic class), ECNNotECT if it is not IP.
-func ipECN(frame []byte) (off, v int, ecn uint8) {
-	off, v = ipOffset(frame)
-	switch v {
-	case 4:
-		ecn = frame[off+1] & ecnMask
-	case 6:
-		ecn = frame[off+1] >> 4 & ecnMask
-	}
-	return off, v, ecn
+	return 0, 0, ECNNotECT
 }
 
 // FrameECN returns the ECN field of the IP packet in frame, or ECNNotECT

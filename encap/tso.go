@@ -8,7 +8,7 @@ import "encoding/binary"
 const maxIPLen = 0xffff
 
 // maxTags is how many VLAN tags (802.1Q, or 802.1ad outside 802.1Q)
-// locateTCP skips when asked to.
+// skipTags skips.
 const maxTags = 2
 
 // locateIP finds the transport header of an Ethernet frame carrying an
