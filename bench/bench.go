@@ -48,6 +48,8 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/vxswitch/vxswitch/bench/topo"
 )
 
@@ -134,7 +136,7 @@ type Options struct {
 	// NoPin leaves the iperf3 client and server where the scheduler puts
 	// them. By default (where this process may use two CPUs or more)
 	// the client runs on the first it may use and the server on the
-	// second (see firstCPUs), as on two hosts they never share a CPU:
+	// second (see placement), as on two hosts they never share a CPU:
 	// unpinned, the kernel's 4-stream figure swings between about 15
 	// Gbit/s (both on one CPU) and 34 (one each) from round to round on a
 	// 2-core machine, whereas vxswitch's stays put.
@@ -150,18 +152,41 @@ type Options struct {
 	PinLatency bool
 }
 
-// iperfAffinity returns iperf3's -A argument for o, or "": the first two
-// CPUs this process may use, so that iperf3 runs within the CPUs whose
-// busy time the TCP tests count.
-func (o Options) iperfAffinity() string {
-	if o.NoPin {
-		return ""
+// placement is where a run's threads and processes go, worked out once
+// from this process's CPU mask.
+type placement struct {
+	// cpus are the CPUs this process may use: the daemons inherit them
+	// and iperf3 is pinned within them. Their busy time is the machine's
+	// cost of a TCP test.
+	cpus unix.CPUSet
+	// first are the first two of them (the same one twice if there is
+	// only one): the wake-up floor's two threads run there.
+	first [2]int
+	// affinity is iperf3's -A argument ("client,server": the first two
+	// CPUs), or empty with Options.NoPin or a single CPU.
+	affinity string
+	// pinCPU is the CPU of ping and of the daemons' threads during the
+	// ping test with Options.PinLatency (the first CPU), or -1.
+	pinCPU int
+}
+
+func newPlacement(o Options) (placement, error) {
+	p := placement{pinCPU: -1}
+	if err := unix.SchedGetaffinity(0, &p.cpus); err != nil {
+		return p, fmt.Errorf("sched_getaffinity: %w", err)
 	}
-	cpus, err := firstCPUs()
-	if err != nil || cpus[0] == cpus[1] {
-		return ""
+	first, err := firstTwo(&p.cpus)
+	if err != nil {
+		return p, err
 	}
-	return fmt.Sprintf("%d,%d", cpus[0], cpus[1])
+	p.first = first
+	if !o.NoPin && first[0] != first[1] {
+		p.affinity = fmt.Sprintf("%d,%d", first[0], first[1])
+	}
+	if o.PinLatency {
+		p.pinCPU = first[0]
+	}
+	return p, nil
 }
 
 // Defaults of the full run and of the smoke run.
@@ -181,8 +206,15 @@ const (
 // ping, nsenter, ss) is not installed.
 var ErrMissingTool = errors.New("missing tool")
 
-// Tools are the programs Run needs in PATH.
-func Tools() []string { return []string{"iperf3", "ping", "nsenter", "ss", "taskset"} }
+// Tools are the programs Run with options o needs in PATH: taskset only
+// pins ping for PinLatency.
+func (o Options) Tools() []string {
+	tools := []string{"iperf3", "ping", "nsenter", "ss"}
+	if o.PinLatency {
+		tools = append(tools, "taskset")
+	}
+	return tools
+}
 
 // Results of one run.
 type Results struct {
@@ -301,10 +333,14 @@ func Run(ctx context.Context, opts Options, progress io.Writer) (*Results, error
 	if os.Geteuid() != 0 {
 		return nil, errors.New("the benchmark builds network namespaces and must run as root")
 	}
-	for _, tool := range Tools() {
+	for _, tool := range opts.Tools() {
 		if _, err := exec.LookPath(tool); err != nil {
 			return nil, fmt.Errorf("%w: %s is not in PATH; install it (Debian: apt-get install iperf3 iputils-ping util-linux iproute2)", ErrMissingTool, tool)
 		}
+	}
+	pl, err := newPlacement(opts)
+	if err != nil {
+		return nil, err
 	}
 	res := &Results{
 		Machine: machineInfo(ctx),
@@ -313,7 +349,7 @@ func Run(ctx context.Context, opts Options, progress io.Writer) (*Results, error
 			UnderlayMTU: underlayMTU, OverlayMTU: overlayMTU,
 			PingIntervalMS: float64(pingInterval) / float64(time.Millisecond),
 			DaemonArgs:     opts.DaemonArgs, Smoke: opts.Smoke,
-			IperfAffinity: opts.iperfAffinity(),
+			IperfAffinity: pl.affinity,
 		},
 		Metrics: Metrics(),
 	}
@@ -339,14 +375,8 @@ func Run(ctx context.Context, opts Options, progress io.Writer) (*Results, error
 		res.Settings.VXSwitchVersion = binaryVersion(ctx, opts.Binary)
 	}
 
-	cpus, err := firstCPUs()
-	if err != nil {
-		return nil, err
-	}
-	pinCPU := -1
-	if opts.PinLatency {
-		pinCPU = cpus[0]
-		res.Settings.PinLatencyCPU = &pinCPU
+	if pl.pinCPU >= 0 {
+		res.Settings.PinLatencyCPU = &pl.pinCPU
 	}
 
 	// Every case's bed exists for the whole run, each in namespaces of its
@@ -360,9 +390,8 @@ func Run(ctx context.Context, opts Options, progress io.Writer) (*Results, error
 	}()
 	for i, name := range opts.Cases {
 		start := time.Now()
-		b, err := setup(ctx, name, 5201+i, opts)
+		b, err := setup(ctx, name, 5201+i, opts, pl)
 		if b != nil {
-			b.pinCPU = pinCPU
 			beds = append(beds, b)
 		}
 		if err != nil {
@@ -371,13 +400,13 @@ func Run(ctx context.Context, opts Options, progress io.Writer) (*Results, error
 		fmt.Fprintf(progress, "set up %-8s %s (%.1f s)\n", name, b.describe(), time.Since(start).Seconds())
 	}
 
-	res.Wakeup = &WakeupFloor{CPUs: cpus, GapMS: res.Settings.PingIntervalMS, Samples: wakeupSamples}
+	res.Wakeup = &WakeupFloor{CPUs: pl.first, GapMS: res.Settings.PingIntervalMS, Samples: wakeupSamples}
 	if opts.Smoke {
 		res.Wakeup.Samples = wakeupSmokeSamples
 	}
 	runs := make(map[string][]map[string]float64)
 	for round := 1; round <= opts.Repeat; round++ {
-		w, err := measureWakeups(ctx, cpus, res.Wakeup.Samples, pingInterval)
+		w, err := measureWakeups(ctx, pl.first, res.Wakeup.Samples, pingInterval)
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil, fmt.Errorf("interrupted: %w", ctx.Err())

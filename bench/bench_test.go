@@ -23,10 +23,11 @@ import (
 // round, every case) so it cannot rot, and checks that every figure is
 // there and positive, the ratios are computed and the files are written.
 func TestSmoke(t *testing.T) {
-	requireRootAndTools(t)
+	opts := Options{Smoke: true}
+	requireRootAndTools(t, opts)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	res, err := Run(ctx, Options{Smoke: true}, testWriter{t})
+	res, err := Run(ctx, opts, testWriter{t})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -112,7 +113,8 @@ func TestSmoke(t *testing.T) {
 // so that the diagnostic cannot rot: ping and the daemons' threads are
 // pinned for the ping test and given their affinity back.
 func TestSmokePinLatency(t *testing.T) {
-	requireRootAndTools(t)
+	opts := Options{Smoke: true, Duration: time.Second, Cases: []string{VXSwitch}, PinLatency: true}
+	requireRootAndTools(t, opts)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	// The daemons' threads are pinned: pinThreads makes at least one pass
@@ -120,7 +122,7 @@ func TestSmokePinLatency(t *testing.T) {
 	passes := 0
 	pinPassHook = func(int) { passes++ }
 	defer func() { pinPassHook = nil }()
-	res, err := Run(ctx, Options{Smoke: true, Duration: time.Second, Cases: []string{VXSwitch}, PinLatency: true}, testWriter{t})
+	res, err := Run(ctx, opts, testWriter{t})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -138,12 +140,13 @@ func TestSmokePinLatency(t *testing.T) {
 	}
 }
 
-// requireRootAndTools skips a test that needs root or a tool Run needs
-// when run without, except under CI=true, where a missing tool fails it.
-func requireRootAndTools(t *testing.T) {
+// requireRootAndTools skips a test that needs root or a tool Run with
+// opts needs when run without, except under CI=true, where a missing tool
+// fails it.
+func requireRootAndTools(t *testing.T, opts Options) {
 	t.Helper()
 	topo.RequireRoot(t)
-	for _, tool := range Tools() {
+	for _, tool := range opts.Tools() {
 		if _, err := exec.LookPath(tool); err != nil {
 			if os.Getenv("CI") == "true" {
 				t.Fatalf("%s is not installed; CI must install it (.ci/run)", tool)

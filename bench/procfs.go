@@ -16,8 +16,8 @@ import (
 )
 
 // clockTicks is USER_HZ, the unit of the CPU times in /proc/PID/stat and
-// /proc/stat: 100
-// on every Linux architecture (the kernel fixes it for userspace ABIs).
+// /proc/stat: 100 on every Linux architecture (the kernel fixes it for
+// userspace ABIs).
 const clockTicks = 100
 
 // cpuTicks is the CPU time (user + system, every thread) process pid has

@@ -18,12 +18,10 @@ func display(m Metric) (unit string, scale float64, prec int) {
 	switch m.Unit {
 	case "packets/s":
 		return "kpps", 1e-3, 1
-	case "Gbit/s":
+	case "Gbit/s", "CPU-s/GB":
 		return m.Unit, 1, 2
 	case "% of a core":
 		return m.Unit, 1, 0
-	case "CPU-s/GB":
-		return m.Unit, 1, 2
 	default:
 		return m.Unit, 1, 1
 	}

@@ -13,31 +13,21 @@ import (
 	"strings"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/vxswitch/vxswitch/bench/topo"
 )
 
 // bed is one case's topology: two hosts on a direct veth, and for the
 // overlay cases a container on each; traffic goes from client to server.
 type bed struct {
-	name    string
-	tp      *topo.Topo
-	client  *topo.NS
-	server  *topo.NS
-	addr    string // the server's address, as the client reaches it
-	port    int    // the iperf3 server's port, distinct per case
-	iperf   *topo.Proc
-	daemons []*topo.Daemon // vxswitch case: the daemon on h1, then on h2
-	// affinity is iperf3's -A argument ("client,server" CPUs), or empty.
-	affinity string
-	// pinCPU, unless -1, is the CPU of ping and of the daemons' threads
-	// during the ping test (Options.PinLatency).
-	pinCPU int
-	// cpus are the CPUs this process may use: the daemons inherit them
-	// and iperf3 is pinned within them (Options.iperfAffinity). Their
-	// busy time is the machine's cost of a TCP test.
-	cpus unix.CPUSet
+	name      string
+	tp        *topo.Topo
+	client    *topo.NS
+	server    *topo.NS
+	addr      string // the server's address, as the client reaches it
+	port      int    // the iperf3 server's port, distinct per case
+	iperf     *topo.Proc
+	daemons   []*topo.Daemon // vxswitch case: the daemon on h1, then on h2
+	placement                // the run's, the same for every bed
 }
 
 // The overlay network of the kernel and vxswitch cases.
@@ -59,15 +49,12 @@ const (
 
 // setup builds the bed of one case. On error the returned bed (if not
 // nil) still holds what was made, for close.
-func setup(ctx context.Context, name string, port int, opts Options) (*bed, error) {
+func setup(ctx context.Context, name string, port int, opts Options, pl placement) (*bed, error) {
 	tp, err := topo.Open(topo.Options{Underlay: topo.Direct, MTU: underlayMTU})
 	if err != nil {
 		return nil, err
 	}
-	b := &bed{name: name, tp: tp, port: port, affinity: opts.iperfAffinity(), pinCPU: -1}
-	if err := unix.SchedGetaffinity(0, &b.cpus); err != nil {
-		return b, fmt.Errorf("sched_getaffinity: %w", err)
-	}
+	b := &bed{name: name, tp: tp, port: port, placement: pl}
 	h1, err := tp.AddHost("h1")
 	if err != nil {
 		return b, err
@@ -300,9 +287,13 @@ func (b *bed) measure(ctx context.Context, dur time.Duration, say func(string)) 
 		say(fmt.Sprintf("%-14s %s", t.label, line))
 	}
 	if len(b.daemons) > 0 {
+		pids, err := b.daemonPIDs()
+		if err != nil {
+			return nil, err
+		}
 		var peak int64
-		for _, d := range b.daemons {
-			rss, err := peakRSS(d.PID())
+		for _, pid := range pids {
+			rss, err := peakRSS(pid)
 			if err != nil {
 				return nil, err
 			}
@@ -314,17 +305,31 @@ func (b *bed) measure(ctx context.Context, dur time.Duration, say func(string)) 
 	return figs, nil
 }
 
-// daemonTicks is the CPU time both daemons have used so far, in ticks.
-func (b *bed) daemonTicks() (int64, error) {
-	var sum int64
+// daemonPIDs are the PIDs of the bed's daemons; an error if one is not
+// running (a PID of 0 would name this process to sched_getaffinity).
+func (b *bed) daemonPIDs() ([]int, error) {
+	pids := make([]int, 0, len(b.daemons))
 	for _, d := range b.daemons {
 		pid := d.PID()
 		if pid == 0 {
-			return 0, fmt.Errorf("vxswitch daemon on %s is not running", d.Host.Name)
+			return nil, fmt.Errorf("vxswitch daemon on %s is not running", d.Host.Name)
 		}
+		pids = append(pids, pid)
+	}
+	return pids, nil
+}
+
+// daemonTicks is the CPU time both daemons have used so far, in ticks.
+func (b *bed) daemonTicks() (int64, error) {
+	pids, err := b.daemonPIDs()
+	if err != nil {
+		return 0, err
+	}
+	var sum int64
+	for _, pid := range pids {
 		t, err := cpuTicks(pid)
 		if err != nil {
-			return 0, fmt.Errorf("vxswitch daemon on %s: %w", d.Host.Name, err)
+			return 0, fmt.Errorf("vxswitch daemon %d: %w", pid, err)
 		}
 		sum += t
 	}
@@ -423,9 +428,9 @@ var pingTimeRE = regexp.MustCompile(`time=([0-9.]+) ms`)
 // the run.
 func (b *bed) pinnedPing(ctx context.Context, dur time.Duration) (avg, p99 float64, n int, err error) {
 	if b.pinCPU >= 0 && len(b.daemons) > 0 {
-		var pids []int
-		for _, d := range b.daemons {
-			pids = append(pids, d.PID())
+		pids, perr := b.daemonPIDs()
+		if perr != nil {
+			return 0, 0, 0, perr
 		}
 		restore, perr := pinProcesses(pids, b.pinCPU)
 		if perr != nil {

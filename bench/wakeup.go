@@ -80,13 +80,18 @@ func measureWakeups(ctx context.Context, cpus [2]int, samples int, gap time.Dura
 }
 
 // firstCPUs returns the first two CPUs this process may run on (the
-// same one twice if it may use only one): the wake-up floor's threads
-// and iperf3's client and server run there.
+// same one twice if it may use only one).
 func firstCPUs() ([2]int, error) {
 	var set unix.CPUSet
 	if err := unix.SchedGetaffinity(0, &set); err != nil {
 		return [2]int{}, fmt.Errorf("sched_getaffinity: %w", err)
 	}
+	return firstTwo(&set)
+}
+
+// firstTwo returns the first two CPUs in set (the same one twice if it
+// holds only one).
+func firstTwo(set *unix.CPUSet) ([2]int, error) {
 	var got []int
 	for cpu := 0; cpu < len(set)*64 && len(got) < 2; cpu++ {
 		if set.IsSet(cpu) {
@@ -95,7 +100,7 @@ func firstCPUs() ([2]int, error) {
 	}
 	switch len(got) {
 	case 0:
-		return [2]int{}, errors.New("sched_getaffinity: no CPU")
+		return [2]int{}, errors.New("no CPU to run on")
 	case 1:
 		return [2]int{got[0], got[0]}, nil
 	}
@@ -118,9 +123,9 @@ var errEchoEnded = errors.New("the echo thread ended early")
 // system calls, so that the runtime can stop the world while a thread
 // waits: a thread blocked in a raw one holds its P, and a garbage
 // collection would wait for it while it waited for its peer, stopped by
-// the collection. Each thread closes its write end
-// before it reports, so the other's read returns and neither can hang;
-// the read ends are closed once both have reported.
+// the collection. Each thread closes its write end before it reports, so
+// the other's read returns and neither can hang; the read ends are
+// closed once both have reported.
 func pipeRoundTrips(ctx context.Context, cpuA, cpuB, n int, gap time.Duration) ([]float64, error) {
 	var ping, pong [2]int
 	if err := unix.Pipe2(ping[:], unix.O_CLOEXEC); err != nil {
