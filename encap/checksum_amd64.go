@@ -8,6 +8,9 @@ import "golang.org/x/sys/cpu"
 // compare the two paths on the same machine.
 var haveAVX2 = cpu.X86.HasAVX2
 
+// avx2Built: this build has sumAVX2.
+const avx2Built = true
+
 // sumAVX2 adds the little-endian 32-bit words of p[:n], n a positive
 // multiple of 128, into four 64-bit lanes and stores them in out. Each
 // lane's sum, like every 32-bit word, is congruent mod 0xffff to the sum

@@ -5,6 +5,8 @@ import (
 	"encoding/binary"
 	"math/rand/v2"
 	"testing"
+
+	"golang.org/x/sys/cpu"
 )
 
 // TestSumAVX2Lanes checks sumAVX2's four lanes against a model: lane i
@@ -13,9 +15,7 @@ import (
 // Checksum's two paths alone would not notice that sumAVX2 is never
 // called.
 func TestSumAVX2Lanes(t *testing.T) {
-	if !haveAVX2 {
-		t.Skip("no AVX2 on this CPU")
-	}
+	requireAVX2(t)
 	r := rand.New(rand.NewPCG(7, 8))
 	for _, n := range []int{128, 256, 1408, 65536} {
 		for _, fill := range []string{"random", "0xff"} {
@@ -44,6 +44,24 @@ func TestSumAVX2Lanes(t *testing.T) {
 	}
 }
 
+// requireAVX2 skips a test of sumAVX2 where it cannot run: in a build
+// without it (not amd64, or -tags purego) or on a CPU without AVX2. The
+// condition is the hardware's, not haveAVX2, which is under test.
+func requireAVX2(t *testing.T) {
+	t.Helper()
+	if !avx2Built || !cpu.X86.HasAVX2 {
+		t.Skip("no sumAVX2 in this build, or no AVX2 on this CPU")
+	}
+}
+
+// TestHaveAVX2: Checksum takes the AVX2 path exactly where the build has
+// it and the CPU can run it.
+func TestHaveAVX2(t *testing.T) {
+	if want := avx2Built && cpu.X86.HasAVX2; haveAVX2 != want {
+		t.Errorf("haveAVX2 = %v, want %v (built %v, CPU has AVX2 %v)", haveAVX2, want, avx2Built, cpu.X86.HasAVX2)
+	}
+}
+
 // withAVX2 runs f with sumAVX2 chosen (on) or not.
 func withAVX2(t *testing.T, on bool, f func()) {
 	t.Helper()
@@ -58,9 +76,7 @@ func withAVX2(t *testing.T, on bool, f func()) {
 // 32, with random initial values; over inputs of 0xff bytes (the largest
 // words) up to 16 MiB; and over all-zero input.
 func TestChecksumAVX2(t *testing.T) {
-	if !haveAVX2 {
-		t.Skip("no AVX2 on this CPU: Checksum never takes that path here")
-	}
+	requireAVX2(t)
 	r := rand.New(rand.NewPCG(5, 6))
 	buf := make([]byte, avx2Min+4096+32)
 	for i := range buf {
