@@ -7,10 +7,14 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // spawnerEnv makes the test binary a thread spawner (see TestMain): a
@@ -125,27 +129,37 @@ func taskCPUs(t *testing.T, pid int) map[string]string {
 	}
 	out := make(map[string]string)
 	for _, tid := range tids {
-		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/status", pid, tid))
+		list, err := threadCPUs(pid, tid)
 		if err != nil {
 			continue // the thread ended meanwhile
 		}
-		out[fmt.Sprint(tid)] = cpusAllowed(string(b))
+		out[fmt.Sprint(tid)] = list
 	}
 	return out
 }
 
-// TestPinThreads pins a process that keeps starting threads, lets it
-// start more while pinned, during pinThreads and after (they inherit the
-// pinned mask), and restores: every thread, old or new, must end with
-// the mask the process had.
+// threadCPUs is the Cpus_allowed_list of thread tid of process pid.
+func threadCPUs(pid, tid int) (string, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/status", pid, tid))
+	if err != nil {
+		return "", err
+	}
+	return cpusAllowed(string(b)), nil
+}
+
+// TestPinThreads pins a process that keeps starting threads and
+// restores it, while it goes on starting threads: right after pinning
+// first lists the threads (new ones then have the old mask, and only a
+// second pass pins them), after pinning (new ones inherit the pinned
+// mask), and right after the restore first lists them (new ones are
+// pinned, and only a second pass restores them). Every thread, old or
+// new, must be pinned in between and have the process's mask after.
 func TestPinThreads(t *testing.T) {
 	sp, origList, cpu := spawnerToPin(t)
 	pid := sp.pid
 	pinned := fmt.Sprint(cpu)
 
-	// Between the first pass and the second, pinned threads start new
-	// ones, which the second pass finds already pinned.
-	pinPassHook = func(pass int) {
+	pinPassHook = func(op string, pass int) {
 		if pass == 0 {
 			waitThreads(t, pid, len(taskCPUs(t, pid))+3)
 		}
@@ -156,12 +170,57 @@ func TestPinThreads(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitThreads(t, pid, len(taskCPUs(t, pid))+10) // and more after it
-	sp.stop(t)
 	allOn(t, taskCPUs(t, pid), pinned, "while pinned")
 	if err := restore(); err != nil {
 		t.Fatal(err)
 	}
+	sp.stop(t)
 	allOn(t, taskCPUs(t, pid), origList, "after restore")
+}
+
+// TestPinThreadsRestoresEachMask: a thread with a mask of its own gets
+// that mask back, not the process's.
+func TestPinThreadsRestoresEachMask(t *testing.T) {
+	sp, origList, cpu := spawnerToPin(t)
+	sp.stop(t) // no thread starts from the one with its own mask
+	pid := sp.pid
+	cpus, err := firstCPUs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	own := fmt.Sprint(cpus[0])
+	if own == origList {
+		t.Fatalf("the process runs on CPU %s only", own)
+	}
+	var tid int
+	for s := range taskCPUs(t, pid) {
+		if s != fmt.Sprint(pid) {
+			tid, _ = strconv.Atoi(s)
+			break
+		}
+	}
+	var set unix.CPUSet
+	set.Set(cpus[0])
+	if err := unix.SchedSetaffinity(tid, &set); err != nil {
+		t.Fatal(err)
+	}
+	restore, err := pinThreads(pid, cpu)
+	if err != nil {
+		t.Fatal(err)
+	}
+	allOn(t, taskCPUs(t, pid), fmt.Sprint(cpu), "while pinned")
+	if err := restore(); err != nil {
+		t.Fatal(err)
+	}
+	for s, list := range taskCPUs(t, pid) {
+		want := origList
+		if s == fmt.Sprint(tid) {
+			want = own
+		}
+		if list != want {
+			t.Errorf("thread %s on CPUs %s after restore, want %s", s, list, want)
+		}
+	}
 }
 
 // TestPinProcessesErrors: a process that cannot be pinned undoes the
@@ -182,14 +241,16 @@ func TestPinProcessesErrors(t *testing.T) {
 	if err := victim.Start(); err != nil {
 		t.Fatal(err)
 	}
+	reap := sync.OnceFunc(func() {
+		victim.Process.Kill() // by PID; this test started it
+		victim.Wait()
+	})
+	t.Cleanup(reap)
 	restore, err := pinProcesses([]int{pid, victim.Process.Pid}, cpu)
 	if err != nil {
-		victim.Process.Kill()
-		victim.Wait()
 		t.Fatal(err)
 	}
-	victim.Process.Kill()
-	victim.Wait()
+	reap()
 	if err := restore(); err == nil {
 		t.Error("restore reported nothing for a process that is gone")
 	}
@@ -216,10 +277,29 @@ func spawnerToPin(t *testing.T) (sp *spawner, orig string, cpu int) {
 // waitThreads waits until process pid has at least n threads.
 func waitThreads(t *testing.T, pid, n int) {
 	t.Helper()
-	for deadline := time.Now().Add(time.Minute); len(taskCPUs(t, pid)) < n; time.Sleep(time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("process %d never reached %d threads", pid, n)
+	waitFor(t, func() string {
+		if k := len(taskCPUs(t, pid)); k < n {
+			return fmt.Sprintf("process %d has %d threads, want at least %d", pid, k, n)
 		}
+		return ""
+	})
+}
+
+// waitFor polls wrong until it returns "", and fails the test with what
+// it last said if that takes a minute (a guard against a hang, not a
+// measurement).
+func waitFor(t *testing.T, wrong func() string) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		msg := wrong()
+		if msg == "" {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal(msg)
+		}
+		time.Sleep(time.Millisecond)
 	}
 }
 

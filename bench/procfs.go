@@ -197,7 +197,7 @@ func pinThreads(pid, cpu int) (restore func() error, err error) {
 				errs = append(errs, fmt.Errorf("sched_setaffinity %d: %w", tid, err))
 			}
 			return nil // go on past errors
-		}, nil)
+		}, passHook("restore"))
 		return errors.Join(append(errs, err)...)
 	}
 	var one unix.CPUSet
@@ -218,7 +218,7 @@ func pinThreads(pid, cpu int) (restore func() error, err error) {
 			return fmt.Errorf("sched_setaffinity %d: %w", tid, err)
 		}
 		return nil
-	}, pinPassHook)
+	}, passHook("pin"))
 	if err != nil {
 		return nil, errors.Join(err, restore())
 	}
@@ -227,15 +227,18 @@ func pinThreads(pid, cpu int) (restore func() error, err error) {
 
 // eachNewThread calls fn once for every thread of process pid, with the
 // number of the pass that found it, listing the threads again until a
-// pass finds none it has not seen, and calls afterPass (if not nil) after
-// every pass that found some. It stops at fn's first error, and fails if
-// the process is still starting threads after threadPasses passes.
-func eachNewThread(pid int, fn func(tid, pass int) error, afterPass func(pass int)) error {
+// pass finds none it has not seen; listed (if not nil) runs after every
+// listing. It stops at fn's first error, and fails if the process is
+// still starting threads after threadPasses passes.
+func eachNewThread(pid int, fn func(tid, pass int) error, listed func(pass int)) error {
 	seen := make(map[int]bool)
 	for pass := range threadPasses {
 		tids, err := threads(pid)
 		if err != nil {
 			return err
+		}
+		if listed != nil {
+			listed(pass)
 		}
 		fresh := 0
 		for _, tid := range tids {
@@ -250,9 +253,6 @@ func eachNewThread(pid int, fn func(tid, pass int) error, afterPass func(pass in
 		if fresh == 0 {
 			return nil
 		}
-		if afterPass != nil {
-			afterPass(pass)
-		}
 	}
 	return fmt.Errorf("process %d keeps starting threads", pid)
 }
@@ -260,9 +260,18 @@ func eachNewThread(pid int, fn func(tid, pass int) error, afterPass func(pass in
 // threadPasses bounds eachNewThread's listings.
 const threadPasses = 11
 
-// pinPassHook, if set (by tests), runs after each pass of pinThreads
-// that pinned threads (eachNewThread's afterPass).
-var pinPassHook func(pass int)
+// pinPassHook, if set (by tests), runs in pinThreads and its restore
+// after every listing of the threads (op "pin" or "restore"), before
+// the threads just listed are set.
+var pinPassHook func(op string, pass int)
+
+// passHook is pinPassHook for op, as eachNewThread's listed, or nil.
+func passHook(op string) func(pass int) {
+	if h := pinPassHook; h != nil {
+		return func(pass int) { h(op, pass) }
+	}
+	return nil
+}
 
 // pinProcesses pins every thread of every process in pids to cpu (see
 // pinThreads) and returns a function that restores them all, going on
