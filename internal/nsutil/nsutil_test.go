@@ -121,8 +121,12 @@ func TestSetSysctl(t *testing.T) {
 	}
 	const fwd = "/proc/sys/net/ipv6/conf/all/forwarding"
 	before := read("", fwd)
+	other := "1" // not the caller's value, so that a write there shows
+	if before == "1" {
+		other = "0"
+	}
 	for _, tc := range []struct{ key, file, value string }{
-		{"net.ipv6.conf.all.forwarding", fwd, "1"},
+		{"net.ipv6.conf.all.forwarding", fwd, other},
 		{"net/ipv6/conf/v.1/accept_ra", "/proc/sys/net/ipv6/conf/v.1/accept_ra", "0"},
 		{"net/ipv6/conf/v.1/accept_ra", "/proc/sys/net/ipv6/conf/v.1/accept_ra", "2"},
 	} {
