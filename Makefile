@@ -3,14 +3,13 @@
 
 GO      ?= go
 BIN     := bin/vxswitch
-VERSION := $(shell git describe --always --dirty 2>/dev/null || echo dev)
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 FUZZTIME ?= 20s
 
 .PHONY: build test unit fuzz lint demo bench clean
 
 build:
-	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/vxswitch
+	GO=$(GO) ./scripts/build.sh $(BIN)
 
 # The README's test command: every test, netns tests included (root).
 test:

@@ -12,8 +12,8 @@ need_root
 need_go
 need_cmds ip:iproute2 nsenter:util-linux curl:curl python3:python3
 echo "building vxswitch"
-go build -ldflags "-X main.version=$(git describe --always --dirty 2>/dev/null || echo dev)" -o bin/vxswitch ./cmd/vxswitch
 BIN=./bin/vxswitch
+./scripts/build.sh "$BIN"
 # Unique per run, so that two demos never touch each other's namespaces;
 # short, so that "$P-u1" fits an interface name (15 characters).
 P=vxd$$
