@@ -38,7 +38,7 @@ func newNetworkCmd(c *cli) *cobra.Command {
 	}
 	createCmd.Flags().Uint32Var(&create.VNI, "vni", 0, "VXLAN network identifier, 1 to 16777215 (required)")
 	createCmd.Flags().StringArrayVar(&subnets, "subnet", nil, "IPv4 subnet of the network, e.g. 10.0.0.0/24 (required); again with an IPv6 one, e.g. fd00:1::/64, for a dual-stack network")
-	createCmd.Flags().Var(&onceString{&create.Gateway}, "gateway", "IPv4 address of br0 on every host (ARP for it stays local)")
+	createCmd.Flags().Var(&gatewayFlag{&create.Gateway}, "gateway", "IPv4 address of br0 on every host (ARP for it stays local)")
 	createCmd.Flags().IntVar(&create.MTU, "mtu", 0, "overlay MTU (default: underlay MTU - 50, or - 70 on an IPv6 underlay)")
 	createCmd.MarkFlagRequired("vni")
 	createCmd.MarkFlagRequired("subnet")
@@ -302,19 +302,19 @@ func splitSubnets(subnets []string, req *api.NetworkCreate) error {
 	return nil
 }
 
-// onceString is a string flag that refuses a second value, where cobra
-// would silently keep the last (a network has one gateway; Docker users
-// pass one per subnet, and IPv6 gateways are not supported).
-type onceString struct{ p *string }
+// gatewayFlag is --gateway: a string flag that refuses a second value,
+// where cobra would silently keep the last (a network has one gateway;
+// Docker users pass one per subnet, and IPv6 gateways are not supported).
+type gatewayFlag struct{ p *string }
 
-func (o *onceString) String() string {
+func (o *gatewayFlag) String() string {
 	if o.p == nil {
 		return ""
 	}
 	return *o.p
 }
 
-func (o *onceString) Set(v string) error {
+func (o *gatewayFlag) Set(v string) error {
 	if *o.p != "" {
 		return fmt.Errorf("given twice (%s, %s): a network has one IPv4 gateway; IPv6 gateways are not supported", *o.p, v)
 	}
@@ -322,4 +322,4 @@ func (o *onceString) Set(v string) error {
 	return nil
 }
 
-func (o *onceString) Type() string { return "IP" }
+func (o *gatewayFlag) Type() string { return "IP" }

@@ -182,6 +182,7 @@ func TestCLIErrors(t *testing.T) {
 		{"not a namespace", []string{"network", "attach", "net", "--netns", "/tmp"}, `vxswitch: netns "/tmp" (/tmp): not a network namespace`},
 		{"unknown subcommand", []string{"peer", "delete", "net", "198.18.0.2"}, `unknown command "delete" for "vxswitch peer"`},
 		{"unknown network subcommand", []string{"network", "bogus"}, `unknown command "bogus" for "vxswitch network"`},
+		{"misspelt subcommand", []string{"network", "crate", "x"}, `unknown command "crate" for "vxswitch network" (did you mean create?)`},
 		{"gateway twice", []string{"network", "create", "x", "--vni", "300", "--subnet", "10.1.0.0/24", "--gateway", "10.1.0.1", "--gateway", "10.1.0.2"}, "given twice (10.1.0.1, 10.1.0.2): a network has one IPv4 gateway"},
 		{"bad MAC", []string{"network", "attach", "net", "--netns", c2.Name, "--mac", "02:42:zz:00:00:01"}, `bad MAC "02:42:zz:00:00:01"`},
 		{"multicast MAC", []string{"network", "attach", "net", "--netns", c2.Name, "--mac", "01:00:5e:00:00:01"}, `bad MAC "01:00:5e:00:00:01"`},

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -48,18 +49,26 @@ to it over its socket (--socket, or VXSWITCH_SOCKET).`,
 }
 
 // refuseUnknownSubcommands makes every command group (network, peer, fdb)
-// fail on a subcommand it does not have, as the root does: cobra would
-// print the group's help and exit 0, so a script with a typo ("peer
-// delete") would think it had succeeded. A group alone prints its help.
+// fail on a subcommand it does not have, as the root does, with its
+// suggestions: cobra would print the group's help and exit 0, so a
+// script with a typo ("peer delete") would think it had succeeded. A
+// group alone prints its help. (Cobra already passes a group's
+// arguments through; a group without RunE is what stops them.)
 func refuseUnknownSubcommands(cmd *cobra.Command) {
 	for _, sub := range cmd.Commands() {
 		if sub.HasSubCommands() && !sub.Runnable() {
-			sub.Args = cobra.ArbitraryArgs
 			sub.RunE = func(cmd *cobra.Command, args []string) error {
-				if len(args) > 0 {
-					return fmt.Errorf("unknown command %q for %q; see '%s --help'", args[0], cmd.CommandPath(), cmd.CommandPath())
+				if len(args) == 0 {
+					return cmd.Help()
 				}
-				return cmd.Help()
+				mean := ""
+				if cmd.SuggestionsMinimumDistance <= 0 {
+					cmd.SuggestionsMinimumDistance = 2 // cobra's default, which it sets for the root only
+				}
+				if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
+					mean = fmt.Sprintf(" (did you mean %s?)", strings.Join(s, " or "))
+				}
+				return fmt.Errorf("unknown command %q for %q%s; see '%s --help'", args[0], cmd.CommandPath(), mean, cmd.CommandPath())
 			}
 		}
 		refuseUnknownSubcommands(sub)
