@@ -22,12 +22,7 @@ import (
 // netlink handle in it.
 func testNetns(t *testing.T) (string, *netlink.Handle) {
 	t.Helper()
-	topo.RequireRoot(t)
-	path, err := nsutil.Create(t.TempDir(), "ns")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { nsutil.Delete(path) })
+	path := topo.TempNS(t, "ns")
 	h, err := nsutil.Handle(path)
 	if err != nil {
 		t.Fatal(err)

@@ -115,6 +115,20 @@ func RequireRoot(tb testing.TB) {
 	tb.Skip("needs root to create network namespaces; run the tests as root (under CI=true this is a failure)")
 }
 
+// TempNS makes a bare network namespace named name for the test (which
+// needs root, see RequireRoot), under the test's temporary directory,
+// and deletes it when the test ends.
+func TempNS(tb testing.TB, name string) string {
+	tb.Helper()
+	RequireRoot(tb)
+	path, err := nsutil.Create(tb.TempDir(), name)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { nsutil.Delete(path) })
+	return path
+}
+
 var sweepOnce sync.Once
 
 // Open returns a Topo for use outside tests; the caller must Close it.

@@ -7,6 +7,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/vxswitch/vxswitch/bench/topo"
 	"github.com/vxswitch/vxswitch/internal/nsutil"
 )
 
@@ -43,7 +44,7 @@ func onMain(f func()) {
 // unlocks the thread cannot be seen here: the main goroutine holds its
 // own lock on it.)
 func TestDoOnMainThread(t *testing.T) {
-	path := tempNS(t, "main")
+	path := topo.TempNS(t, "main")
 	want, _ := nsutil.Inode(path)
 	onMain(func() {
 		if unix.Gettid() != unix.Getpid() {

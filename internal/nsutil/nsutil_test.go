@@ -87,23 +87,10 @@ func TestNamespaces(t *testing.T) {
 	}
 }
 
-// tempNS makes a namespace named name for the test (which needs root)
-// and deletes it when the test ends.
-func tempNS(t *testing.T, name string) string {
-	t.Helper()
-	topo.RequireRoot(t)
-	path, err := nsutil.Create(t.TempDir(), name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { nsutil.Delete(path) })
-	return path
-}
-
 // SetSysctl writes in the namespace given, with a dotted key or a slashed
 // one whose interface name holds a dot, and leaves the caller's alone.
 func TestSetSysctl(t *testing.T) {
-	path := tempNS(t, "sysctl")
+	path := topo.TempNS(t, "sysctl")
 	h, err := nsutil.Handle(path)
 	if err != nil {
 		t.Fatal(err)
