@@ -5,12 +5,15 @@ import (
 	"encoding/json"
 	"encoding/xml"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -285,4 +288,55 @@ func TestUnsteady(t *testing.T) {
 	if got := r.unsteady(); len(got) != 0 {
 		t.Errorf("steady rounds flagged: %q", got)
 	}
+}
+
+// TestRunIperfRetriesBusyServer: a client that comes while the server is
+// still running another test is refused ("the server is busy", as after
+// a test that has just ended); runIperf retries until the server is
+// free. Without the retry the smoke tests failed now and then.
+func TestRunIperfRetriesBusyServer(t *testing.T) {
+	opts := Options{Smoke: true, NoPin: true}
+	requireRootAndTools(t, opts)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	pl, err := newPlacement(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := setup(ctx, Underlay, 5299, opts, pl)
+	if b != nil {
+		t.Cleanup(b.close)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := strconv.Itoa(b.port)
+	other := b.client.Command(ctx, "iperf3", "-c", b.addr, "-p", port, "-t", "3")
+	if err := other.Start(); err != nil {
+		t.Fatal(err)
+	}
+	reap := sync.OnceFunc(func() {
+		other.Process.Kill() // by PID; this test started it
+		other.Wait()
+	})
+	t.Cleanup(reap)
+	// The other client holds the server once its connection is up.
+	waitFor(t, func() string {
+		out, err := b.server.Run(ctx, "ss", "-Htn", "state", "established", "( sport = :"+port+" )")
+		if err != nil || strings.TrimSpace(out) == "" {
+			return fmt.Sprintf("no connection to the iperf3 server: %v %s", err, out)
+		}
+		return ""
+	})
+	if _, err := b.runIperfOnce(ctx, time.Second); err == nil || !strings.Contains(err.Error(), "server is busy") {
+		t.Fatalf("a client while another's test runs: %v, want the server busy", err)
+	}
+	rep, err := b.runIperf(ctx, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !(rep.End.SumReceived.BitsPerSecond > 0) {
+		t.Errorf("no throughput after the retry: %+v", rep.End.SumReceived)
+	}
+	reap()
 }

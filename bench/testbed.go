@@ -369,8 +369,26 @@ func (r *iperfReport) lostPercent() float64 {
 	return float64(s.LostPackets) / float64(s.Packets) * 100
 }
 
-// runIperf runs the iperf3 client for dur against the bed's server.
+// runIperf runs the iperf3 client for dur against the bed's server. The
+// server may still be finishing the previous test when the next client
+// comes (it answers "the server is busy running a test"); that refusal
+// is retried for up to busyServerWait.
 func (b *bed) runIperf(ctx context.Context, dur time.Duration, extra ...string) (*iperfReport, error) {
+	deadline := time.Now().Add(busyServerWait)
+	for {
+		rep, err := b.runIperfOnce(ctx, dur, extra...)
+		if err == nil || !strings.Contains(err.Error(), "server is busy") || time.Now().After(deadline) {
+			return rep, err
+		}
+		sleep(ctx, 100*time.Millisecond)
+	}
+}
+
+// busyServerWait is how long runIperf retries a busy iperf3 server.
+const busyServerWait = 10 * time.Second
+
+// runIperfOnce is one run of the iperf3 client (see runIperf).
+func (b *bed) runIperfOnce(ctx context.Context, dur time.Duration, extra ...string) (*iperfReport, error) {
 	ctx, cancel := context.WithTimeout(ctx, dur+runSlack)
 	defer cancel()
 	args := append([]string{"-c", b.addr, "-p", strconv.Itoa(b.port), "-t", strconv.Itoa(int(dur / time.Second)),
