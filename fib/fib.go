@@ -6,11 +6,17 @@
 //
 // # Sources
 //
-// Every entry has a Source. Stronger sources win: Static > Control > Learned.
+// Every entry has a Source. Stronger sources win: Static > Store > Learned.
 // A weaker source never overrides a stronger one (Learn reports
 // LearnShadowed, Add returns ErrShadowed); a stronger or equal one replaces
 // an entry at once (Add is replace, never create-exclusive). Only learned
 // entries age, and only they count against Config.MaxLearned.
+//
+// Static entries come from the user, Store entries from the cluster store,
+// learned ones from received frames. A control plane that computes its
+// whole view (level triggered) installs it with Sync and SetPeers, which
+// diff against what the table holds; Add, Delete, AddPeer and RemovePeer
+// are the one-at-a-time forms.
 //
 // # Aging
 //
@@ -85,28 +91,28 @@ var (
 	ErrShadowed = errors.New("fib: shadowed by a stronger entry")
 	// ErrBadConfig: New was given an unusable Config.
 	ErrBadConfig = errors.New("fib: bad config")
-	// ErrBadSource: Add was given a source other than Static or Control.
+	// ErrBadSource: Add was given a source other than Static or Store.
 	ErrBadSource = errors.New("fib: bad entry source")
 )
 
 // Source says where an entry came from. Stronger sources win:
-// Static > Control > Learned.
+// Static > Store > Learned.
 type Source uint8
 
 // Entry sources, weakest first so that they compare by strength.
 const (
 	Learned Source = iota + 1 // learned from a received frame; ages out
-	Control                   // installed by a control plane (cluster store); never ages
+	Store                     // installed from the cluster store (a control plane); never ages
 	Static                    // installed by the user (CLI/config); never ages
 )
 
-// String returns "learned", "control" or "static".
+// String returns "learned", "store" or "static", as `fdb show` prints them.
 func (s Source) String() string {
 	switch s {
 	case Learned:
 		return "learned"
-	case Control:
-		return "control"
+	case Store:
+		return "store"
 	case Static:
 		return "static"
 	}
@@ -167,7 +173,7 @@ const (
 	LearnRefreshed      LearnResult = iota // known entry, same VTEP; last-seen time refreshed, or left alone within the refresh granularity
 	LearnAdded                             // new learned entry
 	LearnMoved                             // learned entry's VTEP changed (MAC moved to another VTEP)
-	LearnShadowed                          // a Static or Control entry exists for this MAC: nothing changes
+	LearnShadowed                          // a Static or Store entry exists for this MAC: nothing changes
 	LearnRefusedFull                       // table at MaxLearned learned entries: refused and counted
 	LearnRefusedInvalid                    // multicast/broadcast/zero source MAC or invalid VTEP: refused and counted
 )
@@ -187,7 +193,7 @@ type Stats struct {
 	// Current entry counts by source; Learned includes stale entries
 	// Expire has not removed.
 	Learned int `json:"learned"`
-	Control int `json:"control"`
+	Store   int `json:"store"`
 	Static  int `json:"static"`
 	Peers   int `json:"peers"` // flood list size
 	// Learned entries added / moved / aged out since New.
@@ -240,7 +246,7 @@ type Table struct {
 
 	mu sync.Mutex // serialises every writer
 	// Guarded by mu.
-	control, static       int
+	store, static         int
 	added, moved, expired uint64
 
 	// Counted lock-free by Learn.
@@ -383,7 +389,7 @@ func (t *Table) learnLocked(mac MAC, k uint64, vtep netip.Addr, now int64) Learn
 	return LearnMoved
 }
 
-// Add installs a Static or Control entry, replacing any entry of the same or
+// Add installs a Static or Store entry, replacing any entry of the same or
 // a weaker source at once. It returns ErrShadowed if a stronger entry exists,
 // ErrBadSource for any other source, ErrBadMAC for a multicast or zero MAC
 // and ErrBadVTEP for an address that cannot be a VTEP. Added entries never
@@ -391,8 +397,8 @@ func (t *Table) learnLocked(mac MAC, k uint64, vtep netip.Addr, now int64) Learn
 func (t *Table) Add(mac MAC, vtep netip.Addr, src Source) error {
 	vtep = vtep.Unmap()
 	switch {
-	case src != Static && src != Control:
-		return fmt.Errorf("%w: cannot add a %s entry for %s; only static and control entries are added, learned ones come from Learn", ErrBadSource, src, mac)
+	case src != Static && src != Store:
+		return fmt.Errorf("%w: cannot add a %s entry for %s; only static and store entries are added, learned ones come from Learn", ErrBadSource, src, mac)
 	case !mac.unicast():
 		return fmt.Errorf("%w %s: an entry needs a unicast, non-zero MAC", ErrBadMAC, mac)
 	case !validVTEP(vtep):
@@ -457,12 +463,73 @@ func (t *Table) Expire() int {
 	return n
 }
 
+// SyncResult says what Sync changed.
+type SyncResult struct {
+	Added, Replaced, Removed int
+	// Shadowed counts wanted entries left out because a stronger entry
+	// (a static one, for Store) holds the MAC; Sync them again after that
+	// entry goes.
+	Shadowed int
+}
+
+// Sync makes the entries of source src (Store or Static) exactly want:
+// entries of src whose MAC is not in want, or that point elsewhere, are
+// removed or replaced, and the missing ones added over any weaker entry
+// (a learned one). A MAC held by a stronger source is left alone and
+// counted as shadowed. It is the control plane's one call per change:
+// the control plane computes the whole set from its view (level
+// triggered) and never needs to remember what it installed before.
+// Invalid MACs or VTEPs in want are an error and change nothing.
+func (t *Table) Sync(src Source, want map[MAC]netip.Addr) (SyncResult, error) {
+	var r SyncResult
+	if src != Static && src != Store {
+		return r, fmt.Errorf("%w: cannot sync %s entries; only static and store entries are installed", ErrBadSource, src)
+	}
+	for mac := range want { // MACs first, so that the error is the same whatever the map's order
+		if !mac.unicast() {
+			return r, fmt.Errorf("%w %s: an entry needs a unicast, non-zero MAC", ErrBadMAC, mac)
+		}
+	}
+	for mac, vtep := range want {
+		if !validVTEP(vtep.Unmap()) {
+			return r, fmt.Errorf("%w %s for %s: want a unicast IPv4 or IPv6 address", ErrBadVTEP, vtep, mac)
+		}
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	r.Removed = t.removeIf(func(e *entry) bool {
+		v, ok := want[e.mac]
+		return e.src == src && (!ok || v.Unmap() != e.vtep)
+	})
+	now := t.Now()
+	for mac, vtep := range want {
+		vtep = vtep.Unmap()
+		k := mac.key()
+		e := t.find(k)
+		switch {
+		case e != nil && e.src == src:
+			continue // the same entry, kept above
+		case e != nil && e.src > src:
+			r.Shadowed++
+			continue
+		case e != nil:
+			t.count(e.src, -1)
+			r.Replaced++
+		default:
+			r.Added++
+		}
+		t.set(k, newEntry(mac, vtep, src, now))
+		t.count(src, +1)
+	}
+	return r, nil
+}
+
 // Entries returns a snapshot of every entry, stale ones included, sorted by
 // MAC.
 func (t *Table) Entries() []Entry {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	es := make([]Entry, 0, int(t.learned.Load())+t.control+t.static)
+	es := make([]Entry, 0, int(t.learned.Load())+t.store+t.static)
 	for i := range t.shards {
 		for _, e := range *t.shards[i].Load() {
 			es = append(es, e.export())
@@ -514,6 +581,30 @@ func (t *Table) RemovePeer(vtep netip.Addr) error {
 	return nil
 }
 
+// SetPeers replaces the flood list with peers (duplicates are dropped)
+// and reports whether it changed. A control plane that computes the whole
+// list from its view calls it instead of AddPeer and RemovePeer. It
+// returns ErrBadVTEP, changing nothing, if an address cannot be a VTEP.
+func (t *Table) SetPeers(peers []netip.Addr) (bool, error) {
+	fl := make([]netip.Addr, 0, len(peers))
+	for _, p := range peers {
+		p = p.Unmap()
+		if !validVTEP(p) {
+			return false, fmt.Errorf("%w %s: a peer needs a unicast IPv4 or IPv6 address", ErrBadVTEP, p)
+		}
+		fl = append(fl, p)
+	}
+	slices.SortFunc(fl, netip.Addr.Compare)
+	fl = slices.Compact(fl)
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if slices.Equal(fl, *t.flood.Load()) {
+		return false, nil
+	}
+	t.flood.Store(&fl)
+	return true, nil
+}
+
 // Peers returns a sorted copy of the flood list.
 func (t *Table) Peers() []netip.Addr { return slices.Clone(t.FloodList()) }
 
@@ -523,7 +614,7 @@ func (t *Table) Stats() Stats {
 	defer t.mu.Unlock()
 	return Stats{
 		Learned:        int(t.learned.Load()),
-		Control:        t.control,
+		Store:          t.store,
 		Static:         t.static,
 		Peers:          len(*t.flood.Load()),
 		Added:          t.added,
@@ -588,8 +679,8 @@ func (t *Table) count(src Source, d int) {
 	switch src {
 	case Learned:
 		t.learned.Add(int64(d))
-	case Control:
-		t.control += d
+	case Store:
+		t.store += d
 	case Static:
 		t.static += d
 	}

@@ -88,29 +88,29 @@ func TestPrecedence(t *testing.T) {
 			{op: "learn", vtep: a, res: LearnShadowed},
 		}, a, Static, 0},
 		{"control beats learned", []step{
-			{op: "add", vtep: a, src: Control},
+			{op: "add", vtep: a, src: Store},
 			{op: "learn", vtep: b, res: LearnShadowed},
-		}, a, Control, 1},
+		}, a, Store, 1},
 		{"static replaces learned", []step{
 			{op: "learn", vtep: a, res: LearnAdded},
 			{op: "add", vtep: b, src: Static},
 		}, b, Static, 0},
 		{"static replaces control", []step{
-			{op: "add", vtep: a, src: Control},
+			{op: "add", vtep: a, src: Store},
 			{op: "add", vtep: b, src: Static},
 		}, b, Static, 0},
 		{"control replaces learned", []step{
 			{op: "learn", vtep: a, res: LearnAdded},
-			{op: "add", vtep: b, src: Control},
+			{op: "add", vtep: b, src: Store},
 			{op: "learn", vtep: a, res: LearnShadowed},
-		}, b, Control, 1},
+		}, b, Store, 1},
 		{"control cannot replace static", []step{
 			{op: "add", vtep: a, src: Static},
-			{op: "add", vtep: b, src: Control, err: ErrShadowed},
+			{op: "add", vtep: b, src: Store, err: ErrShadowed},
 		}, a, Static, 0},
 		{"delete with the wrong source", []step{
 			{op: "add", vtep: a, src: Static},
-			{op: "del", src: Control, err: ErrNotFound},
+			{op: "del", src: Store, err: ErrNotFound},
 			{op: "del", src: Learned, err: ErrNotFound},
 		}, a, Static, 0},
 		{"delete with the right source", []step{
@@ -181,8 +181,8 @@ func checkCounts(t *testing.T, tb *Table) {
 		n[e.Source]++
 	}
 	st := tb.Stats()
-	if st.Learned != n[Learned] || st.Control != n[Control] || st.Static != n[Static] {
-		t.Errorf("Stats counts %d/%d/%d, Entries has %v", st.Learned, st.Control, st.Static, n[1:])
+	if st.Learned != n[Learned] || st.Store != n[Store] || st.Static != n[Static] {
+		t.Errorf("Stats counts %d/%d/%d, Entries has %v", st.Learned, st.Store, st.Static, n[1:])
 	}
 }
 
@@ -191,8 +191,8 @@ func TestShadowedError(t *testing.T) {
 	if err := tb.Add(station(1), vtep(1), Static); err != nil {
 		t.Fatal(err)
 	}
-	err := tb.Add(station(1), vtep(2), Control)
-	want := "fib: shadowed by a stronger entry: 02:42:00:00:00:01 has a static entry to 198.18.0.1, which a control entry cannot replace; delete it first"
+	err := tb.Add(station(1), vtep(2), Store)
+	want := "fib: shadowed by a stronger entry: 02:42:00:00:00:01 has a static entry to 198.18.0.1, which a store entry cannot replace; delete it first"
 	if err == nil || err.Error() != want {
 		t.Errorf("got %v\nwant %s", err, want)
 	}
@@ -206,7 +206,7 @@ func TestAging(t *testing.T) {
 	if err := tb.Add(st, vtep(3), Static); err != nil {
 		t.Fatal(err)
 	}
-	if err := tb.Add(ctl, vtep(4), Control); err != nil {
+	if err := tb.Add(ctl, vtep(4), Store); err != nil {
 		t.Fatal(err)
 	}
 	tb.Learn(stale, vtep(1), tb.Now())
@@ -411,7 +411,7 @@ func TestInvalid(t *testing.T) {
 		if r := tb.Learn(good, a, tb.Now()); r != LearnRefusedInvalid {
 			t.Errorf("Learn from %v = %v", a, r)
 		}
-		if err := tb.Add(good, a, Control); !errors.Is(err, ErrBadVTEP) {
+		if err := tb.Add(good, a, Store); !errors.Is(err, ErrBadVTEP) {
 			t.Errorf("Add to %v = %v", a, err)
 		}
 		if err := tb.AddPeer(a); !errors.Is(err, ErrBadVTEP) {
@@ -419,7 +419,7 @@ func TestInvalid(t *testing.T) {
 		}
 		n++
 	}
-	if s := tb.Stats(); s.RefusedInvalid != uint64(n) || s.Learned+s.Static+s.Control+s.Peers != 0 {
+	if s := tb.Stats(); s.RefusedInvalid != uint64(n) || s.Learned+s.Static+s.Store+s.Peers != 0 {
 		t.Errorf("stats %+v, want %d refused and nothing else", s, n)
 	}
 
@@ -482,7 +482,7 @@ func TestFlushAndEntries(t *testing.T) {
 		if err := tb.Add(station(20+i), vtep(i%2), Static); err != nil {
 			t.Fatal(err)
 		}
-		if err := tb.Add(station(30+i), vtep(i%2), Control); err != nil {
+		if err := tb.Add(station(30+i), vtep(i%2), Store); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -502,17 +502,17 @@ func TestFlushAndEntries(t *testing.T) {
 	if n := tb.FlushVTEP(netip.AddrFrom16(vtep(1).As16()), Static); n != 2 {
 		t.Fatalf("FlushVTEP mapped = %d", n)
 	}
-	if n := tb.Flush(Control); n != 4 {
+	if n := tb.Flush(Store); n != 4 {
 		t.Fatalf("Flush = %d", n)
 	}
-	if s := tb.Stats(); s.Learned != 5 || s.Static != 2 || s.Control != 0 {
+	if s := tb.Stats(); s.Learned != 5 || s.Static != 2 || s.Store != 0 {
 		t.Fatalf("stats %+v", s)
 	}
 	checkCounts(t, tb)
 }
 
 func TestStrings(t *testing.T) {
-	for s, want := range map[Source]string{Learned: "learned", Control: "control", Static: "static", 0: "source(0)"} {
+	for s, want := range map[Source]string{Learned: "learned", Store: "store", Static: "static", 0: "source(0)"} {
 		if s.String() != want {
 			t.Errorf("%d: %q", s, s.String())
 		}
@@ -613,9 +613,9 @@ func TestConcurrent(t *testing.T) {
 			m := station(8 + i%56)
 			switch i % 7 {
 			case 0:
-				_ = tb.Add(m, vtep(50), Control)
+				_ = tb.Add(m, vtep(50), Store)
 			case 1:
-				_ = tb.Delete(m, Control)
+				_ = tb.Delete(m, Store)
 			case 2:
 				_ = tb.Delete(station(8+(i*3)%56), Learned)
 			case 3:
@@ -652,4 +652,80 @@ func TestConcurrent(t *testing.T) {
 	}
 	checkCounts(t, tb)
 	t.Logf("stats %+v, %d lookup hits", s, lookups.Load())
+}
+
+// TestSync: the control plane's whole-set install keeps the precedence
+// rules: a static entry shadows the store's, the store's replaces a learned
+// one, and entries the set no longer has go.
+func TestSync(t *testing.T) {
+	tb := newTable(t, Config{})
+	st, learned, gone, kept := station(1), station(2), station(3), station(4)
+	if err := tb.Add(st, vtep(1), Static); err != nil {
+		t.Fatal(err)
+	}
+	tb.Learn(learned, vtep(1), tb.Now())
+	r, err := tb.Sync(Store, map[MAC]netip.Addr{st: vtep(2), learned: vtep(2), gone: vtep(2), kept: vtep(3)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (SyncResult{Added: 2, Replaced: 1, Shadowed: 1}); r != want {
+		t.Errorf("first Sync: %+v, want %+v", r, want)
+	}
+	r, err = tb.Sync(Store, map[MAC]netip.Addr{st: vtep(2), learned: vtep(4), kept: vtep(3)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// learned moved: removed and added again; gone removed; kept untouched.
+	if want := (SyncResult{Added: 1, Removed: 2, Shadowed: 1}); r != want {
+		t.Errorf("second Sync: %+v, want %+v", r, want)
+	}
+	for mac, want := range map[MAC]Entry{
+		st:      {VTEP: vtep(1), Source: Static},
+		learned: {VTEP: vtep(4), Source: Store},
+		kept:    {VTEP: vtep(3), Source: Store},
+	} {
+		e, ok := tb.Get(mac)
+		if !ok || e.VTEP != want.VTEP || e.Source != want.Source {
+			t.Errorf("%s: %+v %v, want %v %s", mac, e, ok, want.VTEP, want.Source)
+		}
+	}
+	if _, ok := tb.Get(gone); ok {
+		t.Errorf("%s is still there after the set dropped it", gone)
+	}
+	// Once the static entry goes, the next Sync installs the store's.
+	if err := tb.Delete(st, Static); err != nil {
+		t.Fatal(err)
+	}
+	if r, _ := tb.Sync(Store, map[MAC]netip.Addr{st: vtep(2), learned: vtep(4), kept: vtep(3)}); r.Added != 1 {
+		t.Errorf("Sync after the static entry went: %+v, want 1 added", r)
+	}
+	if _, err := tb.Sync(Learned, nil); !errors.Is(err, ErrBadSource) {
+		t.Errorf("Sync(Learned): %v, want ErrBadSource", err)
+	}
+	if _, err := tb.Sync(Store, map[MAC]netip.Addr{{0x01}: vtep(1)}); !errors.Is(err, ErrBadMAC) {
+		t.Errorf("Sync of a multicast MAC: %v, want ErrBadMAC", err)
+	}
+	if s := tb.Stats(); s.Store != 3 || s.Static != 0 || s.Learned != 0 {
+		t.Errorf("Stats %+v, want 3 store entries only", s)
+	}
+}
+
+func TestSetPeers(t *testing.T) {
+	tb := newTable(t, Config{})
+	changed, err := tb.SetPeers([]netip.Addr{vtep(3), vtep(1), netip.AddrFrom16(vtep(1).As16())})
+	if err != nil || !changed {
+		t.Fatalf("SetPeers: %v %v", changed, err)
+	}
+	if got := tb.FloodList(); !slices.Equal(got, []netip.Addr{vtep(1), vtep(3)}) {
+		t.Errorf("flood list %v", got)
+	}
+	if changed, _ := tb.SetPeers([]netip.Addr{vtep(1), vtep(3)}); changed {
+		t.Error("the same list again reported a change")
+	}
+	if _, err := tb.SetPeers([]netip.Addr{vtep(2), netip.MustParseAddr("239.0.0.1")}); !errors.Is(err, ErrBadVTEP) {
+		t.Errorf("a multicast peer: %v", err)
+	}
+	if got := tb.FloodList(); len(got) != 2 {
+		t.Errorf("a refused SetPeers changed the list: %v", got)
+	}
 }

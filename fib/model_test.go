@@ -2,6 +2,8 @@ package fib
 
 import (
 	"errors"
+	"fmt"
+	"maps"
 	"math/rand/v2"
 	"net/netip"
 	"slices"
@@ -85,7 +87,7 @@ func (m *model) lookup(mac MAC, now int64) (netip.Addr, bool) {
 func (m *model) add(mac MAC, vtep netip.Addr, src Source, now int64) error {
 	vtep = vtep.Unmap()
 	switch {
-	case src != Static && src != Control:
+	case src != Static && src != Store:
 		return ErrBadSource
 	case modelBadMAC(mac):
 		return ErrBadMAC
@@ -134,6 +136,58 @@ func (m *model) removePeer(a netip.Addr) error {
 	}
 	delete(m.peers, a)
 	return nil
+}
+
+func (m *model) sync(src Source, want map[MAC]netip.Addr, now int64) (SyncResult, error) {
+	var r SyncResult
+	if src != Static && src != Store {
+		return r, ErrBadSource
+	}
+	for mac := range want {
+		if modelBadMAC(mac) {
+			return r, ErrBadMAC
+		}
+	}
+	for _, a := range want {
+		if modelBadVTEP(a.Unmap()) {
+			return r, ErrBadVTEP
+		}
+	}
+	for mac, e := range m.entries {
+		if a, ok := want[mac]; e.src == src && (!ok || a.Unmap() != e.vtep) {
+			delete(m.entries, mac)
+			r.Removed++
+		}
+	}
+	for mac, a := range want {
+		e, ok := m.entries[mac]
+		switch {
+		case ok && e.src == src:
+			continue
+		case ok && e.src > src:
+			r.Shadowed++
+			continue
+		case ok:
+			r.Replaced++
+		default:
+			r.Added++
+		}
+		m.entries[mac] = modelEntry{a.Unmap(), src, now}
+	}
+	return r, nil
+}
+
+func (m *model) setPeers(peers []netip.Addr) (bool, error) {
+	next := map[netip.Addr]bool{}
+	for _, a := range peers {
+		if modelBadVTEP(a.Unmap()) {
+			return false, ErrBadVTEP
+		}
+		next[a.Unmap()] = true
+	}
+	changed := !maps.Equal(next, m.peers)
+	m.peers = next
+	return changed, nil
 }
 
 // TestRandomAgainstModel applies random operations to a Table and to the
@@ -213,7 +267,29 @@ func TestRandomAgainstModel(t *testing.T) {
 				src := pickSrc()
 				what = "Flush " + src.String()
 				got, want = tb.Flush(src), m.removeIf(func(e modelEntry) bool { return e.src == src })
-			case r < 97:
+			case r < 95:
+				src := pickSrc()
+				set := map[MAC]netip.Addr{}
+				for range rng.IntN(6) {
+					set[pickMAC()] = pickVTEP()
+				}
+				what = fmt.Sprintf("Sync %s %v", src, set)
+				gr, gerr := tb.Sync(src, set)
+				mr, merr := m.sync(src, set, tb.Now())
+				got, want = fmt.Sprint(gr, errKind(gerr)), fmt.Sprint(mr, errKind(merr))
+				if gerr != nil { // counts mean nothing when it refused
+					got, want = errKind(gerr), errKind(merr)
+				}
+			case r < 96:
+				var peers []netip.Addr
+				for range rng.IntN(4) {
+					peers = append(peers, pickVTEP())
+				}
+				what = fmt.Sprintf("SetPeers %v", peers)
+				gc, gerr := tb.SetPeers(peers)
+				mc, merr := m.setPeers(peers)
+				got, want = fmt.Sprint(gc, errKind(gerr)), fmt.Sprint(mc, errKind(merr))
+			case r < 98:
 				a := pickVTEP()
 				what = "AddPeer " + a.String()
 				got, want = errKind(tb.AddPeer(a)), errKind(m.addPeer(a))
@@ -265,7 +341,7 @@ func compare(t *testing.T, tb *Table, m *model, macs []MAC) {
 		t.Errorf("Entries\n%v\nmodel\n%v", got, want)
 	}
 	ws := m.stats
-	ws.Learned, ws.Control, ws.Static, ws.Peers = m.count(Learned), m.count(Control), m.count(Static), len(m.peers)
+	ws.Learned, ws.Store, ws.Static, ws.Peers = m.count(Learned), m.count(Store), m.count(Static), len(m.peers)
 	if got := tb.Stats(); got != ws {
 		t.Errorf("Stats\n%+v\nmodel\n%+v", got, ws)
 	}

@@ -228,7 +228,7 @@ func newStatsCmd(c *cli) *cobra.Command {
 				fmt.Fprintf(w, "  tx: %d frames, %d bytes, %d flooded, %d datagrams\n", n.TXFrames, n.TXBytes, n.TXFlooded, n.TXDatagrams)
 				fmt.Fprintf(w, "  rx: %d frames, %d bytes\n", n.RXFrames, n.RXBytes)
 				fmt.Fprintf(w, "  fdb: %d learned, %d static, %d control, %d peers; %d moves, %d refused (table full)\n",
-					n.FIB.Learned, n.FIB.Static, n.FIB.Control, n.FIB.Peers, n.FIB.Moved, n.FIB.RefusedFull)
+					n.FIB.Learned, n.FIB.Static, n.FIB.Store, n.FIB.Peers, n.FIB.Moved, n.FIB.RefusedFull)
 				fmt.Fprintf(w, "  drops: %s\n", drops(n.Drops))
 			}
 			if name == "" {
