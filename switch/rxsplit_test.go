@@ -13,7 +13,7 @@ import (
 )
 
 // tcpFrame builds an IPv4 TCP frame with a valid checksum.
-func tcpFrame(t *testing.T, payload []byte) []byte {
+func tcpFrame(t testing.TB, payload []byte) []byte {
 	t.Helper()
 	eth := &layers.Ethernet{SrcMAC: net.HardwareAddr(macB[:]), DstMAC: net.HardwareAddr(macA[:]), EthernetType: layers.EthernetTypeIPv4}
 	ip := &layers.IPv4{Version: 4, TTL: 64, Protocol: layers.IPProtocolTCP, Flags: layers.IPv4DontFragment,
