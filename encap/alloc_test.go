@@ -17,6 +17,8 @@ func TestZeroAllocs(t *testing.T) {
 	firstHdr := bytes.Clone(frames[0][:66])
 	arp := arpFrame(t, encap.ARPRequest)
 	udp := udpFrame(t, false, data[:100])
+	sol := ns{}.frame(t)
+	reply := make([]byte, encap.NeighborAdvertFrameLen)
 
 	for _, tc := range []struct {
 		name string
@@ -75,6 +77,28 @@ func TestZeroAllocs(t *testing.T) {
 		{"SourcePort", func() {
 			encap.SourcePort(super, 49152, 65535)
 			encap.SourcePort(arp, 49152, 65535)
+		}},
+		{"ParseNeighborSolicit+SourceLinkAddr", func() {
+			if _, m, err := encap.ParseNeighborSolicit(sol); err != nil || m == nil {
+				t.Fatal(err)
+			} else if _, ok := m.SourceLinkAddr(); !ok {
+				t.Fatal("no source link address")
+			}
+		}},
+		{"ParseNeighborSolicit error", func() {
+			if _, _, err := encap.ParseNeighborSolicit(udp); err == nil {
+				t.Fatal("no error")
+			}
+		}},
+		{"PutEthernet+PutARP", func() {
+			encap.PutEthernet(reply, arp[6:12], arp[0:6], encap.EtherTypeARP)
+			encap.PutARP(reply[encap.EthernetHeaderLen:], encap.ARPReply, arp[6:12], [4]byte{1, 2, 3, 4}, arp[0:6], [4]byte{5, 6, 7, 8})
+		}},
+		{"PutIPv6+PutNeighborAdvert+UpdateChecksum", func() {
+			encap.PutIPv6(reply[encap.EthernetHeaderLen:], sol[22:38], sol[38:54], encap.ProtocolICMPv6, 255, encap.NeighborAdvertLen)
+			m := reply[encap.EthernetHeaderLen+encap.IPv6HeaderLen : encap.NeighborAdvertFrameLen]
+			encap.PutNeighborAdvert(m, encap.NDPFlagSolicited, sol[62:78], arp[0:6])
+			encap.ICMPv6(m).UpdateChecksum(sol[22:38], sol[38:54])
 		}},
 		{"Ethernet+ARP views", func() {
 			e := encap.Ethernet(arp)

@@ -1,8 +1,10 @@
 // Package encap holds vxswitch's wire formats as pure functions over
 // caller-owned byte slices: the VXLAN header (RFC 7348), views of the
-// Ethernet, ARP, IPv4, IPv6, TCP and UDP headers, the Internet checksum
-// (RFC 1071), splitting a TSO superframe into segments, coalescing received
-// segments back into a superframe, and the outer UDP source-port hash.
+// Ethernet, ARP, IPv4, IPv6, TCP, UDP and ICMPv6 headers, the Internet
+// checksum (RFC 1071), splitting a TSO superframe into segments, coalescing
+// received segments back into a superframe, the outer UDP source-port hash,
+// and what a neighbour proxy needs: checking IPv6 Neighbor Solicitations and
+// writing ARP replies and Neighbor Advertisements (see [ParseNeighborSolicit]).
 //
 // Nothing here does I/O, allocates, or keeps state between calls other than
 // in values the caller owns, so every function may be called from any number
@@ -11,12 +13,15 @@
 //
 // # Views
 //
-// [Ethernet], [ARP], [IPv4], [IPv6], [TCP], [UDP] and [VXLAN] are byte-slice
-// types in the style of gVisor's pkg/tcpip/header: converting a slice is
-// free and every accessor reads or writes the bytes in place. Accessors do
-// not check lengths; a caller first checks the slice is at least as long as
-// the header (the Parse functions in this package do that for the datapath)
-// and otherwise gets the usual index-out-of-range panic.
+// [Ethernet], [ARP], [IPv4], [IPv6], [TCP], [UDP], [ICMPv6],
+// [NeighborSolicit] and [VXLAN] are byte-slice types in the style of
+// gVisor's pkg/tcpip/header: converting a slice is free and every accessor
+// reads or writes the bytes in place. Accessors do not check lengths; a
+// caller first checks the slice is at least as long as the header (the
+// Parse functions in this package do that for the datapath) and otherwise
+// gets the usual index-out-of-range panic. The Put functions ([PutVXLAN],
+// [PutEthernet], [PutARP], [PutIPv6], [PutNeighborAdvert]) write a whole
+// header into the caller's slice and panic if it is too short.
 //
 // # Transmit: splitting a TSO superframe
 //

@@ -4,7 +4,11 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"net"
 	"testing"
+
+	"github.com/google/gopacket"
+	"github.com/google/gopacket/layers"
 
 	"github.com/vxswitch/vxswitch/encap"
 )
@@ -72,6 +76,100 @@ func FuzzEthernetARP(f *testing.F) {
 			!bytes.Equal(a.TargetMAC(), frame[32:38]) || a.TargetIP() != [4]byte(frame[38:42]) {
 			t.Fatal("ARP view")
 		}
+		// The builders write back exactly what the views read.
+		var w [encap.ARPFrameLen]byte
+		encap.PutEthernet(w[:], e.Dst(), e.Src(), e.EtherType())
+		encap.PutARP(w[encap.EthernetHeaderLen:], a.Op(), a.SenderMAC(), a.SenderIP(), a.TargetMAC(), a.TargetIP())
+		if !bytes.Equal(w[:], frame[:encap.ARPFrameLen]) {
+			t.Fatalf("PutEthernet+PutARP wrote\n%x\nfrom\n%x", w, frame[:encap.ARPFrameLen])
+		}
+	})
+}
+
+// ParseNeighborSolicit on any bytes: no panic, only sentinel errors, the
+// frame unchanged. What it accepts is a solicitation a node accepts (hop
+// limit 255, code 0, a valid checksum, a target that is not multicast,
+// duplicate address detection only to a solicited-node address and
+// without a source link-layer option); gopacket reads the same target
+// and source link-layer address; and the advertisement that answers it
+// is, byte for byte, what gopacket would send.
+func FuzzParseNeighborSolicit(f *testing.F) {
+	for _, s := range []ns{
+		{},
+		{dst: ip6B, noSLL: true},
+		{target: ip6LL, src: ip6LL},
+		{src: net.IPv6unspecified, noSLL: true},
+		{src: net.IPv6unspecified},
+		{hop: 64},
+		{code: 3},
+		{sll: net.HardwareAddr(make([]byte, 14))},
+		{opts: []layers.ICMPv6Option{{Type: 14, Data: make([]byte, 6)}, {Type: 14}}},
+		{tags: 1},
+	} {
+		f.Add(s.frame(f), false)
+	}
+	f.Add(arpFrame(f, encap.ARPRequest), false)
+	f.Add(seg{v6: true, payload: []byte("x")}.frame(f), true)
+	f.Add([]byte{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 0x86, 0xdd, 0x60}, true)
+	f.Fuzz(func(t *testing.T, frame []byte, fix bool) {
+		if fix && len(frame) >= encap.EthernetHeaderLen+encap.IPv6HeaderLen+4 {
+			// Past the checksum, so that the fuzzer explores the rest.
+			ip := encap.IPv6(frame[encap.EthernetHeaderLen:])
+			if m := frame[encap.EthernetHeaderLen+encap.IPv6HeaderLen:]; int(ip.PayloadLength()) <= len(m) && ip.PayloadLength() >= 4 {
+				encap.ICMPv6(m[:ip.PayloadLength()]).UpdateChecksum(ip.Src(), ip.Dst())
+			}
+		}
+		orig := bytes.Clone(frame)
+		ip, m, err := encap.ParseNeighborSolicit(frame)
+		if !bytes.Equal(frame, orig) {
+			t.Fatal("frame changed")
+		}
+		if err != nil {
+			if !isSentinel(err) {
+				t.Fatalf("error %v is not a sentinel", err)
+			}
+			return
+		}
+		const l4 = encap.EthernetHeaderLen + encap.IPv6HeaderLen
+		if encap.Ethernet(frame).EtherType() != encap.EtherTypeIPv6 || ip.NextHeader() != encap.ProtocolICMPv6 ||
+			ip.HopLimit() != 255 || len(m) != int(ip.PayloadLength()) || len(m) < encap.NeighborSolicitMinLen ||
+			&m[0] != &frame[l4] || &ip[0] != &frame[encap.EthernetHeaderLen] {
+			t.Fatalf("accepted: ethertype %#x next header %d hop limit %d, message %d bytes of payload %d",
+				encap.Ethernet(frame).EtherType(), ip.NextHeader(), ip.HopLimit(), len(m), ip.PayloadLength())
+		}
+		icmp := encap.ICMPv6(m)
+		if icmp.Type() != encap.ICMPv6NeighborSolicit || icmp.Code() != 0 || !icmp.ChecksumValid(ip.Src(), ip.Dst()) ||
+			encap.IsMulticastIPv6(m.Target()) || encap.IsMulticastIPv6(ip.Src()) {
+			t.Fatalf("accepted type %d code %d target %x src %x", icmp.Type(), icmp.Code(), m.Target(), ip.Src())
+		}
+		sll, hasSLL := m.SourceLinkAddr()
+		if encap.IsUnspecifiedIPv6(ip.Src()) && (hasSLL || !encap.IsSolicitedNodeIPv6(ip.Dst())) {
+			t.Fatalf("accepted DAD to %x with source link address %v", ip.Dst(), hasSLL)
+		}
+		p := gopacket.NewPacket(frame, layers.LayerTypeEthernet, gopacket.Default)
+		l, _ := p.Layer(layers.LayerTypeICMPv6NeighborSolicitation).(*layers.ICMPv6NeighborSolicitation)
+		if l == nil || !l.TargetAddress.Equal(net.IP(m.Target())) {
+			t.Fatalf("gopacket: %v", p)
+		}
+		var want []byte
+		for _, o := range l.Options {
+			if o.Type == layers.ICMPv6OptSourceAddress {
+				want = o.Data
+				break
+			}
+		}
+		if hasSLL != (len(want) >= 6) || (hasSLL && !bytes.Equal(sll, want[:6])) {
+			t.Fatalf("source link address %x %v, gopacket's option %x", sll, hasSLL, want)
+		}
+		if encap.IsUnspecifiedIPv6(ip.Src()) {
+			return
+		}
+		dstMAC := encap.Ethernet(frame).Src()
+		if hasSLL {
+			dstMAC = sll
+		}
+		na := naFrame(dstMAC, macB, m.Target(), ip.Src(), encap.NDPFlagSolicited|encap.NDPFlagOverride)
+		checkNA(t, na)
 	})
 }
 
