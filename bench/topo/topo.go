@@ -12,7 +12,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -24,6 +23,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/vxswitch/vxswitch/internal/nsutil"
+	"github.com/vxswitch/vxswitch/internal/testenv"
 )
 
 // Underlay kinds.
@@ -106,13 +106,7 @@ func New(tb testing.TB, opts ...Options) *Topo {
 // fails instead, so CI can never pass by skipping.
 func RequireRoot(tb testing.TB) {
 	tb.Helper()
-	if os.Geteuid() == 0 {
-		return
-	}
-	if os.Getenv("CI") == "true" {
-		tb.Fatal("this test needs root (network namespaces); CI must run it as root")
-	}
-	tb.Skip("needs root to create network namespaces; run the tests as root (under CI=true this is a failure)")
+	testenv.RequireRoot(tb)
 }
 
 // TempNS makes a bare network namespace named name for the test (which
@@ -120,13 +114,7 @@ func RequireRoot(tb testing.TB) {
 // and deletes it when the test ends.
 func TempNS(tb testing.TB, name string) string {
 	tb.Helper()
-	RequireRoot(tb)
-	path, err := nsutil.Create(tb.TempDir(), name)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { nsutil.Delete(path) })
-	return path
+	return testenv.TempNS(tb, name)
 }
 
 var sweepOnce sync.Once
@@ -266,34 +254,9 @@ func (n *NS) Start(name string, args ...string) (*Proc, error) {
 	return p, nil
 }
 
-// The parent death signal is sent when the *thread* that forked the child
-// exits, and nsutil.Do ends the threads it locks. So every child is forked
-// from one thread that is locked for the life of the process and does
-// nothing else: the signal then fires only when the test binary dies.
-var (
-	spawnOnce sync.Once
-	spawnReq  chan spawnJob
-)
-
-type spawnJob struct {
-	cmd *exec.Cmd
-	err chan error
-}
-
-func startOnSpawner(cmd *exec.Cmd) error {
-	spawnOnce.Do(func() {
-		spawnReq = make(chan spawnJob)
-		go func() {
-			runtime.LockOSThread() // never unlocked: this thread only forks
-			for job := range spawnReq {
-				job.err <- job.cmd.Start()
-			}
-		}()
-	})
-	job := spawnJob{cmd: cmd, err: make(chan error, 1)}
-	spawnReq <- job
-	return <-job.err
-}
+// startOnSpawner starts cmd from the spawner thread (see testenv.Start):
+// its parent death signal fires only when the test binary dies.
+func startOnSpawner(cmd *exec.Cmd) error { return testenv.Start(cmd) }
 
 // Stop terminates the process (SIGTERM, then SIGKILL after 5 s) and waits
 // for it. It returns the process's exit error, if any.
