@@ -20,8 +20,8 @@ func newNetworkCmd(c *cli) *cobra.Command {
 	var create api.NetworkCreate
 	var subnets []string
 	createCmd := &cobra.Command{
-		Use:   "create NAME --vni N --subnet CIDR [--subnet CIDR6] [--gateway IP] [--mtu N]",
-		Short: "Create a network: a namespace with br0 and a TAP, served by the daemon",
+		Use:   "create NAME --subnet CIDR [--subnet CIDR6] [--vni N] [--gateway IP] [--mtu N]",
+		Short: "Create a network: a namespace with br0 and a TAP, served by the daemon (with a store: once, for the cluster)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			create.Name = args[0]
@@ -32,15 +32,21 @@ func newNetworkCmd(c *cli) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "%s vni %d subnet %s netns %s\n", n.Name, n.VNI, subnetList(n), n.Netns)
+			out := fmt.Sprintf("%s vni %d subnet %s", n.Name, n.VNI, subnetList(n))
+			if n.Gateway != "" {
+				out += " gateway " + n.Gateway
+			}
+			if n.Netns != "" {
+				out += " netns " + n.Netns
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), out)
 			return nil
 		},
 	}
-	createCmd.Flags().Uint32Var(&create.VNI, "vni", 0, "VXLAN network identifier, 1 to 16777215 (required)")
+	createCmd.Flags().Uint32Var(&create.VNI, "vni", 0, "VXLAN network identifier, 1 to 16777215 (default: the lowest free one from 256 up)")
 	createCmd.Flags().StringArrayVar(&subnets, "subnet", nil, "IPv4 subnet of the network, e.g. 10.0.0.0/24 (required); again with an IPv6 one, e.g. fd00:1::/64, for a dual-stack network")
-	createCmd.Flags().Var(&gatewayFlag{&create.Gateway}, "gateway", "IPv4 address of br0 on every host (ARP for it stays local)")
+	createCmd.Flags().Var(&gatewayFlag{&create.Gateway}, "gateway", "IPv4 address of br0 on every host (ARP for it stays local; with a store it defaults to the subnet's first address, where DNS answers)")
 	createCmd.Flags().IntVar(&create.MTU, "mtu", 0, "overlay MTU (default: underlay MTU - 50, or - 70 on an IPv6 underlay)")
-	createCmd.MarkFlagRequired("vni")
 	createCmd.MarkFlagRequired("subnet")
 
 	ls := &cobra.Command{
@@ -51,15 +57,28 @@ func newNetworkCmd(c *cli) *cobra.Command {
 				return err
 			}
 			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "NAME\tVNI\tSUBNET\tGATEWAY\tMTU\tENDPOINTS\tPEERS\tSTATUS")
+			fmt.Fprintln(tw, "NAME\tVNI\tSUBNET\tGATEWAY\tMTU\tSCOPE\tENDPOINTS\tPEERS\tSTATUS")
+			stale := ""
 			for _, n := range nets {
 				status := "up"
-				if n.Problem != "" {
+				switch {
+				case n.Problem != "":
 					status = "down: " + n.Problem
+				case n.Netns == "":
+					status = "no endpoints here"
 				}
-				fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%d\t%d\t%d\t%s\n", n.Name, n.VNI, subnetList(n), orDash(n.Gateway), n.MTU, len(n.Endpoints), len(n.Peers), status)
+				fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%d\t%s\t%d\t%d\t%s\n", n.Name, n.VNI, subnetList(n), orDash(n.Gateway), n.MTU, n.Scope, len(n.Endpoints), len(n.Peers), status)
+				if n.Stale != "" {
+					stale = n.Stale
+				}
 			}
-			return tw.Flush()
+			if err := tw.Flush(); err != nil {
+				return err
+			}
+			if stale != "" {
+				fmt.Fprintln(cmd.ErrOrStderr(), "vxswitch: note: "+stale)
+			}
+			return nil
 		},
 	}
 	inspect := &cobra.Command{
@@ -81,7 +100,7 @@ func newNetworkCmd(c *cli) *cobra.Command {
 
 	var att api.Attach
 	attach := &cobra.Command{
-		Use:   "attach NAME --netns NS [--ip CIDR] [--ip6 CIDR6] [--mac MAC] [--ifname eth0]",
+		Use:   "attach NAME --netns NS [--name NAME] [--ip CIDR] [--ip6 CIDR6] [--mac MAC] [--ifname eth0]",
 		Short: "Join a network namespace (a container) to a network with a veth on br0",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -102,17 +121,23 @@ func newNetworkCmd(c *cli) *cobra.Command {
 	attach.Flags().StringVar(&att.IP6, "ip6", "", "IPv6 address in a dual-stack network's IPv6 subnet (default: the prefix and the MAC's EUI-64)")
 	attach.Flags().StringVar(&att.MAC, "mac", "", "MAC address (default: 02:42 and the IPv4 address)")
 	attach.Flags().StringVar(&att.IfName, "ifname", "eth0", "interface name inside the namespace")
+	attach.Flags().StringVar(&att.Name, "name", "", "DNS name of the endpoint, NAME and NAME.NETWORK (default: the namespace's name)")
+	attach.Flags().StringArrayVar(&att.Aliases, "alias", nil, "another DNS name of the endpoint (repeatable; several endpoints may share one)")
+	attach.Flags().StringVar(&att.ID, "id", "", "endpoint ID, unique in the network (default: a random one)")
 	attach.MarkFlagRequired("netns")
 
 	var det api.Detach
 	detach := &cobra.Command{
-		Use: "detach NAME --netns NS", Short: "Remove a namespace from a network", Args: cobra.ExactArgs(1),
+		Use: "detach NAME --netns NS | --id ID", Short: "Remove a namespace from a network", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if (det.Netns == "") == (det.ID == "") {
+				return fmt.Errorf("give the endpoint's --netns or its --id (one of them)")
+			}
 			return c.client().Detach(cmd.Context(), args[0], det)
 		},
 	}
-	detach.Flags().StringVar(&det.Netns, "netns", "", "namespace name or path (required)")
-	detach.MarkFlagRequired("netns")
+	detach.Flags().StringVar(&det.Netns, "netns", "", "namespace name or path")
+	detach.Flags().StringVar(&det.ID, "id", "", "endpoint ID, as attach or inspect print it")
 
 	cmd.AddCommand(createCmd, ls, inspect, rm, attach, detach)
 	return cmd
@@ -176,12 +201,14 @@ func newFDBCmd(c *cli) *cobra.Command {
 		},
 	}
 	show.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	var ips []string
 	add := &cobra.Command{
-		Use: "add NAME MAC VTEP_IP", Short: "Add (or replace) a static entry: frames to MAC go to VTEP_IP", Args: cobra.ExactArgs(3),
+		Use: "add NAME MAC VTEP_IP [--ip IP]...", Short: "Add (or replace) a static entry: frames to MAC go to VTEP_IP", Args: cobra.ExactArgs(3),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return c.client().AddFDB(cmd.Context(), args[0], args[1], args[2])
+			return c.client().AddFDB(cmd.Context(), args[0], args[1], args[2], ips...)
 		},
 	}
+	add.Flags().StringArrayVar(&ips, "ip", nil, "an address of the station with MAC: the switch answers ARP or neighbour solicitations for it (repeatable)")
 	rm := &cobra.Command{
 		Use: "rm NAME MAC", Aliases: []string{"del"}, Short: "Remove a static (or learned) entry", Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -206,6 +233,38 @@ func fdbLine(e api.FDBEntry) string {
 	return s
 }
 
+func newHostCmd(c *cli) *cobra.Command {
+	cmd := &cobra.Command{Use: "host", Short: "List the cluster's hosts, remove one that will not come back (with a store)"}
+	ls := &cobra.Command{
+		Use: "ls", Aliases: []string{"list"}, Short: "List the hosts of the cluster store with their VTEP and state", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			hosts, err := c.client().Hosts(cmd.Context())
+			if err != nil {
+				return err
+			}
+			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "VTEP\tHOSTNAME\tSTATE\tENDPOINTS\tSINCE\tVERSION")
+			for _, h := range hosts {
+				vtep := h.VTEP
+				if h.Self {
+					vtep += " *"
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\n", vtep, orDash(h.Hostname), h.State, h.Endpoints, orDash(h.Since), orDash(h.Version))
+			}
+			return tw.Flush()
+		},
+	}
+	rm := &cobra.Command{
+		Use: "rm VTEP", Aliases: []string{"remove"}, Args: cobra.ExactArgs(1),
+		Short: "Release every endpoint and address of a host that is down and will not come back",
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return c.client().RemoveHost(cmd.Context(), args[0])
+		},
+	}
+	cmd.AddCommand(ls, rm)
+	return cmd
+}
+
 func newStatsCmd(c *cli) *cobra.Command {
 	var asJSON bool
 	cmd := &cobra.Command{
@@ -227,7 +286,7 @@ func newStatsCmd(c *cli) *cobra.Command {
 				fmt.Fprintf(w, "%s (vni %d)\n", n.Network, n.VNI)
 				fmt.Fprintf(w, "  tx: %d frames, %d bytes, %d flooded, %d datagrams\n", n.TXFrames, n.TXBytes, n.TXFlooded, n.TXDatagrams)
 				fmt.Fprintf(w, "  rx: %d frames, %d bytes\n", n.RXFrames, n.RXBytes)
-				fmt.Fprintf(w, "  fdb: %d learned, %d static, %d control, %d peers; %d moves, %d refused (table full)\n",
+				fmt.Fprintf(w, "  fdb: %d learned, %d static, %d store, %d peers; %d moves, %d refused (table full)\n",
 					n.FIB.Learned, n.FIB.Static, n.FIB.Store, n.FIB.Peers, n.FIB.Moved, n.FIB.RefusedFull)
 				fmt.Fprintf(w, "  drops: %s\n", drops(n.Drops))
 			}

@@ -19,6 +19,8 @@ import (
 func newDaemonCmd() *cobra.Command {
 	var (
 		vtep, logLevel, logFormat, offload, srcPorts string
+		advertise                                    string
+		dnsUpstreams                                 []string
 		cfg                                          daemon.Config
 	)
 	cmd := &cobra.Command{
@@ -31,7 +33,12 @@ its configuration in STATE_DIR/state.json. On restart it restores every
 network, endpoint, peer and static entry. SIGINT or SIGTERM stop it; the
 networks' namespaces and endpoints stay for the next start. In a named
 namespace, start it with 'nsenter --net=/run/netns/NAME', not 'ip netns
-exec', whose private mount namespace would hide the networks' namespaces.`,
+exec', whose private mount namespace would hide the networks' namespaces.
+
+With --store etcd://HOST:PORT the hosts share one etcd cluster, as Docker's
+--cluster-store: a network is created once on any host, addresses are
+unique cluster-wide, and every host learns the others' endpoints (MAC
+entries, flood lists, ARP/ND answers and DNS names) from the store.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ip, err := netip.ParseAddr(vtep)
@@ -58,6 +65,21 @@ exec', whose private mount namespace would hide the networks' namespaces.`,
 				return err
 			}
 			defer log.Sync()
+			if advertise != "" {
+				if cfg.Store.Advertise, err = netip.ParseAddr(advertise); err != nil {
+					return fmt.Errorf("bad --advertise %q: want the IP address other hosts reach this one's VTEP at", advertise)
+				}
+				if cfg.Store.URL == "" {
+					return fmt.Errorf("--advertise is for the cluster store: give --store etcd://HOST:PORT too")
+				}
+			}
+			for _, u := range dnsUpstreams {
+				ap, err := parseUpstream(u)
+				if err != nil {
+					return err
+				}
+				cfg.DNSUpstreams = append(cfg.DNSUpstreams, ap)
+			}
 			cfg.Logger = log
 			cfg.Version = version
 			d, err := daemon.New(cfg)
@@ -79,10 +101,28 @@ exec', whose private mount namespace would hide the networks' namespaces.`,
 	f.DurationVar(&cfg.BusyPoll, "busy-poll", 0, "keep polling this long after the last frame before sleeping (lower latency, more CPU; e.g. 50us)")
 	f.DurationVar(&cfg.Aging, "aging", fib.DefaultAging, "age after which a learned MAC entry without traffic is removed")
 	f.IntVar(&cfg.MaxLearned, "max-learned", fib.DefaultMaxLearned, "learned MAC entries per network at most")
+	f.StringVar(&cfg.Store.URL, "store", "", "cluster store: etcd://HOST:PORT[,HOST:PORT...] (default: none; every host configured by hand)")
+	f.StringVar(&cfg.Store.CACert, "store-cacert", "", "CA certificate (PEM) of etcd's server certificates: reach etcd over TLS")
+	f.StringVar(&cfg.Store.Cert, "store-cert", "", "client certificate (PEM) for etcd's --client-cert-auth")
+	f.StringVar(&cfg.Store.Key, "store-key", "", "key (PEM) of --store-cert")
+	f.StringVar(&advertise, "advertise", "", "VTEP address other hosts send to (default: --vtep)")
+	f.DurationVar(&cfg.Store.TTL, "store-ttl", daemon.DefaultStoreTTL, "lease of this host in the store: how soon others drop its endpoints after it dies")
+	f.StringArrayVar(&dnsUpstreams, "dns-upstream", nil, "where the networks' DNS forwards other names, IP[:PORT] (repeatable; default: /etc/resolv.conf's nameservers)")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	f.StringVar(&logFormat, "log-format", "console", "console or json")
 	cmd.MarkFlagRequired("vtep")
 	return cmd
+}
+
+// parseUpstream reads a --dns-upstream: IP, or IP:PORT ([IPv6]:PORT).
+func parseUpstream(s string) (netip.AddrPort, error) {
+	if ap, err := netip.ParseAddrPort(s); err == nil {
+		return ap, nil
+	}
+	if a, err := netip.ParseAddr(s); err == nil {
+		return netip.AddrPortFrom(a, 53), nil
+	}
+	return netip.AddrPort{}, fmt.Errorf("bad --dns-upstream %q: want IP or IP:PORT, e.g. 192.0.2.53 or [2001:db8::53]:53", s)
 }
 
 func newLogger(level, format string) (*zap.Logger, error) {

@@ -19,15 +19,23 @@ const (
 	PathAllFDB    = "/v1/fdb"
 	PathStats     = "/v1/stats"
 	PathInfo      = "/v1/info"
+	PathHosts     = "/v1/hosts"
+	PathHost      = "/v1/hosts/{vtep}"
 )
 
-// NetworkCreate asks for a new network.
+// NetworkCreate asks for a new network. With a cluster store the network
+// is the cluster's, made once on any host.
 type NetworkCreate struct {
-	Name    string `json:"name"`
-	VNI     uint32 `json:"vni"`
-	Subnet  string `json:"subnet"`            // IPv4 CIDR, e.g. 10.0.0.0/24
-	Gateway string `json:"gateway,omitempty"` // IPv4 address in Subnet, set on every host's br0
-	MTU     int    `json:"mtu,omitempty"`     // 0: underlay MTU − 50 (IPv4) or − 70 (IPv6)
+	Name string `json:"name"`
+	// VNI 0 takes the lowest free one from 256 up (cluster-wide with a
+	// store).
+	VNI    uint32 `json:"vni,omitempty"`
+	Subnet string `json:"subnet"` // IPv4 CIDR, e.g. 10.0.0.0/24
+	// Gateway is an IPv4 address in Subnet, set on every host's br0. With
+	// a store it defaults to the subnet's first address, as with Docker,
+	// and every host serves DNS there.
+	Gateway string `json:"gateway,omitempty"`
+	MTU     int    `json:"mtu,omitempty"` // 0: underlay MTU − 50 (IPv4) or − 70 (IPv6)
 	// Subnet6 makes the network dual-stack: an IPv6 CIDR of /16 to /64,
 	// e.g. fd00:1::/64, from which every endpoint also gets an address.
 	Subnet6 string `json:"subnet6,omitempty"`
@@ -35,19 +43,30 @@ type NetworkCreate struct {
 
 // Network is a network as the daemon reports it.
 type Network struct {
-	Name      string     `json:"name"`
-	VNI       uint32     `json:"vni"`
-	Subnet    string     `json:"subnet"`
-	Subnet6   string     `json:"subnet6,omitempty"`
-	Gateway   string     `json:"gateway,omitempty"`
-	MTU       int        `json:"mtu"`
-	Netns     string     `json:"netns"`   // path of the network's namespace
-	Bridge    string     `json:"bridge"`  // the bridge in that namespace (br0)
-	TAP       string     `json:"tap"`     // the TAP device on that bridge
-	Offload   bool       `json:"offload"` // the TAP runs with virtio-net headers and TSO
-	Peers     []string   `json:"peers"`   // flood list: remote VTEP addresses
-	Static    []FDBEntry `json:"static_fdb"`
+	Name    string `json:"name"`
+	VNI     uint32 `json:"vni"`
+	Subnet  string `json:"subnet"`
+	Subnet6 string `json:"subnet6,omitempty"`
+	Gateway string `json:"gateway,omitempty"`
+	MTU     int    `json:"mtu"`
+	// Scope is "local" (this host's own) or "cluster" (in the store).
+	Scope string `json:"scope"`
+	// Netns, Bridge and TAP are this host's: empty for a cluster network
+	// without endpoints here (a host makes them with its first endpoint).
+	Netns   string `json:"netns,omitempty"`  // path of the network's namespace
+	Bridge  string `json:"bridge,omitempty"` // the bridge in that namespace (br0)
+	TAP     string `json:"tap,omitempty"`    // the TAP device on that bridge
+	Offload bool   `json:"offload"`          // the TAP runs with virtio-net headers and TSO
+	// Peers is this host's flood list: the VTEPs of the other hosts with
+	// endpoints on the network (from the store) and peers added by hand.
+	Peers  []string   `json:"peers"`
+	Static []FDBEntry `json:"static_fdb"`
+	// Endpoints are this host's, and with a store every other host's too
+	// (those have a VTEP and no Netns).
 	Endpoints []Endpoint `json:"endpoints"`
+	// Stale is set when the cluster store is unreachable and the network
+	// is shown as this host last saw it.
+	Stale string `json:"stale,omitempty"`
 	// Problem is set when the daemon could not bring the network up
 	// (for example at restart); its configuration is kept.
 	Problem string `json:"problem,omitempty"`
@@ -55,29 +74,47 @@ type Network struct {
 
 // Attach asks to join a network namespace (a container) to a network.
 type Attach struct {
-	Netns  string `json:"netns"`            // name in /run/netns or a path
-	IP     string `json:"ip,omitempty"`     // CIDR or bare address; empty: the next free one
-	IP6    string `json:"ip6,omitempty"`    // in a dual-stack network; empty: the IPv6 prefix and the MAC's EUI-64
-	MAC    string `json:"mac,omitempty"`    // empty: 02:42 followed by the IPv4 address, as Docker does
-	IfName string `json:"ifname,omitempty"` // empty: eth0
+	Netns string `json:"netns"` // name in /run/netns or a path
+	// ID names the endpoint for whoever attached it (a Docker endpoint
+	// ID, say); empty: the daemon makes one. Unique in the network.
+	ID string `json:"id,omitempty"`
+	// Name is what DNS answers for, as NAME and NAME.NETWORK (with a
+	// store); empty: the namespace's name from `ip netns`, if it has one.
+	// Aliases answer too; names may be shared by several endpoints.
+	Name    string   `json:"name,omitempty"`
+	Aliases []string `json:"aliases,omitempty"`
+	IP      string   `json:"ip,omitempty"`     // CIDR or bare address; empty: the next free one
+	IP6     string   `json:"ip6,omitempty"`    // in a dual-stack network; empty: the IPv6 prefix and the MAC's EUI-64
+	MAC     string   `json:"mac,omitempty"`    // empty: 02:42 followed by the IPv4 address, as Docker does
+	IfName  string   `json:"ifname,omitempty"` // empty: eth0
 }
 
 // Endpoint is a namespace attached to a network.
 type Endpoint struct {
-	Netns  string `json:"netns"` // path
+	ID      string   `json:"id,omitempty"`
+	Name    string   `json:"name,omitempty"`
+	Aliases []string `json:"aliases,omitempty"`
+	// VTEP is the host the endpoint is on (with a store).
+	VTEP   string `json:"vtep,omitempty"`
+	Netns  string `json:"netns,omitempty"` // path; this host's endpoints only
 	IfName string `json:"ifname"`
 	IP     string `json:"ip"`            // CIDR
 	IP6    string `json:"ip6,omitempty"` // CIDR, in a dual-stack network
 	MAC    string `json:"mac"`
-	Veth   string `json:"veth"` // the bridge-side veth in the network's namespace
+	Veth   string `json:"veth,omitempty"` // the bridge-side veth in the network's namespace
+	// State, with a store: "up" (published), "down" (its host's lease
+	// expired; its addresses stay reserved) or "local" (this host's,
+	// not published yet: the store is unreachable).
+	State string `json:"state,omitempty"`
 	// Problem is set when the endpoint could not be restored (its
 	// namespace is gone, say); its configuration is kept until detached.
 	Problem string `json:"problem,omitempty"`
 }
 
-// Detach names the endpoint to remove by its namespace.
+// Detach names the endpoint to remove by its namespace or its ID.
 type Detach struct {
-	Netns string `json:"netns"`
+	Netns string `json:"netns,omitempty"`
+	ID    string `json:"id,omitempty"`
 }
 
 // Peer names a remote VTEP.
@@ -91,8 +128,11 @@ type FDBEntry struct {
 	VNI     uint32   `json:"vni,omitempty"`
 	MAC     string   `json:"mac"`
 	VTEP    string   `json:"vtep"`
-	Source  string   `json:"source,omitempty"`      // static, control, learned; "flood" for a flood-list entry (MAC 00:00:00:00:00:00)
+	Source  string   `json:"source,omitempty"`      // static, store, learned; "flood" for a flood-list entry (MAC 00:00:00:00:00:00)
 	Age     *float64 `json:"age_seconds,omitempty"` // learned entries only
+	// IPs of a static entry: the switch answers ARP and neighbour
+	// solicitations for them with MAC.
+	IPs []string `json:"ips,omitempty"`
 }
 
 // NetworkStats is one network's counters.
@@ -113,13 +153,38 @@ type Stats struct {
 
 // Info describes the daemon.
 type Info struct {
-	Version  string `json:"version"`
+	Version  string     `json:"version"`
+	VTEP     string     `json:"vtep"`
+	Port     uint16     `json:"port"`
+	Offload  bool       `json:"offload"`
+	RunDir   string     `json:"run_dir"`
+	StateDir string     `json:"state_dir"`
+	PID      int        `json:"pid"`
+	Store    *StoreInfo `json:"store,omitempty"`
+}
+
+// StoreInfo is the daemon's link to the cluster store.
+type StoreInfo struct {
+	URL       string `json:"url"`
+	Advertise string `json:"advertise"` // the VTEP other hosts send to
+	// State is "connected" or "unreachable"; Since is when it became so.
+	State string `json:"state"`
+	Since string `json:"since"`
+	Error string `json:"error,omitempty"`
+	Lease string `json:"lease,omitempty"` // hex, as etcdctl prints it
+}
+
+// Host is a host of the cluster.
+type Host struct {
 	VTEP     string `json:"vtep"`
-	Port     uint16 `json:"port"`
-	Offload  bool   `json:"offload"`
-	RunDir   string `json:"run_dir"`
-	StateDir string `json:"state_dir"`
-	PID      int    `json:"pid"`
+	Hostname string `json:"hostname,omitempty"`
+	// State is "alive" (it holds its lease) or "down".
+	State     string `json:"state"`
+	Self      bool   `json:"self,omitempty"`
+	Endpoints int    `json:"endpoints"`
+	Version   string `json:"version,omitempty"`
+	Since     string `json:"since,omitempty"` // alive since
+	Joined    string `json:"joined"`
 }
 
 // Error is the body of every non-2xx response.

@@ -161,9 +161,10 @@ func (c *Client) FDB(ctx context.Context, network string) ([]FDBEntry, error) {
 	return out, c.do(ctx, http.MethodGet, p, nil, &out)
 }
 
-// AddFDB installs a static entry.
-func (c *Client) AddFDB(ctx context.Context, network, mac, vtep string) error {
-	return c.do(ctx, http.MethodPost, path(PathFDB, network), FDBEntry{MAC: mac, VTEP: vtep}, nil)
+// AddFDB installs a static entry; with ips the switch also answers ARP
+// and neighbour solicitations for them.
+func (c *Client) AddFDB(ctx context.Context, network, mac, vtep string, ips ...string) error {
+	return c.do(ctx, http.MethodPost, path(PathFDB, network), FDBEntry{MAC: mac, VTEP: vtep, IPs: ips}, nil)
 }
 
 // RemoveFDB removes a static (or learned) entry.
@@ -179,4 +180,15 @@ func (c *Client) Stats(ctx context.Context, network string) (Stats, error) {
 		p += "?network=" + url.QueryEscape(network)
 	}
 	return out, c.do(ctx, http.MethodGet, p, nil, &out)
+}
+
+// Hosts lists the cluster's hosts (with a store).
+func (c *Client) Hosts(ctx context.Context) ([]Host, error) {
+	var out []Host
+	return out, c.do(ctx, http.MethodGet, PathHosts, nil, &out)
+}
+
+// RemoveHost releases everything of a host that is not alive.
+func (c *Client) RemoveHost(ctx context.Context, vtep string) error {
+	return c.do(ctx, http.MethodDelete, strings.Replace(PathHost, "{vtep}", url.PathEscape(vtep), 1), nil, nil)
 }

@@ -30,6 +30,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/vxswitch/vxswitch/fib"
+	"github.com/vxswitch/vxswitch/internal/dnsserver"
 	"github.com/vxswitch/vxswitch/internal/nsutil"
 	vswitch "github.com/vxswitch/vxswitch/switch"
 )
@@ -78,6 +79,13 @@ type Config struct {
 	Clock fib.Clock
 	// Version is reported by the info API.
 	Version string
+	// Store connects the daemon to a cluster store; its zero value means
+	// none: every host is configured by hand, as without Docker's
+	// --cluster-store.
+	Store StoreConfig
+	// DNSUpstreams are where the networks' DNS servers forward names they
+	// do not know; nil means the nameservers of /etc/resolv.conf.
+	DNSUpstreams []netip.AddrPort
 }
 
 // Daemon is a running vxswitch daemon.
@@ -93,6 +101,9 @@ type Daemon struct {
 	closeOne sync.Once
 	closeErr error
 
+	cluster *cluster // nil without a store
+	ipam    ipam
+
 	mu   sync.Mutex // guards nets and every change to namespaces, links and state
 	nets map[string]*network
 }
@@ -104,6 +115,10 @@ type network struct {
 	sw      *vswitch.Network  // nil while the network is down (problem set)
 	problem string            // why it is down, for `network inspect`
 	epProbs map[string]string // endpoint netns → problem
+	// dns serves the network's names at its gateway (cluster networks);
+	// dnsRecs are the names it answers, replaced by syncNetwork.
+	dns     *dnsserver.Server
+	dnsRecs *dnsserver.Live
 }
 
 // New checks the configuration, takes the run and state directories,
@@ -182,8 +197,20 @@ func (d *Daemon) open() error {
 	d.swDone = make(chan error, 1)
 	go func() { d.swDone <- d.sw.Run(context.Background()) }()
 
+	d.ipam = localIPAM{}
+	if cfg.Store.URL != "" {
+		if d.cluster, err = newCluster(d); err != nil {
+			return err
+		}
+		d.ipam = storeIPAM{d.cluster}
+	}
 	for _, ns := range st.Networks {
 		d.restore(ns)
+	}
+	if d.cluster != nil {
+		// Networks and endpoints are up from the state file already:
+		// the datapath does not wait for the store.
+		d.cluster.start()
 	}
 
 	sock := filepath.Join(cfg.RunDir, SocketName)
@@ -263,6 +290,9 @@ func (d *Daemon) Close() error {
 			d.srv.Shutdown(ctx)
 			cancel()
 		}
+		if d.cluster != nil {
+			d.cluster.stop() // its callbacks take d.mu
+		}
 		d.mu.Lock()
 		defer d.mu.Unlock()
 		d.closeErr = d.release()
@@ -276,6 +306,15 @@ func (d *Daemon) release() error {
 	if d.ln != nil {
 		d.ln.Close()
 		os.Remove(d.Socket())
+	}
+	if d.cluster != nil {
+		d.cluster.stop()
+	}
+	for _, n := range d.nets {
+		if n.dns != nil {
+			n.dns.Close()
+			n.dns = nil
+		}
 	}
 	if d.sw != nil {
 		err = d.sw.Close()

@@ -21,7 +21,7 @@ func TestPickIP(t *testing.T) {
 	n := testNet()
 	var got []string
 	for {
-		p, err := n.pickIP("")
+		p, err := n.pickIP("", n.localTaken())
 		if err != nil {
 			if !errors.Is(err, errConflict) {
 				t.Fatalf("exhausted subnet: %v, want a conflict", err)
@@ -52,7 +52,7 @@ func TestPickIP(t *testing.T) {
 		{"fd00::2", "", errBadRequest},
 		{"ten", "", errBadRequest},
 	} {
-		p, err := n.pickIP(tc.in)
+		p, err := n.pickIP(tc.in, n.localTaken())
 		if tc.err != nil {
 			if !errors.Is(err, tc.err) {
 				t.Errorf("pickIP(%q) = %v, %v; want %v", tc.in, p, err, tc.err)
@@ -67,16 +67,16 @@ func TestPickIP(t *testing.T) {
 
 func TestPickMAC(t *testing.T) {
 	n := testNet()
-	mac, err := n.pickMAC("", netip.MustParseAddr("10.0.0.3"))
+	mac, err := n.pickMAC("", netip.MustParseAddr("10.0.0.3"), n.localTaken())
 	if err != nil || mac != "02:42:0a:00:00:03" {
 		t.Errorf("derived MAC %q, %v", mac, err)
 	}
 	n.Endpoints = append(n.Endpoints, epState{MAC: mac})
-	if _, err := n.pickMAC("02:42:0A:00:00:03", netip.Addr{}); !errors.Is(err, errConflict) {
+	if _, err := n.pickMAC("02:42:0A:00:00:03", netip.Addr{}, n.localTaken()); !errors.Is(err, errConflict) {
 		t.Errorf("duplicate MAC: %v", err)
 	}
 	for _, bad := range []string{"ff:ff:ff:ff:ff:ff", "01:00:5e:00:00:01", "00:00:00:00:00:00", "nope"} {
-		if _, err := n.pickMAC(bad, netip.Addr{}); !errors.Is(err, errBadRequest) {
+		if _, err := n.pickMAC(bad, netip.Addr{}, n.localTaken()); !errors.Is(err, errBadRequest) {
 			t.Errorf("pickMAC(%q): %v, want bad request", bad, err)
 		}
 	}
@@ -88,6 +88,12 @@ func TestValidateNetwork(t *testing.T) {
 	if err != nil || ok.MTU != 1450 {
 		t.Fatalf("valid request: %+v, %v", ok, err)
 	}
+	// Without --vni: the lowest free one from 256 up, as the store does.
+	d.nets["c"] = &network{netState: netState{Name: "c", VNI: 256}}
+	if ok, err := d.validateNetwork(api.NetworkCreate{Name: "b", Subnet: "10.1.0.0/24"}); err != nil || ok.VNI != 257 {
+		t.Errorf("no VNI: %d, %v; want 257", ok.VNI, err)
+	}
+	delete(d.nets, "c")
 	for _, tc := range []struct {
 		req  api.NetworkCreate
 		kind error
@@ -95,7 +101,6 @@ func TestValidateNetwork(t *testing.T) {
 		{api.NetworkCreate{Name: "a", VNI: 8, Subnet: "10.1.0.0/24"}, errConflict},
 		{api.NetworkCreate{Name: "b", VNI: 7, Subnet: "10.1.0.0/24"}, errConflict},
 		{api.NetworkCreate{Name: "-b", VNI: 8, Subnet: "10.1.0.0/24"}, errBadRequest},
-		{api.NetworkCreate{Name: "b", VNI: 0, Subnet: "10.1.0.0/24"}, errBadRequest},
 		{api.NetworkCreate{Name: "b", VNI: 1 << 24, Subnet: "10.1.0.0/24"}, errBadRequest},
 		{api.NetworkCreate{Name: "b", VNI: 8, Subnet: "10.1.0.1/24"}, errBadRequest},
 		{api.NetworkCreate{Name: "b", VNI: 8, Subnet: "fd00::/64"}, errBadRequest},

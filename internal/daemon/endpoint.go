@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -8,8 +9,10 @@ import (
 	"net"
 	"net/netip"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
+	"time"
 
 	"go.uber.org/zap"
 
@@ -24,8 +27,13 @@ const defaultIfName = "eth0"
 
 // attach joins a namespace to a network with a veth pair: one end on the
 // network's br0, the other in the namespace with the endpoint's address.
-func (d *Daemon) attach(name string, req api.Attach) (api.Endpoint, error) {
-	n, err := d.running(name)
+// With a store the address comes from the store, the network's namespace
+// is made here with its first endpoint, and the endpoint is published to
+// the other hosts. On failure nothing is left, here or in the store.
+func (d *Daemon) attach(ctx context.Context, name string, req api.Attach) (_ api.Endpoint, err error) {
+	var u undo
+	defer u.onError(&err)
+	n, err := d.attachable(ctx, name, &u)
 	if err != nil {
 		return api.Endpoint{}, err
 	}
@@ -43,45 +51,158 @@ func (d *Daemon) attach(name string, req api.Attach) (api.Endpoint, error) {
 	if err != nil {
 		return api.Endpoint{}, err
 	}
-	ep := epState{Netns: path, NetnsInode: ino, IfName: req.IfName}
-	if ep.IfName == "" {
-		ep.IfName = defaultIfName
-	}
-	if len(ep.IfName) > 15 || ep.IfName == "." || ep.IfName == ".." || !nameRE.MatchString(ep.IfName) {
-		return api.Endpoint{}, bad("bad interface name %q: 1 to 15 letters, digits, '_', '.', '-'", ep.IfName)
-	}
-	if ep.IP, err = n.pickIP(req.IP); err != nil {
+	ep := epState{ID: req.ID, Name: req.Name, Aliases: req.Aliases, Netns: path, NetnsInode: ino, IfName: req.IfName}
+	if err := d.checkEndpoint(n, &ep); err != nil {
 		return api.Endpoint{}, err
 	}
-	if ep.MAC, err = n.pickMAC(req.MAC, ep.IP.Addr()); err != nil {
+	if err := d.ipam.allocate(ctx, n, req, &ep); err != nil {
 		return api.Endpoint{}, err
 	}
-	if ep.IP6, err = n.pickIP6(req.IP6, ep.MAC); err != nil {
-		return api.Endpoint{}, err
-	}
+	u.push(func() {
+		if err := d.ipam.release(undoCtx(), n, ep); err != nil {
+			d.log.Warn("cannot release a failed attach's address now; it is released when this host registers again",
+				zap.String("network", name), zap.String("id", ep.ID), zap.Error(err))
+		}
+	})
 	if ep.Veth, err = vethName(); err != nil {
 		return api.Endpoint{}, err
 	}
 	if err := d.plumb(n, ep); err != nil {
 		return api.Endpoint{}, err
 	}
-	n.Endpoints = append(n.Endpoints, ep)
-	if err := d.save(); err != nil {
-		n.Endpoints = n.Endpoints[:len(n.Endpoints)-1]
-		d.unplumb(n, ep)
+	u.push(func() { d.unplumb(n, ep) })
+	if n.Cluster {
+		if ep.ResolvConf, err = writeResolvConf(ep.Netns, n); err != nil {
+			return api.Endpoint{}, err
+		}
+		u.push(func() { removeResolvConf(ep.ResolvConf, n.Name) })
+	}
+	old := n.Endpoints
+	n.Endpoints = append(slices.Clone(n.Endpoints), ep)
+	u.push(func() { n.Endpoints = old })
+	if err := d.commit(); err != nil {
 		return api.Endpoint{}, err
 	}
-	d.log.Info("endpoint attached", zap.String("network", name), zap.String("netns", path),
+	if n.Cluster && d.cluster != nil {
+		d.cluster.publish(ctx, n, ep)
+	}
+	d.syncNetwork(n)
+	d.log.Info("endpoint attached", zap.String("network", name), zap.String("netns", path), zap.String("id", ep.ID), zap.String("name", ep.Name),
 		zap.Stringer("ip", ep.IP), zap.String("ip6", prefixString(ep.IP6)), zap.String("mac", ep.MAC))
-	return api.Endpoint{Netns: path, IfName: ep.IfName, IP: ep.IP.String(), IP6: prefixString(ep.IP6), MAC: ep.MAC, Veth: ep.Veth}, nil
+	return api.Endpoint{ID: ep.ID, Name: ep.Name, Aliases: ep.Aliases, Netns: path, IfName: ep.IfName, IP: ep.IP.String(),
+		IP6: prefixString(ep.IP6), MAC: ep.MAC, Veth: ep.Veth}, nil
+}
+
+// checkEndpoint checks and completes an attach's names: the interface
+// name, the ID (made if not given) and the DNS names.
+func (d *Daemon) checkEndpoint(n *network, ep *epState) error {
+	if ep.IfName == "" {
+		ep.IfName = defaultIfName
+	}
+	if len(ep.IfName) > 15 || ep.IfName == "." || ep.IfName == ".." || !nameRE.MatchString(ep.IfName) {
+		return bad("bad interface name %q: 1 to 15 letters, digits, '_', '.', '-'", ep.IfName)
+	}
+	if ep.ID == "" {
+		var b [8]byte
+		if _, err := rand.Read(b[:]); err != nil {
+			return err
+		}
+		ep.ID = hex.EncodeToString(b[:])
+	}
+	if !idRE.MatchString(ep.ID) {
+		return bad("bad endpoint ID %q: 1 to 128 letters, digits, '_', '.', '-', starting with a letter or digit", ep.ID)
+	}
+	if slices.ContainsFunc(n.Endpoints, func(e epState) bool { return e.ID == ep.ID }) {
+		return conflict("endpoint %s is already attached to network %s", ep.ID, n.Name)
+	}
+	if ep.Name == "" && filepath.Dir(ep.Netns) == nsutil.DefaultDir {
+		ep.Name = filepath.Base(ep.Netns) // the name `ip netns` shows
+	}
+	for _, name := range ep.names() {
+		if !dnsNameRE.MatchString(name) {
+			return bad("bad endpoint name %q: a DNS name of letters, digits, '-' and '_', labels joined by '.', up to 63 characters", name)
+		}
+	}
+	return nil
+}
+
+// idRE is what an endpoint ID may be: it is a key in the store.
+var idRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$`)
+
+// dnsNameRE is what an endpoint's name or alias may be (Docker allows
+// '_' in container names, which resolvers take).
+var dnsNameRE = regexp.MustCompile(`^[A-Za-z0-9_]([A-Za-z0-9_-]*[A-Za-z0-9_])?(\.[A-Za-z0-9_]([A-Za-z0-9_-]*[A-Za-z0-9_])?)*$`)
+
+// attachable returns the network to attach to. With a store that is the
+// store's network: this host's copy of it, made now and brought up
+// (namespace, br0, TAP, DNS) if it has no endpoints here yet; u gets its
+// removal.
+func (d *Daemon) attachable(ctx context.Context, name string, u *undo) (*network, error) {
+	n, ok := d.nets[name]
+	if d.cluster == nil || (ok && !n.Cluster) {
+		return d.running(name)
+	}
+	sn, err := d.cluster.st.Network(ctx, name)
+	if err != nil {
+		return nil, storeErr(err)
+	}
+	if ok && n.Revision != sn.Revision {
+		return nil, conflict("network %s was removed from the cluster store and made again while this host had endpoints on it; detach them first", name)
+	}
+	if ok && n.sw != nil {
+		return n, nil
+	}
+	if !ok {
+		for _, o := range d.nets {
+			if o.VNI == sn.VNI {
+				return nil, conflict("network %s has VNI %d, which this host's network %s uses", name, sn.VNI, o.Name)
+			}
+		}
+		if sn.MTU > d.maxMTU() {
+			return nil, conflict("network %s has MTU %d, but this host's underlay (MTU %d on %s) carries overlay MTUs up to %d; lower the underlay's MTU elsewhere or make the network with --mtu %d",
+				name, sn.MTU, d.ulIf.mtu, d.ulIf.name, d.maxMTU(), d.maxMTU())
+		}
+		n = &network{netState: netState{Cluster: true, Revision: sn.Revision, Name: sn.Name, VNI: sn.VNI, Subnet: sn.Subnet,
+			Subnet6: sn.Subnet6, Gateway: sn.Gateway, MTU: sn.MTU}, netns: d.netnsPath(sn.VNI), epProbs: map[string]string{}}
+	}
+	if err := d.makeNamespace(n, !ok); err != nil {
+		return nil, err
+	}
+	if err := d.start(n); err != nil {
+		if !ok {
+			nsutil.Delete(n.netns)
+		}
+		return nil, err
+	}
+	u.push(func() {
+		if len(n.Endpoints) == 0 && !n.hasStatic() {
+			d.stop(n)
+			nsutil.Delete(n.netns)
+		}
+	})
+	if !ok {
+		d.nets[name] = n
+		u.push(func() { delete(d.nets, name) })
+	}
+	d.log.Info("network's namespace made for its first endpoint on this host", zap.String("network", name), zap.Uint32("vni", n.VNI), zap.String("netns", n.netns))
+	return n, nil
+}
+
+// hasStatic reports whether the network has peers or static entries
+// configured on this host, which keep a cluster network's copy here
+// without endpoints.
+func (n *network) hasStatic() bool { return len(n.Peers) > 0 || len(n.Static) > 0 }
+
+// undoCtx bounds a store request made to undo a failed operation, which
+// may run after the request's own context ended.
+func undoCtx() context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	context.AfterFunc(ctx, cancel)
+	return ctx
 }
 
 // pickIP validates a requested address or allocates the lowest free one.
-func (n *network) pickIP(want string) (netip.Prefix, error) {
-	used := map[netip.Addr]bool{n.Gateway: true}
-	for _, e := range n.Endpoints {
-		used[e.IP.Addr()] = true
-	}
+func (n *network) pickIP(want string, t taken) (netip.Prefix, error) {
 	if want != "" {
 		p, ok := parseHostAddr(want, n.Subnet)
 		if !ok {
@@ -93,18 +214,22 @@ func (n *network) pickIP(want string) (netip.Prefix, error) {
 		if p.Addr() == n.Gateway {
 			return p, conflict("IP %s is network %s's gateway (on br0)", p.Addr(), n.Name)
 		}
-		if used[p.Addr()] {
+		if _, ok := t.ips[p.Addr()]; ok {
 			return p, conflict("IP %s is already used in network %s", p.Addr(), n.Name)
 		}
 		return p, nil
 	}
-	// Each daemon allocates on its own (there is no cluster store yet), so
-	// also skip addresses whose Docker-style MAC is already seen behind a
-	// remote VTEP: another host handed that address out.
+	// Without a store each daemon allocates on its own, so it also skips
+	// addresses whose Docker-style MAC is already seen behind a remote
+	// VTEP: another host handed that address out.
 	for a := n.Subnet.Addr().Next(); n.Subnet.Contains(a); a = a.Next() {
-		if usableHost(n.Subnet, a) && !used[a] && !n.remoteHasMAC(dockerMAC(a)) {
-			return netip.PrefixFrom(a, n.Subnet.Bits()), nil
+		if _, used := t.ips[a]; !usableHost(n.Subnet, a) || used || a == n.Gateway {
+			continue
 		}
+		if t.remoteMAC != nil && t.remoteMAC(dockerMAC(a)) {
+			continue
+		}
+		return netip.PrefixFrom(a, n.Subnet.Bits()), nil
 	}
 	return netip.Prefix{}, conflict("network %s has no free address left in %s", n.Name, n.Subnet)
 }
@@ -129,7 +254,7 @@ func parseHostAddr(want string, subnet netip.Prefix) (netip.Prefix, bool) {
 // unique across hosts as long as the MACs are, which each host checks for
 // the IPv4 address the MAC comes from (an --ip6 is the user's to keep
 // unique). A network without an IPv6 subnet takes no IPv6 address.
-func (n *network) pickIP6(want, mac string) (netip.Prefix, error) {
+func (n *network) pickIP6(want, mac string, t taken) (netip.Prefix, error) {
 	if !n.Subnet6.IsValid() {
 		if want != "" {
 			return netip.Prefix{}, bad("bad IPv6 address %q: network %s has no IPv6 subnet (create it with a second --subnet)", want, n.Name)
@@ -154,12 +279,9 @@ func (n *network) pickIP6(want, mac string) (netip.Prefix, error) {
 		copy(a[8:], []byte{m[0] ^ 0x02, m[1], m[2], 0xff, 0xfe, m[3], m[4], m[5]})
 		p = netip.PrefixFrom(netip.AddrFrom16(a), n.Subnet6.Bits())
 	}
-	for _, e := range n.Endpoints {
-		if e.IP6.Addr() != p.Addr() {
-			continue
-		}
+	if holder, ok := t.ips[p.Addr()]; ok {
 		if want == "" {
-			return p, conflict("IPv6 address %s, made from MAC %s, is already used in network %s by netns %s (its --ip6); give --ip6 or --mac", p.Addr(), mac, n.Name, e.Netns)
+			return p, conflict("IPv6 address %s, made from MAC %s, is already used in network %s by %s (its --ip6); give --ip6 or --mac", p.Addr(), mac, n.Name, holder)
 		}
 		return p, conflict("IPv6 address %s is already used in network %s", p.Addr(), n.Name)
 	}
@@ -179,7 +301,7 @@ func reservedIID(p netip.Prefix) bool {
 // pickMAC validates a requested MAC or derives one from the address the
 // way Docker does: 02:42 followed by the four IPv4 bytes, locally
 // administered and unique as long as the address is.
-func (n *network) pickMAC(want string, ip netip.Addr) (string, error) {
+func (n *network) pickMAC(want string, ip netip.Addr, t taken) (string, error) {
 	var mac fib.MAC
 	if want != "" {
 		m, err := fib.ParseMAC(want)
@@ -190,10 +312,8 @@ func (n *network) pickMAC(want string, ip netip.Addr) (string, error) {
 	} else {
 		mac = dockerMAC(ip)
 	}
-	for _, e := range n.Endpoints {
-		if e.MAC == mac.String() {
-			return "", conflict("MAC %s is already used in network %s", mac, n.Name)
-		}
+	if _, ok := t.macs[mac.String()]; ok {
+		return "", conflict("MAC %s is already used in network %s", mac, n.Name)
 	}
 	return mac.String(), nil
 }
@@ -242,35 +362,79 @@ func (d *Daemon) plumb(n *network, ep epState) error {
 // unplumb deletes the endpoint's veth pair.
 func (d *Daemon) unplumb(n *network, ep epState) error { return veth.Delete(n.netns, ep.Veth) }
 
-// detach removes an endpoint.
-func (d *Daemon) detach(name string, req api.Detach) error {
+// detach removes an endpoint, named by its namespace or its ID. With a
+// store its address is released there first: while the store is away
+// detach fails and nothing changes. The last endpoint of a cluster
+// network takes the network's namespace with it.
+func (d *Daemon) detach(ctx context.Context, name string, req api.Detach) (err error) {
 	n, err := d.network(name)
 	if err != nil {
 		return err
 	}
-	// The endpoint is stored under the path its name resolved to; the
-	// namespace may be gone by now, so match names without resolving.
-	want := []string{req.Netns}
-	if !strings.Contains(req.Netns, "/") {
-		want = append(want, filepath.Join(nsutil.DefaultDir, req.Netns))
-	} else if abs, err := filepath.Abs(req.Netns); err == nil {
-		want = append(want, abs)
-	}
-	i := slices.IndexFunc(n.Endpoints, func(e epState) bool { return slices.Contains(want, e.Netns) })
-	if i < 0 {
-		return notFound("netns %q is not attached to network %s", req.Netns, name)
+	i := -1
+	switch {
+	case req.ID != "":
+		i = slices.IndexFunc(n.Endpoints, func(e epState) bool { return e.ID == req.ID })
+		if i < 0 {
+			return notFound("no endpoint %s on network %s on this host", req.ID, name)
+		}
+	case req.Netns != "":
+		// The endpoint is stored under the path its name resolved to;
+		// the namespace may be gone by now, so match names without
+		// resolving.
+		want := []string{req.Netns}
+		if !strings.Contains(req.Netns, "/") {
+			want = append(want, filepath.Join(nsutil.DefaultDir, req.Netns))
+		} else if abs, err := filepath.Abs(req.Netns); err == nil {
+			want = append(want, abs)
+		}
+		i = slices.IndexFunc(n.Endpoints, func(e epState) bool { return slices.Contains(want, e.Netns) })
+		if i < 0 {
+			return notFound("netns %q is not attached to network %s", req.Netns, name)
+		}
+	default:
+		return bad("detach needs the endpoint's netns or ID")
 	}
 	ep := n.Endpoints[i]
+	var u undo
+	defer u.onError(&err)
+	if err := d.ipam.release(ctx, n, ep); err != nil {
+		return err
+	}
+	if n.Cluster && d.cluster != nil {
+		u.push(func() {
+			if err := d.cluster.st.Reclaim(undoCtx(), n.storeNetwork(), ep.record(n.Name, d.cluster.advertise)); err != nil {
+				d.log.Warn("cannot take a failed detach's address back; detach again", zap.String("id", ep.ID), zap.Error(err))
+			}
+			d.cluster.publish(undoCtx(), n, ep)
+		})
+	}
+	old := n.Endpoints
 	n.Endpoints = slices.Delete(slices.Clone(n.Endpoints), i, i+1)
-	if err := d.save(); err != nil {
-		n.Endpoints = slices.Insert(n.Endpoints, i, ep)
+	u.push(func() { n.Endpoints = old })
+	last := n.Cluster && len(n.Endpoints) == 0 && !n.hasStatic()
+	if last {
+		delete(d.nets, name)
+		u.push(func() { d.nets[name] = n })
+	}
+	if err := d.commit(); err != nil {
 		return err
 	}
 	delete(n.epProbs, ep.Netns)
 	if err := d.unplumb(n, ep); err != nil {
 		d.log.Warn("endpoint detached but its veth could not be deleted", zap.String("veth", ep.Veth), zap.Error(err))
 	}
-	d.log.Info("endpoint detached", zap.String("network", name), zap.String("netns", ep.Netns))
+	removeResolvConf(ep.ResolvConf, n.Name)
+	d.log.Info("endpoint detached", zap.String("network", name), zap.String("netns", ep.Netns), zap.String("id", ep.ID))
+	if last {
+		d.stop(n)
+		if err := nsutil.Delete(n.netns); err != nil {
+			d.log.Warn("cannot delete a network's namespace", zap.String("netns", n.netns), zap.Error(err))
+		}
+		d.log.Info("network's namespace removed with its last endpoint on this host", zap.String("network", name), zap.String("netns", n.netns))
+		return nil
+	}
+	d.syncNetwork(n)
 	return nil
 }
 

@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"time"
 
+	"go.uber.org/zap"
+
 	"github.com/vxswitch/vxswitch/fib"
 	"github.com/vxswitch/vxswitch/internal/api"
 )
@@ -68,8 +70,26 @@ func family(a netip.Addr) string {
 	return "IPv6"
 }
 
-func (d *Daemon) addPeer(name, vtep string) error {
-	n, err := d.running(name)
+// configurable returns the named network for a change of its peers or
+// static entries: a network that is up, or a cluster network's copy
+// that is idle here (no endpoints), whose settings wait for its next
+// endpoint.
+func (d *Daemon) configurable(name string) (*network, error) {
+	n, err := d.network(name)
+	if err != nil {
+		if d.cluster != nil {
+			return nil, notFound("network %s has no endpoints on this host; peers and static entries of a cluster network are set on a host that has its namespace (attach an endpoint first)", name)
+		}
+		return nil, err
+	}
+	if n.sw == nil && !n.Cluster {
+		return nil, conflict("network %s is down: %s", name, n.problem)
+	}
+	return n, nil
+}
+
+func (d *Daemon) addPeer(name, vtep string) (err error) {
+	n, err := d.configurable(name)
 	if err != nil {
 		return err
 	}
@@ -80,20 +100,21 @@ func (d *Daemon) addPeer(name, vtep string) error {
 	if slices.Contains(n.Peers, a) {
 		return nil // adding a peer twice is not an error, as with `bridge fdb append`
 	}
-	if err := n.sw.FIB().AddPeer(a); err != nil {
-		return bad("%v", err)
-	}
+	var u undo
+	defer u.onError(&err)
+	old := n.Peers
 	n.Peers = append(slices.Clone(n.Peers), a)
-	if err := d.save(); err != nil {
-		n.Peers = n.Peers[:len(n.Peers)-1]
-		n.sw.FIB().RemovePeer(a)
+	u.push(func() { n.Peers = old })
+	if err := d.commit(); err != nil {
 		return err
 	}
+	d.syncNetwork(n)
+	d.log.Info("peer added", zap.String("network", name), zap.Stringer("vtep", a))
 	return nil
 }
 
-func (d *Daemon) removePeer(name, vtep string) error {
-	n, err := d.running(name)
+func (d *Daemon) removePeer(name, vtep string) (err error) {
+	n, err := d.configurable(name)
 	if err != nil {
 		return err
 	}
@@ -106,21 +127,27 @@ func (d *Daemon) removePeer(name, vtep string) error {
 	if i < 0 {
 		return notFound("%s is not a peer of network %s", vtep, name)
 	}
+	var u undo
+	defer u.onError(&err)
 	old := n.Peers
 	n.Peers = slices.Delete(slices.Clone(n.Peers), i, i+1)
-	if err := d.save(); err != nil {
-		n.Peers = old
+	u.push(func() { n.Peers = old })
+	if err := d.commit(); err != nil {
 		return err
 	}
-	n.sw.FIB().RemovePeer(a.Unmap())
-	// Frames learned from a peer that left would be black-holed until
-	// they age out.
-	n.sw.FIB().FlushVTEP(a.Unmap(), fib.Learned)
+	d.syncNetwork(n)
+	d.dropIfIdle(n)
+	if n.sw != nil {
+		// Frames learned from a peer that left would be black-holed
+		// until they age out.
+		n.sw.FIB().FlushVTEP(a, fib.Learned)
+	}
+	d.log.Info("peer removed", zap.String("network", name), zap.Stringer("vtep", a))
 	return nil
 }
 
-func (d *Daemon) addFDB(name string, e api.FDBEntry) error {
-	n, err := d.running(name)
+func (d *Daemon) addFDB(name string, e api.FDBEntry) (err error) {
+	n, err := d.configurable(name)
 	if err != nil {
 		return err
 	}
@@ -132,27 +159,46 @@ func (d *Daemon) addFDB(name string, e api.FDBEntry) error {
 	if err != nil {
 		return err
 	}
-	if err := n.sw.FIB().Add(mac, vtep, fib.Static); err != nil {
-		return bad("%v", err)
+	se := staticEntry{MAC: mac.String(), VTEP: vtep}
+	for _, s := range e.IPs {
+		ip, err := netip.ParseAddr(s)
+		if err != nil || ip.Zone() != "" || !(n.Subnet.Contains(ip) || n.Subnet6.Contains(ip)) {
+			return bad("bad IP %q for static entry %s: want an address in network %s's subnet %s", s, mac, name, subnetsText(n))
+		}
+		se.IPs = append(se.IPs, ip)
 	}
+	var u undo
+	defer u.onError(&err)
 	old := n.Static
 	n.Static = slices.DeleteFunc(slices.Clone(n.Static), func(s staticEntry) bool { return s.MAC == mac.String() })
-	n.Static = append(n.Static, staticEntry{MAC: mac.String(), VTEP: vtep})
-	if err := d.save(); err != nil {
-		n.Static = old
-		n.sw.FIB().Delete(mac, fib.Static)
-		for _, s := range old {
-			if s.MAC == mac.String() {
-				n.sw.FIB().Add(mac, s.VTEP, fib.Static)
-			}
-		}
+	n.Static = append(n.Static, se)
+	u.push(func() { n.Static = old })
+	if err := d.commit(); err != nil {
 		return err
 	}
+	d.syncNetwork(n)
+	d.log.Info("static entry added", zap.String("network", name), zap.Stringer("mac", mac), zap.Stringer("vtep", vtep), zap.Stringers("ips", se.IPs))
 	return nil
 }
 
-func (d *Daemon) removeFDB(name, macText string) error {
-	n, err := d.running(name)
+// dropIfIdle drops a cluster network's copy that nothing keeps here any
+// more: no endpoints, no peers, no static entries.
+func (d *Daemon) dropIfIdle(n *network) {
+	if n.Cluster && d.cluster != nil && len(n.Endpoints) == 0 && !n.hasStatic() {
+		d.dropNetwork(n)
+	}
+}
+
+// subnetsText is the network's subnets for messages.
+func subnetsText(n *network) string {
+	if n.Subnet6.IsValid() {
+		return n.Subnet.String() + " or " + n.Subnet6.String()
+	}
+	return n.Subnet.String()
+}
+
+func (d *Daemon) removeFDB(name, macText string) (err error) {
+	n, err := d.configurable(name)
 	if err != nil {
 		return err
 	}
@@ -164,6 +210,9 @@ func (d *Daemon) removeFDB(name, macText string) error {
 	if i < 0 {
 		// Not configured: allow flushing a learned entry, as
 		// `bridge fdb del` does.
+		if n.sw == nil {
+			return notFound("no static entry for %s in network %s", mac, name)
+		}
 		if err := n.sw.FIB().Delete(mac, fib.Learned); err != nil {
 			if errors.Is(err, fib.ErrNotFound) {
 				return notFound("no static or learned entry for %s in network %s", mac, name)
@@ -172,13 +221,17 @@ func (d *Daemon) removeFDB(name, macText string) error {
 		}
 		return nil
 	}
+	var u undo
+	defer u.onError(&err)
 	old := n.Static
 	n.Static = slices.Delete(slices.Clone(n.Static), i, i+1)
-	if err := d.save(); err != nil {
-		n.Static = old
+	u.push(func() { n.Static = old })
+	if err := d.commit(); err != nil {
 		return err
 	}
-	n.sw.FIB().Delete(mac, fib.Static)
+	d.syncNetwork(n)
+	d.dropIfIdle(n)
+	d.log.Info("static entry removed", zap.String("network", name), zap.Stringer("mac", mac))
 	return nil
 }
 

@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"context"
 	"crypto/rand"
 	"errors"
 	"fmt"
@@ -9,15 +10,18 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
+	"time"
 
 	"github.com/vishvananda/netlink"
 	"go.uber.org/zap"
 
 	"github.com/vxswitch/vxswitch/encap"
-	"github.com/vxswitch/vxswitch/fib"
 	"github.com/vxswitch/vxswitch/internal/api"
+	"github.com/vxswitch/vxswitch/internal/dnsserver"
 	"github.com/vxswitch/vxswitch/internal/nsutil"
+	"github.com/vxswitch/vxswitch/internal/store"
 	vswitch "github.com/vxswitch/vxswitch/switch"
 	"github.com/vxswitch/vxswitch/tap"
 )
@@ -41,6 +45,8 @@ var (
 	errBadRequest = errors.New("bad request")
 	errNotFound   = errors.New("not found")
 	errConflict   = errors.New("conflict")
+	// errUnavailable: the cluster store did not answer.
+	errUnavailable = errors.New("unavailable")
 )
 
 // userError is an error meant for the user, with a kind for the API status.
@@ -78,21 +84,26 @@ func (d *Daemon) maxMTU() int {
 }
 
 // validateNetwork checks a create request and turns it into a netState.
+// A VNI of 0 stays 0 with a store (which allocates it); without one it
+// is the lowest free VNI from 256 up on this host.
 func (d *Daemon) validateNetwork(req api.NetworkCreate) (netState, error) {
 	var ns netState
 	if !nameRE.MatchString(req.Name) {
 		return ns, bad("bad network name %q: use 1 to 64 letters, digits, '_', '.', '-', starting with a letter or digit", req.Name)
 	}
-	if _, ok := d.nets[req.Name]; ok {
+	if n, ok := d.nets[req.Name]; ok && !(n.Cluster && d.cluster != nil) {
 		return ns, conflict("network %s already exists", req.Name)
 	}
-	if req.VNI == 0 || req.VNI > encap.MaxVNI {
+	if req.VNI > encap.MaxVNI {
 		return ns, bad("bad VNI %d: a VNI is 1 to %d", req.VNI, encap.MaxVNI)
 	}
 	for _, n := range d.nets {
-		if n.VNI == req.VNI {
+		if n.VNI == req.VNI && !n.Cluster {
 			return ns, conflict("VNI %d is already used by network %s", req.VNI, n.Name)
 		}
+	}
+	if req.VNI == 0 && d.cluster == nil {
+		req.VNI = d.freeVNI()
 	}
 	subnet, err := netip.ParsePrefix(req.Subnet)
 	if err != nil {
@@ -107,7 +118,7 @@ func (d *Daemon) validateNetwork(req api.NetworkCreate) (netState, error) {
 	if subnet.Masked() != subnet {
 		return ns, bad("bad subnet %q: host bits are set; did you mean %s?", req.Subnet, subnet.Masked())
 	}
-	ns = netState{Name: req.Name, VNI: req.VNI, Subnet: subnet}
+	ns = netState{Name: req.Name, VNI: req.VNI, Subnet: subnet, Cluster: d.cluster != nil}
 	if req.Subnet6 != "" {
 		s6, err := netip.ParsePrefix(req.Subnet6)
 		switch {
@@ -138,6 +149,11 @@ func (d *Daemon) validateNetwork(req api.NetworkCreate) (netState, error) {
 		}
 		ns.Gateway = gw
 	}
+	if !ns.Gateway.IsValid() && d.cluster != nil {
+		// As with Docker: the subnet's first address. Every host has it
+		// on br0 and serves DNS there.
+		ns.Gateway = subnet.Addr().Next()
+	}
 	ns.MTU = req.MTU
 	if ns.MTU == 0 {
 		ns.MTU = d.maxMTU()
@@ -149,6 +165,16 @@ func (d *Daemon) validateNetwork(req api.NetworkCreate) (netState, error) {
 		return ns, bad("bad MTU %d for a dual-stack network: IPv6 needs at least %d (the underlay's MTU %d allows up to %d)", ns.MTU, ipv6MinMTU, d.ulIf.mtu, d.maxMTU())
 	}
 	return ns, nil
+}
+
+// freeVNI is the lowest VNI from 256 up that no network of this host
+// has, as the store hands them out.
+func (d *Daemon) freeVNI() uint32 {
+	for v := uint32(store.FirstVNI); ; v++ {
+		if !slices.ContainsFunc(d.sortedNets(), func(n *network) bool { return n.VNI == v }) {
+			return v
+		}
+	}
 }
 
 // usableHost reports whether ip is in subnet and is neither its network nor
@@ -165,31 +191,44 @@ func broadcast(p netip.Prefix) netip.Addr {
 	return netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)})
 }
 
-// createNetwork makes the namespace, bridge and TAP of a new network,
-// starts serving it and saves the state; on failure nothing is left.
-func (d *Daemon) createNetwork(req api.NetworkCreate) (*network, error) {
+// createNetwork makes a network. Without a store: its namespace, bridge
+// and TAP, served at once, and saved; on failure nothing is left. With a
+// store: the cluster's network, in the store only; hosts make its
+// namespace when their first endpoint attaches.
+func (d *Daemon) createNetwork(ctx context.Context, req api.NetworkCreate) (api.Network, error) {
 	ns, err := d.validateNetwork(req)
 	if err != nil {
-		return nil, err
+		return api.Network{}, err
+	}
+	if d.cluster != nil {
+		sn, err := d.cluster.st.CreateNetwork(ctx, store.Network{Name: ns.Name, VNI: ns.VNI, Subnet: ns.Subnet, Subnet6: ns.Subnet6,
+			Gateway: ns.Gateway, MTU: ns.MTU, Created: time.Now().UTC(), CreatedBy: d.cluster.advertise})
+		if err != nil {
+			return api.Network{}, storeErr(err)
+		}
+		d.log.Info("network created in the cluster store", zap.String("network", sn.Name), zap.Uint32("vni", sn.VNI),
+			zap.Stringer("subnet", sn.Subnet), zap.String("subnet6", prefixString(sn.Subnet6)), zap.Stringer("gateway", sn.Gateway))
+		return d.clusterView(sn, d.cluster.view), nil
 	}
 	n := &network{netState: ns, netns: d.netnsPath(ns.VNI), epProbs: map[string]string{}}
+	var u undo
+	defer u.onError(&err)
 	if err := d.makeNamespace(n, true); err != nil {
-		return nil, err
+		return api.Network{}, err
 	}
+	u.push(func() { nsutil.Delete(n.netns) })
 	if err := d.start(n); err != nil {
-		nsutil.Delete(n.netns)
-		return nil, err
+		return api.Network{}, err
 	}
+	u.push(func() { d.stop(n) })
 	d.nets[n.Name] = n
-	if err := d.save(); err != nil {
-		delete(d.nets, n.Name)
-		d.stop(n)
-		nsutil.Delete(n.netns)
-		return nil, err
+	u.push(func() { delete(d.nets, n.Name) })
+	if err = d.commit(); err != nil {
+		return api.Network{}, err
 	}
 	d.log.Info("network created", zap.String("network", n.Name), zap.Uint32("vni", n.VNI),
 		zap.Stringer("subnet", n.Subnet), zap.String("subnet6", prefixString(n.Subnet6)), zap.String("netns", n.netns))
-	return n, nil
+	return d.networkView(n), nil
 }
 
 // makeNamespace creates (fresh) or re-uses (at restart) the network's
@@ -299,36 +338,52 @@ func (d *Daemon) start(n *network) error {
 		dev.Close()
 		return err
 	}
-	for _, p := range n.Peers {
-		if err := swn.FIB().AddPeer(p); err != nil {
-			d.sw.RemoveNetwork(n.VNI)
-			return fmt.Errorf("peer %s: %w", p, err)
-		}
-	}
-	for _, e := range n.Static {
-		mac, err := fib.ParseMAC(e.MAC)
-		if err == nil {
-			err = swn.FIB().Add(mac, e.VTEP, fib.Static)
-		}
+	n.sw, n.problem = swn, ""
+	if n.Cluster && n.Gateway.IsValid() {
+		// Docker's embedded DNS, at the gateway: every endpoint of the
+		// network by name, on whichever host it is.
+		n.dnsRecs = new(dnsserver.Live)
+		n.dnsRecs.Store(dnsserver.NewTable())
+		n.dns, err = dnsserver.Start(dnsserver.Config{Netns: n.netns, Addr: n.Gateway, Domain: n.Name, Records: n.dnsRecs,
+			Upstreams: d.cfg.DNSUpstreams, Dial: d.underlayDial(), Logger: d.log.With(zap.String("network", n.Name))})
 		if err != nil {
 			d.sw.RemoveNetwork(n.VNI)
-			return fmt.Errorf("static entry %s: %w", e.MAC, err)
+			n.sw, n.dnsRecs = nil, nil
+			return fmt.Errorf("network %s: DNS at %s: %w", n.Name, n.Gateway, err)
 		}
 	}
-	n.sw, n.problem = swn, ""
+	d.syncNetwork(n)
 	return nil
 }
 
-// stop removes the network from the switch (closing its TAP).
+// stop removes the network from the switch (closing its TAP) and stops
+// its DNS server.
 func (d *Daemon) stop(n *network) {
+	if n.dns != nil {
+		n.dns.Close()
+		n.dns, n.dnsRecs = nil, nil
+	}
 	if n.sw != nil {
 		d.sw.RemoveNetwork(n.VNI)
 		n.sw = nil
 	}
 }
 
-// removeNetwork deletes a network without endpoints.
-func (d *Daemon) removeNetwork(name string) error {
+// removeNetwork deletes a network without endpoints: this host's, or
+// with a store the cluster's, refused while any host has endpoints on it.
+func (d *Daemon) removeNetwork(ctx context.Context, name string) (err error) {
+	if d.cluster != nil {
+		if n, ok := d.nets[name]; !ok || n.Cluster {
+			if err := d.cluster.st.DeleteNetwork(ctx, name); err != nil {
+				return storeErr(err)
+			}
+			d.log.Info("network removed from the cluster store", zap.String("network", name))
+			if ok {
+				d.dropNetwork(n) // this host's copy: only static settings were left
+			}
+			return nil
+		}
+	}
 	n, err := d.network(name)
 	if err != nil {
 		return err
@@ -336,9 +391,11 @@ func (d *Daemon) removeNetwork(name string) error {
 	if len(n.Endpoints) > 0 {
 		return conflict("network %s has %d attached endpoint(s); detach them first", name, len(n.Endpoints))
 	}
+	var u undo
+	defer u.onError(&err)
 	delete(d.nets, name)
-	if err := d.save(); err != nil {
-		d.nets[name] = n
+	u.push(func() { d.nets[name] = n })
+	if err := d.commit(); err != nil {
 		return err
 	}
 	d.stop(n)
@@ -349,6 +406,21 @@ func (d *Daemon) removeNetwork(name string) error {
 	return nil
 }
 
+// dropNetwork removes a cluster network's local copy: its namespace, TAP
+// and DNS server go and it leaves the state file. A failure to save is
+// logged: the copy comes back at the next start and is dropped again.
+func (d *Daemon) dropNetwork(n *network) {
+	delete(d.nets, n.Name)
+	if err := d.commit(); err != nil {
+		d.log.Error("cannot save the state after dropping a network's copy", zap.String("network", n.Name), zap.Error(err))
+	}
+	d.stop(n)
+	if err := nsutil.Delete(n.netns); err != nil {
+		d.log.Warn("cannot delete a network's namespace", zap.String("netns", n.netns), zap.Error(err))
+	}
+	d.log.Info("network's namespace removed: no endpoints left on this host", zap.String("network", n.Name), zap.Uint32("vni", n.VNI), zap.String("netns", n.netns))
+}
+
 // restore brings a network from the state file back: namespace, bridge,
 // TAP, switch, then every endpoint. A network that cannot come back is kept
 // with its problem shown, never dropped from the configuration.
@@ -356,6 +428,9 @@ func (d *Daemon) restore(ns netState) {
 	n := &network{netState: ns, netns: d.netnsPath(ns.VNI), epProbs: map[string]string{}}
 	d.nets[n.Name] = n
 	log := d.log.With(zap.String("network", n.Name), zap.Uint32("vni", n.VNI))
+	if n.Cluster && len(n.Endpoints) == 0 {
+		return // idle here: its namespace comes with its next endpoint
+	}
 	if err := d.makeNamespace(n, false); err != nil {
 		n.problem = err.Error()
 		log.Error("cannot restore network", zap.Error(err))
@@ -373,33 +448,6 @@ func (d *Daemon) restore(ns netState) {
 		}
 	}
 	log.Info("network restored", zap.Int("endpoints", len(n.Endpoints)), zap.Int("peers", len(n.Peers)))
-}
-
-// view turns a network into its API form.
-func (n *network) view() api.Network {
-	v := api.Network{
-		Name: n.Name, VNI: n.VNI, Subnet: n.Subnet.String(), Subnet6: prefixString(n.Subnet6), MTU: n.MTU,
-		Netns: n.netns, Bridge: bridgeName, TAP: tapName(n.VNI), Problem: n.problem, Offload: n.sw != nil && n.sw.Offload(),
-		Peers: []string{}, Static: []api.FDBEntry{}, Endpoints: []api.Endpoint{},
-	}
-	if n.Gateway.IsValid() {
-		v.Gateway = n.Gateway.String()
-	}
-	if n.sw != nil && n.sw.Err() != nil {
-		v.Problem = fmt.Sprintf("TAP %s failed: %v; restart the daemon", v.TAP, n.sw.Err())
-	}
-	for _, p := range n.Peers {
-		v.Peers = append(v.Peers, p.String())
-	}
-	for _, e := range n.Static {
-		v.Static = append(v.Static, api.FDBEntry{MAC: e.MAC, VTEP: e.VTEP.String(), Source: fib.Static.String()})
-	}
-	for _, e := range n.Endpoints {
-		v.Endpoints = append(v.Endpoints, api.Endpoint{
-			Netns: e.Netns, IfName: e.IfName, IP: e.IP.String(), IP6: prefixString(e.IP6), MAC: e.MAC, Veth: e.Veth, Problem: n.epProbs[e.Netns],
-		})
-	}
-	return v
 }
 
 // prefixString is p as text, or "" for the zero prefix.

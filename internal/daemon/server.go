@@ -21,57 +21,58 @@ const maxBody = 64 << 10
 func (d *Daemon) routes() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET "+api.PathInfo, d.handle(func(r *http.Request) (any, error) {
-		return api.Info{Version: d.cfg.Version, VTEP: d.cfg.VTEP.String(), Port: d.cfg.Port, Offload: d.cfg.Offload,
-			RunDir: d.cfg.RunDir, StateDir: d.cfg.StateDir, PID: os.Getpid()}, nil
+		info := api.Info{Version: d.cfg.Version, VTEP: d.cfg.VTEP.String(), Port: d.cfg.Port, Offload: d.cfg.Offload,
+			RunDir: d.cfg.RunDir, StateDir: d.cfg.StateDir, PID: os.Getpid()}
+		if d.cluster != nil {
+			info.Store = d.cluster.info()
+		}
+		return info, nil
 	}))
 	mux.HandleFunc("GET "+api.PathNetworks, d.handle(func(r *http.Request) (any, error) {
-		out := []api.Network{}
-		for _, n := range d.sortedNets() {
-			out = append(out, n.view())
-		}
-		return out, nil
+		return d.networks(r.Context()), nil
 	}))
 	mux.HandleFunc("POST "+api.PathNetworks, d.handle(func(r *http.Request) (any, error) {
 		var req api.NetworkCreate
 		if err := decode(r, &req); err != nil {
 			return nil, err
 		}
-		n, err := d.createNetwork(req)
-		if err != nil {
-			return nil, err
-		}
-		return n.view(), nil
+		return d.createNetwork(r.Context(), req)
 	}))
 	mux.HandleFunc("GET "+api.PathNetwork, d.handle(func(r *http.Request) (any, error) {
-		n, err := d.network(r.PathValue("name"))
-		if err != nil {
-			return nil, err
-		}
-		return n.view(), nil
+		return d.inspect(r.Context(), r.PathValue("name"))
 	}))
 	mux.HandleFunc("DELETE "+api.PathNetwork, d.handle(func(r *http.Request) (any, error) {
-		return nil, d.removeNetwork(r.PathValue("name"))
+		return nil, d.removeNetwork(r.Context(), r.PathValue("name"))
 	}))
 	mux.HandleFunc("POST "+api.PathEndpoints, d.handle(func(r *http.Request) (any, error) {
 		var req api.Attach
 		if err := decode(r, &req); err != nil {
 			return nil, err
 		}
-		return d.attach(r.PathValue("name"), req)
+		return d.attach(r.Context(), r.PathValue("name"), req)
 	}))
 	mux.HandleFunc("DELETE "+api.PathEndpoints, d.handle(func(r *http.Request) (any, error) {
 		var req api.Detach
 		if err := decode(r, &req); err != nil {
 			return nil, err
 		}
-		return nil, d.detach(r.PathValue("name"), req)
+		return nil, d.detach(r.Context(), r.PathValue("name"), req)
 	}))
 	mux.HandleFunc("GET "+api.PathPeers, d.handle(func(r *http.Request) (any, error) {
 		n, err := d.network(r.PathValue("name"))
 		if err != nil {
 			return nil, err
 		}
-		return n.view().Peers, nil
+		return d.networkView(n).Peers, nil
+	}))
+	mux.HandleFunc("GET "+api.PathHosts, d.handle(func(r *http.Request) (any, error) {
+		if d.cluster == nil {
+			return nil, bad("this daemon has no cluster store (start it with --store etcd://HOST:PORT)")
+		}
+		return d.cluster.hosts(r.Context()), nil
+	}))
+	mux.HandleFunc("DELETE "+api.PathHost, d.handle(func(r *http.Request) (any, error) {
+		return nil, d.removeHost(r.Context(), r.PathValue("vtep"))
 	}))
 	mux.HandleFunc("POST "+api.PathPeers, d.handle(func(r *http.Request) (any, error) {
 		var req api.Peer
@@ -168,6 +169,8 @@ func (d *Daemon) handle(fn func(*http.Request) (any, error)) http.HandlerFunc {
 				code = http.StatusNotFound
 			case errors.Is(err, errConflict):
 				code = http.StatusConflict
+			case errors.Is(err, errUnavailable):
+				code = http.StatusServiceUnavailable
 			default:
 				d.log.Error("request failed", zap.String("method", r.Method), zap.String("path", r.URL.Path), zap.Error(err))
 			}

@@ -30,6 +30,12 @@ type state struct {
 }
 
 type netState struct {
+	// Cluster is set for a network of the cluster store: this host keeps
+	// it (a copy of the store's record, so that it comes back while etcd
+	// is away) only while it has endpoints or static configuration here.
+	Cluster bool `json:"cluster,omitempty"`
+	// Revision is the store's create revision of a cluster network.
+	Revision  int64         `json:"revision,omitempty"`
 	Name      string        `json:"name"`
 	VNI       uint32        `json:"vni"`
 	Subnet    netip.Prefix  `json:"subnet"`
@@ -42,12 +48,18 @@ type netState struct {
 }
 
 type staticEntry struct {
-	MAC  string     `json:"mac"`
-	VTEP netip.Addr `json:"vtep"`
+	MAC  string       `json:"mac"`
+	VTEP netip.Addr   `json:"vtep"`
+	IPs  []netip.Addr `json:"ips,omitempty"` // answered by the ARP/ND proxy
 }
 
 type epState struct {
-	Netns string `json:"netns"`
+	// ID names the endpoint (in the cluster store too); Name and Aliases
+	// are its DNS names.
+	ID      string   `json:"id,omitempty"`
+	Name    string   `json:"name,omitempty"`
+	Aliases []string `json:"aliases,omitempty"`
+	Netns   string   `json:"netns"`
 	// NetnsInode identifies the namespace Netns named at attach time: a
 	// path like /proc/PID/ns/net may later name another process's.
 	NetnsInode uint64       `json:"netns_inode,omitempty"`
@@ -56,6 +68,9 @@ type epState struct {
 	IP6        netip.Prefix `json:"ip6,omitzero"`
 	MAC        string       `json:"mac"`
 	Veth       string       `json:"veth"`
+	// ResolvConf is the /etc/netns/NS/resolv.conf attach wrote (and
+	// detach removes), if it wrote one.
+	ResolvConf string `json:"resolv_conf,omitempty"`
 }
 
 func loadState(dir string) (state, error) {
