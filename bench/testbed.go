@@ -179,31 +179,41 @@ func (b *bed) waitReachable(ctx context.Context) error {
 	return fmt.Errorf("%s not reachable from the client after %v: %w", b.addr, reachTimeout, last)
 }
 
-// startIperf starts one iperf3 server for the whole run (topo's Start: a
-// parent-death signal, stopped by PID) and waits until it listens.
+// startIperf starts one iperf3 server for the whole run (see serveIperf).
 func (b *bed) startIperf(ctx context.Context) error {
+	p, err := b.serveIperf(ctx)
+	if p != nil {
+		b.iperf = p
+	}
+	return err
+}
+
+// serveIperf starts an iperf3 server in the server's namespace (topo's
+// Start: a parent-death signal, stopped by PID when the bed closes) and
+// waits until it listens. On error the returned Proc, if not nil, is the
+// server that was started.
+func (b *bed) serveIperf(ctx context.Context) (*topo.Proc, error) {
 	p, err := b.server.Start("iperf3", "-s", "-B", b.addr, "-p", strconv.Itoa(b.port))
 	if err != nil {
-		return err
+		return nil, err
 	}
-	b.iperf = p
 	deadline := time.Now().Add(listenTimeout)
 	for time.Now().Before(deadline) && ctx.Err() == nil {
 		select {
 		case <-p.Done():
-			return fmt.Errorf("iperf3 server exited: %s", strings.TrimSpace(p.Output()))
+			return p, fmt.Errorf("iperf3 server exited: %s", strings.TrimSpace(p.Output()))
 		default:
 		}
 		out, err := b.server.Run(ctx, "ss", "-Hltn", "sport = :"+strconv.Itoa(b.port))
 		if err == nil && strings.TrimSpace(out) != "" {
-			return nil
+			return p, nil
 		}
 		sleep(ctx, 50*time.Millisecond)
 	}
 	if ctx.Err() != nil {
-		return ctx.Err()
+		return p, ctx.Err()
 	}
-	return fmt.Errorf("iperf3 server does not listen on %s:%d after %v: %s", b.addr, b.port, listenTimeout, p.Output())
+	return p, fmt.Errorf("iperf3 server does not listen on %s:%d after %v: %s", b.addr, b.port, listenTimeout, p.Output())
 }
 
 func sleep(ctx context.Context, d time.Duration) {
@@ -338,6 +348,11 @@ func (b *bed) daemonTicks() (int64, error) {
 
 // iperfReport is the part of `iperf3 -J` output the benchmark reads.
 type iperfReport struct {
+	Start struct {
+		// TestStart is there once the server has taken the client on
+		// and the test has begun.
+		TestStart json.RawMessage `json:"test_start"`
+	} `json:"start"`
 	End struct {
 		// SumReceived is the receiver's side: for TCP its throughput, for
 		// UDP the datagrams it expected (highest sequence number) and the
@@ -369,23 +384,60 @@ func (r *iperfReport) lostPercent() float64 {
 	return float64(s.LostPackets) / float64(s.Packets) * 100
 }
 
-// runIperf runs the iperf3 client for dur against the bed's server. The
-// server may still be finishing the previous test when the next client
-// comes (it answers "the server is busy running a test"); that refusal
-// is retried for up to busyServerWait.
+// errNotStarted marks an iperf3 client run that ended before its test
+// began: it measured nothing, so it may simply be run again.
+var errNotStarted = errors.New("the test did not start")
+
+// runIperf runs the iperf3 client for dur against the bed's server.
+//
+// iperf3 -s serves one test at a time, and after each test it closes its
+// listening socket and opens a new one. So a client that comes right
+// after the previous test (as the next test's does) may find the server
+// still busy with it ("the server is busy running a test"), find no
+// socket listening ("Connection refused"), or be accepted into the old
+// socket's backlog just before that socket is closed ("Connection reset
+// by peer"). All three end before a test begins, which iperf3's report
+// shows (no start.test_start), so runIperf runs the client again until
+// one gets to run its test, for up to serverReadyWait. A failure after
+// the test began is never retried.
+//
+// Waiting before each run until `ss -ltn` lists the port would not do:
+// the old socket is still listed until the server has read the previous
+// client's last message, and may close a moment after the check.
 func (b *bed) runIperf(ctx context.Context, dur time.Duration, extra ...string) (*iperfReport, error) {
-	deadline := time.Now().Add(busyServerWait)
-	for {
-		rep, err := b.runIperfOnce(ctx, dur, extra...)
-		if err == nil || !strings.Contains(err.Error(), "server is busy") || time.Now().After(deadline) {
+	return b.untilStarted(ctx, func() (*iperfReport, error) { return b.runIperfOnce(ctx, dur, extra...) })
+}
+
+// untilStarted calls run until it returns anything but errNotStarted,
+// for up to serverReadyWait (see runIperf).
+func (b *bed) untilStarted(ctx context.Context, run func() (*iperfReport, error)) (*iperfReport, error) {
+	deadline := time.Now().Add(serverReadyWait)
+	for attempt := 1; ; attempt++ {
+		rep, err := run()
+		if err == nil || !errors.Is(err, errNotStarted) || ctx.Err() != nil {
 			return rep, err
 		}
-		sleep(ctx, 100*time.Millisecond)
+		if time.Now().After(deadline) {
+			if p := b.iperf; p != nil {
+				select {
+				case <-p.Done():
+					err = fmt.Errorf("%w; the iperf3 server has exited: %s", err, strings.TrimSpace(p.Output()))
+				default:
+				}
+			}
+			return nil, fmt.Errorf("%d attempts in %v: %w", attempt, serverReadyWait, err)
+		}
+		sleep(ctx, serverRetryPause)
 	}
 }
 
-// busyServerWait is how long runIperf retries a busy iperf3 server.
-const busyServerWait = 10 * time.Second
+// serverReadyWait is how long runIperf tries to get a test started; the
+// server is normally ready again within milliseconds of the previous
+// test, and this only bounds a server that never is.
+const serverReadyWait = 20 * time.Second
+
+// serverRetryPause is the pause between two attempts of runIperf.
+const serverRetryPause = 50 * time.Millisecond
 
 // runIperfOnce is one run of the iperf3 client (see runIperf).
 func (b *bed) runIperfOnce(ctx context.Context, dur time.Duration, extra ...string) (*iperfReport, error) {
@@ -403,13 +455,22 @@ func (b *bed) runIperfOnce(ctx context.Context, dur time.Duration, extra ...stri
 	if ctx.Err() != nil && runErr != nil {
 		return nil, fmt.Errorf("iperf3 %s: %w", strings.Join(args, " "), ctx.Err())
 	}
+	return iperfResult(args, stdout.Bytes(), stderr.String(), runErr)
+}
+
+// iperfResult reads the outcome of one iperf3 client run from its -J
+// report and exit status. An error reported before the test began wraps
+// errNotStarted.
+func iperfResult(args []string, stdout []byte, stderr string, runErr error) (*iperfReport, error) {
 	var rep iperfReport
-	jsonErr := json.Unmarshal(stdout.Bytes(), &rep)
+	jsonErr := json.Unmarshal(stdout, &rep)
 	switch {
+	case jsonErr == nil && rep.Error != "" && rep.Start.TestStart == nil:
+		return nil, fmt.Errorf("iperf3 %s: %s (%w)", strings.Join(args, " "), rep.Error, errNotStarted)
 	case jsonErr == nil && rep.Error != "":
 		return nil, fmt.Errorf("iperf3 %s: %s", strings.Join(args, " "), rep.Error)
 	case runErr != nil:
-		return nil, fmt.Errorf("iperf3 %s: %w: %s", strings.Join(args, " "), runErr, strings.TrimSpace(stderr.String()))
+		return nil, fmt.Errorf("iperf3 %s: %w: %s", strings.Join(args, " "), runErr, strings.TrimSpace(stderr))
 	case jsonErr != nil:
 		return nil, fmt.Errorf("iperf3 %s: reading its JSON: %w", strings.Join(args, " "), jsonErr)
 	case rep.End.SumReceived.Seconds <= 0:
@@ -419,23 +480,32 @@ func (b *bed) runIperfOnce(ctx context.Context, dur time.Duration, extra ...stri
 }
 
 // runIperfBusy is runIperf, and the busy time of the bed's CPUs during
-// it, in seconds. That covers iperf3's whole run, its start and its
-// exchange of results too, while its figures cover the test's duration:
-// busy time per byte errs a little high, most in the 2 s of a smoke run.
+// the attempt that ran the test, in seconds. That covers iperf3's whole
+// run, its start and its exchange of results too, while its figures
+// cover the test's duration: busy time per byte errs a little high, most
+// in the 2 s of a smoke run.
 func (b *bed) runIperfBusy(ctx context.Context, dur time.Duration, extra ...string) (*iperfReport, float64, error) {
-	busy0, err := busyTicks(&b.cpus)
+	var busy float64
+	rep, err := b.untilStarted(ctx, func() (*iperfReport, error) {
+		busy0, err := busyTicks(&b.cpus)
+		if err != nil {
+			return nil, err
+		}
+		rep, err := b.runIperfOnce(ctx, dur, extra...)
+		if err != nil {
+			return nil, err
+		}
+		busy1, err := busyTicks(&b.cpus)
+		if err != nil {
+			return nil, err
+		}
+		busy = float64(busy1-busy0) / clockTicks
+		return rep, nil
+	})
 	if err != nil {
 		return nil, 0, err
 	}
-	rep, err := b.runIperf(ctx, dur, extra...)
-	if err != nil {
-		return nil, 0, err
-	}
-	busy1, err := busyTicks(&b.cpus)
-	if err != nil {
-		return nil, 0, err
-	}
-	return rep, float64(busy1-busy0) / clockTicks, nil
+	return rep, busy, nil
 }
 
 var pingTimeRE = regexp.MustCompile(`time=([0-9.]+) ms`)
