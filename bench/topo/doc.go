@@ -31,6 +31,21 @@
 // Underlay addresses come from 198.18.0.0/15 (RFC 2544 benchmarking space),
 // or with Options.VTEPs from 2001:2::/48 (RFC 5180) or fe80::/64.
 //
+// Etcd starts an etcd cluster for tests of the cluster store: each member
+// is a host of its own on the LAN, at 198.18.0.100, .101, ... (outside
+// AddHost's sequence, so h1, h2, ... keep .1, .2, ... in any order),
+// serving clients on :2379 and peers on :2380, with its data under
+// RunBase. StoreURL gives the daemon's --store value; with
+// EtcdOptions.TLS clients and peers use certificates the Topo makes (a
+// client certificate is required: CACert, ClientCert, ClientKey). Members
+// stop, crash (Kill) and come back with their data. Debian's etcd-server
+// (3.4) is the default binary; BuildEtcd builds a current release for
+// EtcdOptions.Binary.
+//
+//	e := tp.MustEtcd(topo.EtcdOptions{Members: 3})
+//	h1.MustVXSwitch(topo.DaemonOptions{Binary: bin, Args: []string{"--store", e.StoreURL()}})
+//	e.Member(0).Kill() // the store loses a member
+//
 // The "Must" helpers fail the test through the testing.TB given to New; the
 // plain methods return errors, for use outside tests (bench/ uses them).
 package topo
