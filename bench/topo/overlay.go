@@ -242,6 +242,16 @@ type DaemonOptions struct {
 	NoOffload bool
 	// Logger for an in-process daemon; nil discards logs.
 	Logger *zap.Logger
+	// Store, when set, joins the daemon to that etcd cluster as its
+	// cluster store (--store, with the cluster's TLS files if it has
+	// them), advertising the host's address.
+	Store *Etcd
+	// StoreTTL is the host's lease TTL in the store (0: the daemon's
+	// default, 10 s). Tests of liveness shorten it.
+	StoreTTL time.Duration
+	// DNSUpstreams are where the networks' DNS servers forward other
+	// names (--dns-upstream); nil: the daemon's resolv.conf.
+	DNSUpstreams []netip.AddrPort
 }
 
 // Daemon is a vxswitch daemon on a host.
@@ -288,6 +298,18 @@ func (d *Daemon) Start() error {
 		if d.opts.Aging > 0 {
 			args = append(args, "--aging", d.opts.Aging.String())
 		}
+		if e := d.opts.Store; e != nil {
+			args = append(args, "--store", e.StoreURL())
+			if e.CACert != "" {
+				args = append(args, "--store-cacert", e.CACert, "--store-cert", e.ClientCert, "--store-key", e.ClientKey)
+			}
+		}
+		if d.opts.StoreTTL > 0 {
+			args = append(args, "--store-ttl", d.opts.StoreTTL.String())
+		}
+		for _, u := range d.opts.DNSUpstreams {
+			args = append(args, "--dns-upstream", u.String())
+		}
 		args = append(args, d.opts.Args...)
 		p, err := d.Host.Start(d.opts.Binary, args...)
 		if err != nil {
@@ -300,8 +322,12 @@ func (d *Daemon) Start() error {
 	if log == nil {
 		log = zap.NewNop()
 	}
-	dd, err := daemon.New(daemon.Config{VTEP: d.Host.Addr, RunDir: d.RunDir, StateDir: d.StateDir, Offload: !d.opts.NoOffload,
-		Netns: d.Host.Path, Aging: d.opts.Aging, Logger: log.With(zap.String("host", d.Host.Name))})
+	cfg := daemon.Config{VTEP: d.Host.Addr, RunDir: d.RunDir, StateDir: d.StateDir, Offload: !d.opts.NoOffload,
+		Netns: d.Host.Path, Aging: d.opts.Aging, Logger: log.With(zap.String("host", d.Host.Name)), DNSUpstreams: d.opts.DNSUpstreams}
+	if e := d.opts.Store; e != nil {
+		cfg.Store = daemon.StoreConfig{URL: e.StoreURL(), CACert: e.CACert, Cert: e.ClientCert, Key: e.ClientKey, TTL: d.opts.StoreTTL}
+	}
+	dd, err := daemon.New(cfg)
 	if err != nil {
 		return err
 	}

@@ -233,6 +233,19 @@ func fdbLine(e api.FDBEntry) string {
 	return s
 }
 
+func newInfoCmd(c *cli) *cobra.Command {
+	return &cobra.Command{
+		Use: "info", Short: "Show the daemon: version, VTEP, directories, and its link to the cluster store", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			info, err := c.client().Info(cmd.Context())
+			if err != nil {
+				return err
+			}
+			return writeJSON(cmd.OutOrStdout(), info)
+		},
+	}
+}
+
 func newHostCmd(c *cli) *cobra.Command {
 	cmd := &cobra.Command{Use: "host", Short: "List the cluster's hosts, remove one that will not come back (with a store)"}
 	ls := &cobra.Command{

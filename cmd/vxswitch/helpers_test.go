@@ -112,6 +112,14 @@ func ping(t *testing.T, from *topo.Container, ip string) {
 // that of what was sent.
 func transfer(t *testing.T, from, to *topo.Container, addr string, size int64) {
 	t.Helper()
+	gatedTransfer(t, from, to, addr, size, nil, nil)
+}
+
+// gatedTransfer is transfer that, given halfway, sends the first half,
+// closes halfway and waits for resume to close before it sends the rest,
+// so that whatever the caller does meanwhile happens during the transfer.
+func gatedTransfer(t *testing.T, from, to *topo.Container, addr string, size int64, halfway chan<- struct{}, resume <-chan struct{}) {
+	t.Helper()
 	ctx := testCtx(t)
 	ln, err := to.Listen("tcp", addr)
 	if err != nil {
@@ -147,6 +155,17 @@ func transfer(t *testing.T, from, to *topo.Container, addr string, size int64) {
 	}
 	h := sha256.New()
 	src := io.TeeReader(io.LimitReader(rand.NewChaCha8([32]byte{7}), size), h)
+	if halfway != nil {
+		if _, err := io.CopyN(conn, src, size/2); err != nil {
+			t.Fatalf("send: %v", err)
+		}
+		close(halfway)
+		select {
+		case <-resume:
+		case <-ctx.Done():
+			t.Fatal("transfer: never resumed")
+		}
+	}
 	if _, err := io.Copy(conn, src); err != nil {
 		t.Fatalf("send: %v", err)
 	}

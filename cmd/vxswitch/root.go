@@ -43,7 +43,7 @@ to it over its socket (--socket, or VXSWITCH_SOCKET).`,
 		CompletionOptions: cobra.CompletionOptions{DisableDefaultCmd: true},
 	}
 	root.PersistentFlags().StringVar(&c.socket, "socket", defaultSocket(), "daemon control socket (env VXSWITCH_SOCKET)")
-	root.AddCommand(newDaemonCmd(), newNetworkCmd(c), newPeerCmd(c), newFDBCmd(c), newHostCmd(c), newStatsCmd(c))
+	root.AddCommand(newDaemonCmd(), newNetworkCmd(c), newPeerCmd(c), newFDBCmd(c), newHostCmd(c), newStatsCmd(c), newInfoCmd(c))
 	refuseUnknownSubcommands(root)
 	return root
 }
