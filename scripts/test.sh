@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 . scripts/lib.sh
 need_root
 need_go
-need_cmds ip:iproute2 ping:iputils-ping nsenter:util-linux taskset:util-linux iperf3:iperf3
+need_cmds ip:iproute2 ping:iputils-ping nsenter:util-linux taskset:util-linux iperf3:iperf3 curl:curl etcd:etcd-server
 unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
 if [ -n "$unformatted" ]; then
 	echo "gofmt: not formatted: $unformatted" >&2

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/google/gopacket"
 	"github.com/google/gopacket/layers"
+	"github.com/miekg/dns"
 
 	"github.com/vxswitch/vxswitch/bench/topo"
 	"github.com/vxswitch/vxswitch/internal/api"
@@ -525,4 +527,79 @@ func TestStoreTLS(t *testing.T) {
 	ctrs, ips := c.attachAll(t, "net")
 	eventually(t, "h2 has h1's endpoint", func() bool { n, _ := storeEntries(t, c.ds[1], "net"); return n == 1 })
 	ping(t, ctrs[1], ips[0])
+}
+
+// TestStoreDualStack: a dual-stack cluster network: IPv6 addresses from
+// the store, neighbour solicitations for them answered by the switch, and
+// AAAA records.
+func TestStoreDualStack(t *testing.T) {
+	topo.RequireEtcd(t)
+	tp := topo.New(t, topo.Options{IPv6: true})
+	e := tp.MustEtcd(topo.EtcdOptions{})
+	bin := vxbin(t)
+	var ds []*topo.Daemon
+	for _, name := range []string{"h1", "h2"} {
+		ds = append(ds, tp.MustHost(name).MustVXSwitch(topo.DaemonOptions{Binary: bin, Store: e}))
+	}
+	cli(t, ds[0], "network", "create", "ds", "--subnet", "10.0.0.0/24", "--subnet", "fd00:1::/64")
+	c1, c2 := tp.MustContainer("c1"), tp.MustContainer("c2")
+	if out := cli(t, ds[0], "network", "attach", "ds", "--netns", c1.Name, "--name", "one"); strings.TrimSpace(out) != "10.0.0.2/24 02:42:0a:00:00:02 fd00:1::42:aff:fe00:2/64" {
+		t.Errorf("attach c1 said %q", out)
+	}
+	if out := cli(t, ds[1], "network", "attach", "ds", "--netns", c2.Name, "--name", "two"); strings.TrimSpace(out) != "10.0.0.3/24 02:42:0a:00:00:03 fd00:1::42:aff:fe00:3/64" {
+		t.Errorf("attach c2 said %q", out)
+	}
+	eventually(t, "h2 has c1's entry", func() bool { n, _ := storeEntries(t, ds[1], "ds"); return n == 1 })
+	if out, err := c2.Run(testCtx(t), "ping", "-6", "-c", "3", "-i", "0.2", "-W", "5", "fd00:1::42:aff:fe00:2"); err != nil {
+		t.Fatalf("ping6 from c2: %v\n%s", err, out)
+	}
+	var st api.Stats
+	if err := json.Unmarshal([]byte(cli(t, ds[1], "stats", "ds", "--json")), &st); err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Networks) != 1 || st.Networks[0].NDProxied == 0 {
+		t.Errorf("h2 answered no neighbour solicitation itself: %+v", st.Networks)
+	}
+	out, err := inNetns(t, c2, "getent", "ahosts", "one")
+	if err != nil || !strings.Contains(out, "fd00:1::42:aff:fe00:2") || !strings.Contains(out, "10.0.0.2") {
+		t.Errorf("getent ahosts one in c2: %v %q", err, out)
+	}
+}
+
+// TestStoreDNSForward: names the network does not know go to the host's
+// resolvers (--dns-upstream here); when none answers, SERVFAIL, not a
+// hang.
+func TestStoreDNSForward(t *testing.T) {
+	topo.RequireEtcd(t)
+	tp := topo.New(t)
+	e := tp.MustEtcd(topo.EtcdOptions{})
+	h1 := tp.MustHost("h1")
+	// An upstream on the underlay: 198.18.0.1:5353, in h1's namespace.
+	pc, err := h1.ListenPacket("udp", "198.18.0.1:5353")
+	if err != nil {
+		t.Fatal(err)
+	}
+	up := &dns.Server{PacketConn: pc, Handler: dns.HandlerFunc(func(w dns.ResponseWriter, r *dns.Msg) {
+		m := new(dns.Msg)
+		m.SetReply(r)
+		if q := r.Question[0]; q.Name == "upstream.example." && q.Qtype == dns.TypeA {
+			m.Answer = append(m.Answer, &dns.A{Hdr: dns.RR_Header{Name: q.Name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 60}, A: net.IPv4(192, 0, 2, 7)})
+		} else {
+			m.Rcode = dns.RcodeNameError
+		}
+		w.WriteMsg(m)
+	})}
+	go up.ActivateAndServe()
+	t.Cleanup(func() { up.Shutdown() })
+	d := h1.MustVXSwitch(topo.DaemonOptions{Binary: vxbin(t), Store: e,
+		DNSUpstreams: []netip.AddrPort{netip.MustParseAddrPort("198.18.0.1:5353")}})
+	cli(t, d, "network", "create", "net", "--subnet", "10.0.0.0/24")
+	c1 := tp.MustContainer("c1")
+	cli(t, d, "network", "attach", "net", "--netns", c1.Name)
+	if out, err := inNetns(t, c1, "getent", "hosts", "upstream.example"); err != nil || !strings.HasPrefix(out, "192.0.2.7 ") {
+		t.Errorf("a forwarded name: %v %q", err, out)
+	}
+	if out, err := inNetns(t, c1, "getent", "hosts", "nxdomain.example"); err == nil {
+		t.Errorf("a name the upstream does not know resolved: %q", out)
+	}
 }
