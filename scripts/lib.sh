@@ -32,6 +32,7 @@ need_cmds() {
 	export DEBIAN_FRONTEND=noninteractive
 	for attempt in 1 2 3; do
 		if apt-get update -qq && apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null; then
+			quiet_etcd_service "${missing[@]}"
 			return 0
 		fi
 		echo "apt-get failed (attempt $attempt); retrying" >&2
@@ -39,4 +40,16 @@ need_cmds() {
 	done
 	echo "$0: could not install ${missing[*]}" >&2
 	exit 1
+}
+
+# quiet_etcd_service: Debian's etcd-server starts a system etcd on the
+# host's loopback when systemd runs. The scripts install the package for
+# its binary only (the demo and the tests start their own members inside
+# their namespaces), so a service they just installed is stopped and
+# disabled again.
+quiet_etcd_service() {
+	case " $* " in *" etcd-server "*) ;; *) return 0 ;; esac
+	if command -v systemctl >/dev/null 2>&1; then
+		systemctl disable --now etcd >/dev/null 2>&1 || true
+	fi
 }

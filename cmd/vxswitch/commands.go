@@ -299,6 +299,9 @@ func newStatsCmd(c *cli) *cobra.Command {
 				fmt.Fprintf(w, "%s (vni %d)\n", n.Network, n.VNI)
 				fmt.Fprintf(w, "  tx: %d frames, %d bytes, %d flooded, %d datagrams\n", n.TXFrames, n.TXBytes, n.TXFlooded, n.TXDatagrams)
 				fmt.Fprintf(w, "  rx: %d frames, %d bytes\n", n.RXFrames, n.RXBytes)
+				if n.ARPProxied+n.NDProxied > 0 {
+					fmt.Fprintf(w, "  proxied: %d ARP requests, %d neighbour solicitations answered here\n", n.ARPProxied, n.NDProxied)
+				}
 				fmt.Fprintf(w, "  fdb: %d learned, %d static, %d store, %d peers; %d moves, %d refused (table full)\n",
 					n.FIB.Learned, n.FIB.Static, n.FIB.Store, n.FIB.Peers, n.FIB.Moved, n.FIB.RefusedFull)
 				fmt.Fprintf(w, "  drops: %s\n", drops(n.Drops))
