@@ -603,3 +603,31 @@ func TestStoreDNSForward(t *testing.T) {
 		t.Errorf("a name the upstream does not know resolved: %q", out)
 	}
 }
+
+// TestStoreRestartWhileAway: a daemon restarted while etcd is away
+// forwards to the other hosts at once, on the view it cached, and
+// converges when etcd is back.
+func TestStoreRestartWhileAway(t *testing.T) {
+	c := newStoreCluster(t, 2, storeOpts{})
+	cli(t, c.ds[0], "network", "create", "net", "--subnet", "10.0.0.0/24")
+	ctrs, ips := c.attachAll(t, "net")
+	eventually(t, "h1 has h2's endpoint", func() bool { n, _ := storeEntries(t, c.ds[0], "net"); return n == 1 })
+	if err := c.ds[0].Stop(); err != nil {
+		t.Fatal(err)
+	}
+	c.etcd.Member(0).Stop()
+	if err := c.ds[0].Start(); err != nil {
+		t.Fatal(err)
+	}
+	if n, peers := storeEntries(t, c.ds[0], "net"); n != 1 || !slices.Equal(peers, []string{"198.18.0.2"}) {
+		t.Errorf("h1 restarted while etcd is away: %d store entries, flood list %v; want h2's", n, peers)
+	}
+	ping(t, ctrs[0], ips[1])
+	if err := c.etcd.Member(0).Start(); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "h1 registered again", func() bool {
+		return regexpLine(cli(t, c.ds[1], "host", "ls"), `^198\.18\.0\.1\s+\S+\s+alive\s`)
+	})
+	ping(t, ctrs[1], ips[0])
+}

@@ -2,11 +2,13 @@ package daemon
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"sync"
@@ -63,6 +65,11 @@ type cluster struct {
 	view  *store.View // the last view; never nil once New returned
 	lease store.Lease // zero while not registered
 
+	// Guarded by cmu: the view cache's pending write.
+	cmu        sync.Mutex
+	pending    *viewCache
+	cacheTimer *time.Timer
+
 	// Guarded by smu: the link's state, for logs and `vxswitch info`.
 	smu       sync.Mutex
 	reachable bool
@@ -94,7 +101,7 @@ func newCluster(d *Daemon) (*cluster, error) {
 		return nil, err
 	}
 	return &cluster{d: d, st: st, advertise: adv, ttl: ttl, log: d.log.With(zap.String("store", cfg.URL)),
-		resync: make(chan struct{}, 1), view: emptyView(), reachable: true, since: time.Now()}, nil
+		resync: make(chan struct{}, 1), view: loadCachedView(d.cfg.StateDir), reachable: true, since: time.Now()}, nil
 }
 
 func emptyView() *store.View {
@@ -126,6 +133,14 @@ func (c *cluster) stop() {
 			c.wg.Wait()
 		}
 		c.st.Close()
+		c.cmu.Lock()
+		if c.cacheTimer != nil && c.cacheTimer.Stop() {
+			c.cacheTimer = nil
+			c.cmu.Unlock()
+			c.writeCache() // the last view, not lost to a quick restart
+			return
+		}
+		c.cmu.Unlock()
 	})
 }
 
@@ -385,6 +400,7 @@ func (c *cluster) apply(v *store.View) {
 		c.log.Info("network left the cluster store; dropping this host's copy", zap.String("network", n.Name))
 		d.dropNetwork(n)
 	}
+	c.cacheView()
 }
 
 // remote returns what the view says of network n beyond this host: the
@@ -472,4 +488,91 @@ func (d *Daemon) removeHost(ctx context.Context, vtep string) error {
 	}
 	d.log.Info("host removed from the cluster store", zap.Stringer("vtep", a), zap.Int("endpoints_released", released))
 	return nil
+}
+
+// viewCacheName keeps, under the state dir, what the last view said of
+// the networks this host has (their records and the other hosts'
+// published endpoints), so that a daemon restarted while etcd is away
+// still forwards to the other hosts instead of starting with empty
+// tables. It is a cache: written at most every viewCacheEvery, never
+// fsynced, and replaced by the first view the store gives.
+const (
+	viewCacheName  = "store-view.json"
+	viewCacheEvery = time.Second
+)
+
+type viewCache struct {
+	Networks []cachedNetwork `json:"networks"`
+}
+
+type cachedNetwork struct {
+	Network   store.Network    `json:"network"`
+	Revision  int64            `json:"revision"`
+	Published []store.Endpoint `json:"published"`
+}
+
+// cacheView schedules a write of the cache for the networks this host
+// has. d.mu must be held.
+func (c *cluster) cacheView() {
+	var vc viewCache
+	for _, n := range c.d.sortedNets() {
+		sn, ok := c.view.Networks[n.Name]
+		if !n.Cluster || !ok {
+			continue
+		}
+		vc.Networks = append(vc.Networks, cachedNetwork{Network: sn, Revision: sn.Revision, Published: c.view.SortedPublished(n.Name)})
+	}
+	c.cmu.Lock()
+	c.pending = &vc
+	if c.cacheTimer == nil {
+		c.cacheTimer = time.AfterFunc(viewCacheEvery, c.writeCache)
+	}
+	c.cmu.Unlock()
+}
+
+func (c *cluster) writeCache() {
+	c.cmu.Lock()
+	vc := c.pending
+	c.pending, c.cacheTimer = nil, nil
+	c.cmu.Unlock()
+	if vc == nil {
+		return
+	}
+	data, err := json.Marshal(vc)
+	if err == nil {
+		path := filepath.Join(c.d.cfg.StateDir, viewCacheName)
+		tmp := path + ".tmp"
+		if err = os.WriteFile(tmp, data, 0o600); err == nil {
+			err = os.Rename(tmp, path)
+		}
+	}
+	if err != nil {
+		c.log.Warn("cannot write the cache of the store's view", zap.Error(err))
+	}
+}
+
+// loadCachedView is the view the last run cached, marked as old (revision
+// 0), or an empty view.
+func loadCachedView(stateDir string) *store.View {
+	v := emptyView()
+	data, err := os.ReadFile(filepath.Join(stateDir, viewCacheName))
+	if err != nil {
+		return v
+	}
+	var vc viewCache
+	if json.Unmarshal(data, &vc) != nil {
+		return v
+	}
+	for _, cn := range vc.Networks {
+		n := cn.Network
+		n.Revision = cn.Revision
+		v.Networks[n.Name] = n
+		eps := map[string]store.Endpoint{}
+		for _, e := range cn.Published {
+			eps[e.ID] = e
+		}
+		v.Published[n.Name] = eps
+		v.Endpoints[n.Name] = eps // what inspect shows until the store answers
+	}
+	return v
 }
