@@ -28,6 +28,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/vxswitch/vxswitch/internal/nsutil"
 )
 
@@ -64,10 +66,10 @@ const EtcdStartTimeout = 90 * time.Second
 // is 198.18.0.100 (see Etcd).
 const firstEtcdIdx = 100
 
-// CurrentEtcdVersion is the etcd release that BuildEtcd is meant for:
-// the line the project's etcd client comes from. Debian's etcd-server
-// (3.4) is the old end of what the client must work with.
-const CurrentEtcdVersion = "v3.6.16"
+// CurrentEtcdVersion is the newest etcd release, which BuildEtcd builds
+// for the tests: the new end of what the project's etcd client (v3.6)
+// must work with. Debian's etcd-server (3.4) is the old end.
+const CurrentEtcdVersion = "v3.7.3"
 
 // EtcdOptions configure an etcd cluster made by Topo.Etcd.
 type EtcdOptions struct {
@@ -678,6 +680,19 @@ func BuildEtcd(dir, version string) (string, error) {
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", err
+	}
+	// One build at a time (test binaries of several packages run at
+	// once): the others wait, then find the binary.
+	lock, err := os.OpenFile(filepath.Join(dir, ".lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return "", err
+	}
+	defer lock.Close()
+	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX); err != nil {
+		return "", err
+	}
+	if fi, err := os.Stat(out); err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0 {
+		return out, nil
 	}
 	mod, err := os.MkdirTemp(dir, "build-")
 	if err != nil {
