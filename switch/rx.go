@@ -136,6 +136,11 @@ func (r *rxLoop) batch(k int) {
 	}
 	r.flushRun()
 	r.flushPending()
+	// Every write of the batch is done; drainTX may inject (the proxy's
+	// answers) and so takes tapMu itself.
+	for _, n := range r.touched {
+		n.tapMu.Unlock()
+	}
 	if dgrams <= drainMaxDatagrams {
 		r.drainTX()
 	}
@@ -174,10 +179,13 @@ func (r *rxLoop) drainTX() {
 	}
 }
 
-// touch records that n's TAP got frames in this batch.
+// touch records that n's TAP gets frames in this batch, and takes n's
+// tapMu for the batch's writes to it (batch releases it): every write to
+// a TAP follows a touch of its network in the same batch.
 func (r *rxLoop) touch(n *Network) {
 	if n.rxTouched != r.gen {
 		n.rxTouched = r.gen
+		n.tapMu.Lock()
 		r.touched = append(r.touched, n)
 	}
 }
@@ -205,8 +213,7 @@ func (r *rxLoop) datagram(nets map[uint32]*Network, d []byte, m *RecvMsg) {
 		n.c.drop(DropBadSrcMAC)
 		return
 	}
-	if n.hasG && n.isGatewayFrame(frame) {
-		n.c.drop(DropGateway)
+	if c := n.filters.Load(); c != nil && !n.runChain(c, fromOverlay, frame) {
 		return
 	}
 	if n.rxGen != r.gen {

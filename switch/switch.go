@@ -196,12 +196,21 @@ type Network struct {
 	// txMu is held while frames are read from the TAP and sent, by the
 	// TX loop or by the RX loop draining the TAP (see rxLoop.drainTX).
 	txMu sync.Mutex
-	fib  *fib.Table
-	gw   [4]byte
-	hasG bool
-	s    *Switch
-	c    counters
-	log  *zap.Logger
+	// tapMu serialises writes to the TAP, which takes one writer at a
+	// time: the RX loop holds it from its first write to the network in a
+	// batch to the end of the batch's writes (once a batch, not once a
+	// frame), Inject for its one write. Lock order: txMu before tapMu;
+	// the RX loop releases every tapMu before it takes a txMu.
+	tapMu  sync.Mutex
+	inject injectScratch // guarded by tapMu
+	// filters is the chain every frame passes (see filter.go), nil when
+	// it is empty; replaced whole, read without a lock.
+	filters atomic.Pointer[filterChain]
+	gw      *gatewayFilter // nil without a gateway address
+	fib     *fib.Table
+	s       *Switch
+	c       counters
+	log     *zap.Logger
 
 	lastMoveLog atomic.Int64 // unix nanos of the last "MAC moved" log line
 	movesMuted  atomic.Uint64
@@ -233,8 +242,9 @@ func (s *Switch) AddNetwork(cfg NetworkConfig) (*Network, error) {
 		if !cfg.Gateway.Is4() {
 			return nil, fmt.Errorf("gateway %s: only IPv4 gateways are filtered", cfg.Gateway)
 		}
-		n.gw, n.hasG = cfg.Gateway.As4(), true
+		n.gw = &gatewayFilter{gw: cfg.Gateway.As4()}
 	}
+	n.setFilters()
 
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -254,8 +254,7 @@ func (t *txLoop) frame(buf []byte, size int) {
 		n.c.drop(DropShort)
 		return
 	}
-	if n.hasG && n.isGatewayFrame(frame) {
-		n.c.drop(DropGateway)
+	if c := n.filters.Load(); c != nil && !n.runChain(c, fromTAP, frame) {
 		return
 	}
 	vteps, flooded := t.destinations(frame)
