@@ -11,30 +11,42 @@ import (
 
 // Benchmarks of one TX or RX batch over the discarding fakes: the
 // datapath's own work per batch (parsing, filters, FIB, encapsulation,
-// coalescing), without system calls. Each runs with and without a
-// gateway address, whose filter looks at every frame.
+// coalescing), without system calls. Each runs with no filter, with the
+// gateway filter, and with the gateway filter and the neighbour proxy
+// (which knows 10.0.0.7 and fd00::7 only), all of which look at every
+// frame.
 
 var benchGW = netip.MustParseAddr("10.0.0.1")
 
+type benchFilters struct {
+	gw    netip.Addr
+	proxy bool
+}
+
 // benchNet is a network on a discarding switch with a TAP with offloads,
 // two peers, and macA static behind the first.
-func benchNet(b *testing.B, gw netip.Addr) (*Switch, *Network, *discardUnderlay) {
+func benchNet(b *testing.B, f benchFilters) (*Switch, *Network, *discardUnderlay) {
 	b.Helper()
-	sw, n, ul := newDiscardNet(b, NetworkConfig{VNI: 256, Gateway: gw}, true)
+	sw, n, ul := newDiscardNet(b, NetworkConfig{VNI: 256, Gateway: f.gw}, true)
 	if err := n.fib.Add(macA, netip.MustParseAddr("198.18.0.2"), fib.Static); err != nil {
 		b.Fatal(err)
+	}
+	if f.proxy {
+		n.SetNeighbors(map[netip.Addr]fib.MAC{ipX: macX, ip6X: macX})
 	}
 	return sw, n, ul
 }
 
-func benchGateways(b *testing.B, run func(b *testing.B, gw netip.Addr)) {
-	b.Run("nogw", func(b *testing.B) { run(b, netip.Addr{}) })
-	b.Run("gw", func(b *testing.B) { run(b, benchGW) })
+func benchGateways(b *testing.B, run func(b *testing.B, f benchFilters)) {
+	b.Run("nogw", func(b *testing.B) { run(b, benchFilters{}) })
+	b.Run("gw", func(b *testing.B) { run(b, benchFilters{gw: benchGW}) })
+	b.Run("gw+proxy", func(b *testing.B) { run(b, benchFilters{gw: benchGW, proxy: true}) })
 }
 
 // BenchmarkTX is one TAP read batch through the TX loop: eight small
-// unicast frames, eight flooded ARP requests, or one 64 KB TSO
-// superframe.
+// unicast frames, eight flooded ARP requests, one 64 KB TSO superframe,
+// or four ARP requests and four Neighbor Solicitations for addresses the
+// proxy knows (flooded when it is off, answered into the TAP when on).
 func BenchmarkTX(b *testing.B) {
 	small := make([]kframe, 8)
 	for i := range small {
@@ -45,13 +57,22 @@ func BenchmarkTX(b *testing.B) {
 		arps[i] = kframe{b: arpFrame(macB, encap.ARPRequest, [4]byte{10, 0, 0, 3}, [4]byte{10, 0, 0, 50 + byte(i)})}
 	}
 	tso := []kframe{superframe(b, make([]byte, 64000))}
+	// Eight requests the proxy answers (when it is on).
+	answered := make([]kframe, 8)
+	for i := range answered {
+		if i%2 == 0 {
+			answered[i] = kframe{b: arpFrame(macB, encap.ARPRequest, [4]byte{10, 0, 0, 3}, ipX.As4())}
+		} else {
+			answered[i] = kframe{b: nsFrame(b, ip6X, nsOpts{ethSrc: macB, sll: &macB})}
+		}
+	}
 	for _, bc := range []struct {
 		name   string
 		frames []kframe
-	}{{"small", small}, {"arp", arps}, {"tso64k", tso}} {
+	}{{"small", small}, {"arp", arps}, {"tso64k", tso}, {"resolve", answered}} {
 		b.Run(bc.name, func(b *testing.B) {
-			benchGateways(b, func(b *testing.B, gw netip.Addr) {
-				_, n, ul := benchNet(b, gw)
+			benchGateways(b, func(b *testing.B, f benchFilters) {
+				_, n, ul := benchNet(b, f)
 				tx := newTxLoop(n)
 				bytes := 0
 				for _, f := range bc.frames {
@@ -69,8 +90,8 @@ func BenchmarkTX(b *testing.B) {
 				for b.Loop() {
 					tx.batch(load())
 				}
-				if ul.sent == 0 {
-					b.Fatal("nothing sent")
+				if ul.sent == 0 && n.Stats().ARPProxied+n.Stats().NDProxied == 0 {
+					b.Fatal("nothing sent or answered")
 				}
 			})
 		})
@@ -101,8 +122,8 @@ func BenchmarkRX(b *testing.B) {
 		slots []slot
 	}{{"small", small}, {"arp", arps}, {"gro40", []slot{{gro, segLen}}}} {
 		b.Run(bc.name, func(b *testing.B) {
-			benchGateways(b, func(b *testing.B, gw netip.Addr) {
-				sw, n, _ := benchNet(b, gw)
+			benchGateways(b, func(b *testing.B, f benchFilters) {
+				sw, n, _ := benchNet(b, f)
 				rx := newRxLoop(sw)
 				src := netip.MustParseAddrPort("198.18.0.2:50000")
 				bytes := 0

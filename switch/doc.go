@@ -6,8 +6,11 @@
 // table (package fib):
 //
 //	TX, one goroutine per network:
-//	  TAP read (frame lands behind 8 bytes of headroom)
-//	    → gateway filter → FIB lookup of the destination MAC
+//	  TAP read (frame lands behind 10 bytes of headroom)
+//	    → filter chain: gateway filter, neighbour proxy
+//	      (an ARP request or NS it can answer is answered into the TAP
+//	       with Inject, and goes no further)
+//	    → FIB lookup of the destination MAC
 //	    → VXLAN header written in place in the headroom
 //	    → one datagram to the known VTEP, or a copy to every peer in the
 //	      flood list for broadcast, multicast and unknown unicast
@@ -16,8 +19,26 @@
 //	RX, one goroutine per switch:
 //	  underlay receive (a batch of datagrams)
 //	    → VXLAN header validation (flags exactly 0x08, reserved bits zero)
-//	    → demultiplex by VNI → learn inner source MAC → outer source IP
+//	    → demultiplex by VNI → source MAC check
+//	    → filter chain (the gateway filter; the proxy lets received
+//	      frames pass)
+//	    → learn inner source MAC → outer source IP
 //	    → TAP write of the inner frame (no copy: it is a subslice)
+//
+// The filter chain (filter.go) is per network: an immutable list behind
+// an atomic pointer, replaced whole when the control plane changes it, so
+// the loops run it without a lock, and a network without filters pays a
+// nil check per frame. A filter passes a frame, drops it for a counted
+// reason, or consumes it. Today there are two: the gateway filter
+// (NetworkConfig.Gateway) and the neighbour proxy (Network.SetNeighbors),
+// which answers ARP requests and IPv6 Neighbor Solicitations for the
+// addresses in the network's table, as the kernel vxlan's `proxy` option
+// does (proxy.go says exactly which, and why not DAD probes).
+//
+// Network.Inject is the one way to write a frame into a network's TAP
+// from outside the RX loop (the proxy's answers): the TAP takes one writer
+// at a time, so Inject and the RX loop share the network's TAP write lock,
+// which the RX loop takes once per network per batch, not per frame.
 //
 // With a TAP that has offloads (tap.Offloader), a TAP read may return a
 // TSO or USO superframe, split into segments whose headers go into the TX
@@ -34,9 +55,18 @@
 //
 // # Concurrency
 //
-// Switch methods may be called concurrently. The VNI→network map is an
-// immutable map behind an atomic pointer, replaced under Switch.mu when a
-// network is added or removed, so the RX loop reads it without a lock. Each
-// loop owns its buffers for its whole life. Counters are atomics, written by
-// the one loop that owns them and read by Stats at any time.
+// Switch methods may be called concurrently, and so may Network's
+// (SetNeighbors, Inject, FIB, Stats). The VNI→network map is an immutable
+// map behind an atomic pointer, replaced under Switch.mu when a network is
+// added or removed, so the RX loop reads it without a lock; a network's
+// filter chain and neighbour table likewise. Each loop owns its buffers
+// for its whole life. Counters are atomics, written by the loop that owns
+// them and read by Stats at any time.
+//
+// Locks, none of them taken per frame: a network's txMu is held while a
+// batch is read from its TAP and sent (by its TX loop, or by the RX loop
+// draining the TAP); its tapMu while the RX loop writes a batch's frames
+// to its TAP, and while Inject writes one. Order: txMu before tapMu (the
+// TX path may inject while it holds txMu); the RX loop releases every
+// tapMu before it drains a TAP under txMu.
 package vswitch

@@ -8,12 +8,19 @@ package vswitch
 // neither forwarded nor counted as a drop.
 //
 // The chain is immutable and hangs off an atomic pointer on the Network,
-// replaced whole when what it holds changes, so the loops run it without
-// a lock and a network that needs no filters pays one nil check per
-// frame. Its filters, in order:
+// replaced whole when the control plane changes what it holds (a
+// neighbour table set or cleared), so the loops run it without a lock
+// and a network that needs no filters pays one nil check per frame. Its
+// filters, in order:
 //
 //   - the gateway filter (NetworkConfig.Gateway): frames to or from the
-//     address every host's bridge has stay on the host.
+//     address every host's bridge has stay on the host;
+//   - the neighbour proxy (Network.SetNeighbors): ARP requests and IPv6
+//     Neighbor Solicitations from the TAP for addresses in the table are
+//     answered into the TAP (Network.Inject) and consumed.
+//
+// The gateway filter comes first, so the local bridge, not the proxy,
+// answers for the gateway address even if the table lists it.
 
 // direction is the way a frame crosses the switch.
 type direction uint8
@@ -48,7 +55,10 @@ type verdict struct {
 	reason DropReason // with actDrop
 }
 
-var pass = verdict{}
+var (
+	pass    = verdict{}
+	consume = verdict{act: actConsume}
+)
 
 func dropFor(r DropReason) verdict { return verdict{act: actDrop, reason: r} }
 
@@ -97,11 +107,14 @@ func (n *Network) runChain(c *filterChain, dir direction, frame []byte) bool {
 }
 
 // setFilters builds the chain from what the network has now and installs
-// it. Called by AddNetwork before the loops start.
+// it. Called under ctlMu (and by AddNetwork before the loops start).
 func (n *Network) setFilters() {
 	var fs []filter
 	if n.gw != nil {
 		fs = append(fs, n.gw)
+	}
+	if n.proxy.table.Load() != nil {
+		fs = append(fs, &n.proxy)
 	}
 	if len(fs) == 0 {
 		n.filters.Store(nil)

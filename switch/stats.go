@@ -79,6 +79,8 @@ type counters struct {
 	rxCsumRepaired      atomic.Uint64
 	rxSplit             atomic.Uint64
 	rxCoalesced         atomic.Uint64
+	arpProxied          atomic.Uint64
+	ndProxied           atomic.Uint64
 	drops               [numDropReasons]atomic.Uint64
 }
 
@@ -112,6 +114,12 @@ type Counters struct {
 	// RXCoalesced counts TCP superframes written to the TAP, each made of
 	// several received segments (software GRO).
 	RXCoalesced uint64 `json:"rx_coalesced"`
+	// ARPProxied and NDProxied count ARP requests and IPv6 Neighbor
+	// Solicitations from the TAP that the neighbour proxy answered into
+	// the TAP (see Network.SetNeighbors); they are not sent into the
+	// overlay and not counted in TXFrames.
+	ARPProxied uint64 `json:"arp_proxied"`
+	NDProxied  uint64 `json:"nd_proxied"`
 	// Drops counts frames not forwarded, by reason (only non-zero reasons
 	// appear).
 	Drops map[string]uint64 `json:"drops,omitempty"`
@@ -129,6 +137,8 @@ func (c *counters) snapshot() Counters {
 		RXCsumRepaired: c.rxCsumRepaired.Load(),
 		RXSplit:        c.rxSplit.Load(),
 		RXCoalesced:    c.rxCoalesced.Load(),
+		ARPProxied:     c.arpProxied.Load(),
+		NDProxied:      c.ndProxied.Load(),
 	}
 	for r := range c.drops {
 		if v := c.drops[r].Load(); v != 0 {

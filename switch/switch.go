@@ -204,13 +204,16 @@ type Network struct {
 	tapMu  sync.Mutex
 	inject injectScratch // guarded by tapMu
 	// filters is the chain every frame passes (see filter.go), nil when
-	// it is empty; replaced whole, read without a lock.
+	// it is empty; replaced whole under ctlMu, read without a lock.
 	filters atomic.Pointer[filterChain]
 	gw      *gatewayFilter // nil without a gateway address
-	fib     *fib.Table
-	s       *Switch
-	c       counters
-	log     *zap.Logger
+	proxy   neighborProxy
+	// ctlMu serialises the control plane's changes to the chain.
+	ctlMu sync.Mutex
+	fib   *fib.Table
+	s     *Switch
+	c     counters
+	log   *zap.Logger
 
 	lastMoveLog atomic.Int64 // unix nanos of the last "MAC moved" log line
 	movesMuted  atomic.Uint64
@@ -244,6 +247,7 @@ func (s *Switch) AddNetwork(cfg NetworkConfig) (*Network, error) {
 		}
 		n.gw = &gatewayFilter{gw: cfg.Gateway.As4()}
 	}
+	n.proxy.n = n
 	n.setFilters()
 
 	s.mu.Lock()
