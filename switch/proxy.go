@@ -75,7 +75,8 @@ type neighborProxy struct {
 //
 // SetNeighbors may be called at any time from any goroutine; the
 // datapath sees the whole new table from some frame on, never a mix, and
-// never waits for it.
+// never waits for it. A reconciler may call it on every pass: a table
+// equal to the one installed changes nothing and logs nothing.
 func (n *Network) SetNeighbors(m map[netip.Addr]fib.MAC) {
 	var t *neighborTable
 	skipped, example := 0, netip.Addr{}
@@ -96,6 +97,10 @@ func (n *Network) SetNeighbors(m map[netip.Addr]fib.MAC) {
 		}
 	}
 	n.ctlMu.Lock()
+	if old := n.proxy.table.Load(); (old == nil && t == nil) || (old != nil && t != nil && maps.Equal(old.m, t.m)) {
+		n.ctlMu.Unlock()
+		return
+	}
 	n.proxy.table.Store(t)
 	n.setFilters()
 	n.ctlMu.Unlock()

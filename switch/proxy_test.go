@@ -595,8 +595,15 @@ func TestSetNeighbors(t *testing.T) {
 	if n.Neighbors()[ipX] != macX {
 		t.Error("the table changed with the caller's map")
 	}
-	if c := n.filters.Load(); c == nil || len(c.fs) != 1 {
+	c := n.filters.Load()
+	if c == nil || len(c.fs) != 1 {
 		t.Fatalf("chain %v: want the proxy alone", c)
+	}
+	// The same table again (as a reconciler installs it on every pass)
+	// changes nothing: not even the chain is replaced.
+	n.SetNeighbors(map[netip.Addr]fib.MAC{ipX: macX, netip.MustParseAddr("10.0.0.8"): macY, netip.MustParseAddr("fe80::7"): macX})
+	if n.filters.Load() != c {
+		t.Error("setting the same table replaced the chain")
 	}
 	// Only entries that cannot be answered: no table, no proxy.
 	n.SetNeighbors(map[netip.Addr]fib.MAC{netip.MustParseAddr("224.0.0.1"): macX})
