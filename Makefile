@@ -28,6 +28,14 @@ demo:
 bench: build
 	$(GO) run ./cmd/vxbench -binary $(BIN) $(BENCHFLAGS)
 
+# The cluster store at scale (root, a few minutes; etcd-server installed):
+# 16 daemons in 16 host namespaces and one etcd member, 100 attaches in
+# turn; prints the table, writes bench/results/scale.json (docs/scale.md).
+# SCALEFLAGS passes vxbench flags, e.g. SCALEFLAGS='-attaches 50 -etcd /path/to/etcd'.
+.PHONY: bench-scale
+bench-scale: build
+	$(GO) run ./cmd/vxbench -scale -binary $(BIN) $(SCALEFLAGS)
+
 # Runs every fuzz target for FUZZTIME each.
 fuzz:
 	@for pkg in ./encap ./fib; do \
