@@ -44,7 +44,26 @@ func underlayNetns(t *testing.T) string {
 	if err := h.AddrAdd(lo, &netlink.Addr{IPNet: &net.IPNet{IP: net.ParseIP("fd00::1"), Mask: net.CIDRMask(128, 128)}, Flags: unix.IFA_F_NODAD}); err != nil {
 		t.Fatal(err)
 	}
+	// The kernel installs an IPv6 address's local route from a work
+	// queue, also without DAD: on a busy machine datagrams sent right
+	// after AddrAdd find no route and are dropped (Ip6OutNoRoutes).
+	waitRoute(t, h, net.ParseIP("fd00::1"))
 	return path
+}
+
+// waitRoute waits until the namespace of h routes to ip.
+func waitRoute(t *testing.T, h *netlink.Handle, ip net.IP) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if rs, err := h.RouteGet(ip); err == nil && len(rs) > 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no route to %s appeared", ip)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 // The real underlay, over IPv4 and IPv6, with UDP GSO and with GSO

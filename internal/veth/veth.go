@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/netip"
 	"slices"
+	"time"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
@@ -113,6 +114,9 @@ func configurePeer(h *netlink.Handle, s Spec) error {
 	if lo, err := h.LinkByName("lo"); err == nil {
 		h.LinkSetUp(lo)
 	}
+	if s.IP6.IsValid() {
+		waitIPv6Route(h, s.IP6)
+	}
 	if !s.Gateway.IsValid() {
 		return nil
 	}
@@ -127,6 +131,22 @@ func configurePeer(h *netlink.Handle, s Spec) error {
 		return fmt.Errorf("add default route via %s: %w", s.Gateway, err)
 	}
 	return nil
+}
+
+// waitIPv6Route waits, briefly, until the namespace routes to p's prefix:
+// the kernel installs an IPv6 address's routes from a work queue, also
+// without DAD, so on a busy machine packets sent right after the address
+// was added can find no route (and a ping says "Network unreachable").
+// Attach returns an endpoint that can talk at once.
+func waitIPv6Route(h *netlink.Handle, p netip.Prefix) {
+	deadline := time.Now().Add(5 * time.Second)
+	dst := p.Masked().Addr().Next().AsSlice()
+	for time.Now().Before(deadline) {
+		if rs, err := h.RouteGet(dst); err == nil && len(rs) > 0 {
+			return
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 // enableIPv6 turns IPv6 on for ifname in the namespace at path, which may
