@@ -96,8 +96,10 @@ func scaleSmoke(t *testing.T, pollDuringAttach bool) {
 	}
 	// The harness's own watch got the two changes of every attach, and
 	// is left out of etcd's figures.
-	if !(e.WatchMsgsPerAttach >= 1) || !(e.WatchBytesPerAttach > 0) || !(e.OtherSentBytesPerAttach > 0) || e.Watchers != hosts {
-		t.Errorf("one watch's share: %v responses, %v B per attach; other bytes %v; watchers %v (want %d)",
+	// (A daemon that lost etcd for a moment may hold a second watch while
+	// the first is cancelled: at least one per daemon.)
+	if !(e.WatchMsgsPerAttach >= 1) || !(e.WatchBytesPerAttach > 0) || !(e.OtherSentBytesPerAttach > 0) || e.Watchers < hosts {
+		t.Errorf("one watch's share: %v responses, %v B per attach; other bytes %v; watchers %v (want at least %d)",
 			e.WatchMsgsPerAttach, e.WatchBytesPerAttach, e.OtherSentBytesPerAttach, e.Watchers, hosts)
 	}
 	if !(e.RequestsPerAttach >= 2) || !(e.ResponsesPerAttach >= e.RequestsPerAttach) {
