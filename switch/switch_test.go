@@ -157,7 +157,11 @@ func TestFloodLearnUnicast(t *testing.T) {
 	}
 	noFrame(t, c.tap)
 	// Counters are added when a batch is done, after the frame left.
-	waitFor(t, "counters", func() bool { return b.n.Stats().TXFrames == 1 && a.n.Stats().RXFrames == 1 })
+	// A batch's counters are added one by one, TXDatagrams last (and
+	// RXBytes after RXFrames).
+	waitFor(t, "counters", func() bool {
+		return b.n.Stats().TXDatagrams == 1 && a.n.Stats().RXBytes > 0 && a.n.Stats().TXDatagrams == 2
+	})
 	s := b.n.Stats()
 	if s.TXFrames != 1 || s.TXFlooded != 0 || s.TXDatagrams != 1 {
 		t.Errorf("B counters %+v: want 1 unicast frame", s)
