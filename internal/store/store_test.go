@@ -425,3 +425,23 @@ func TestParseURL(t *testing.T) {
 		}
 	}
 }
+
+// TestCorruptRecord: a record this version cannot decode is left out of
+// views (and logged as it arrives); the rest of the cluster is seen.
+func TestCorruptRecord(t *testing.T) {
+	_, s := startEtcd(t)
+	ctx := context.Background()
+	if _, err := s.cli.Put(ctx, pNetworks+"bad", "{not json"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.CreateNetwork(ctx, testNet("good")); err != nil {
+		t.Fatal(err)
+	}
+	v, err := s.View(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := v.NetworkNames(); !slices.Equal(got, []string{"good"}) {
+		t.Errorf("networks %v, want only good", got)
+	}
+}
