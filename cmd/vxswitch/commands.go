@@ -20,7 +20,7 @@ func newNetworkCmd(c *cli) *cobra.Command {
 	var create api.NetworkCreate
 	var subnets []string
 	createCmd := &cobra.Command{
-		Use:   "create NAME --subnet CIDR [--subnet CIDR6] [--vni N] [--gateway IP] [--mtu N]",
+		Use:   "create NAME --subnet CIDR [--subnet CIDR6] [--vni N] [--gateway IP] [--mtu N] [--egress | --internal]",
 		Short: "Create a network: a namespace with br0 and a TAP, served by the daemon (with a store: once, for the cluster)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -47,6 +47,8 @@ func newNetworkCmd(c *cli) *cobra.Command {
 	createCmd.Flags().StringArrayVar(&subnets, "subnet", nil, "IPv4 subnet of the network, e.g. 10.0.0.0/24 (required); again with an IPv6 one, e.g. fd00:1::/64, for a dual-stack network")
 	createCmd.Flags().Var(&gatewayFlag{&create.Gateway}, "gateway", "IPv4 address of br0 on every host (ARP for it stays local; with a store it defaults to the subnet's first address, where DNS answers)")
 	createCmd.Flags().IntVar(&create.MTU, "mtu", 0, "overlay MTU (default: underlay MTU - 50, or - 70 on an IPv6 underlay)")
+	createCmd.Flags().BoolVar(&create.Egress, "egress", false, "give every endpoint a way out: eth1 on the host's egress bridge, masqueraded, with the default route (Docker's docker_gwbridge)")
+	createCmd.Flags().BoolVar(&create.Internal, "internal", false, "no way out: endpoints get no default route")
 	createCmd.MarkFlagRequired("subnet")
 
 	ls := &cobra.Command{

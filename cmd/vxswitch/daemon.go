@@ -19,7 +19,7 @@ import (
 func newDaemonCmd() *cobra.Command {
 	var (
 		vtep, logLevel, logFormat, offload, srcPorts string
-		advertise                                    string
+		advertise, egressSubnet                      string
 		dnsUpstreams                                 []string
 		cfg                                          daemon.Config
 	)
@@ -73,6 +73,11 @@ entries, flood lists, ARP/ND answers and DNS names) from the store.`,
 					return fmt.Errorf("--advertise is for the cluster store: give --store etcd://HOST:PORT too")
 				}
 			}
+			if egressSubnet != "" {
+				if cfg.EgressSubnet, err = netip.ParsePrefix(egressSubnet); err != nil {
+					return fmt.Errorf("bad --egress-subnet %q: want an IPv4 CIDR such as %s", egressSubnet, daemon.DefaultEgressSubnet)
+				}
+			}
 			for _, u := range dnsUpstreams {
 				ap, err := parseUpstream(u)
 				if err != nil {
@@ -108,6 +113,7 @@ entries, flood lists, ARP/ND answers and DNS names) from the store.`,
 	f.StringVar(&advertise, "advertise", "", "VTEP address other hosts send to (default: --vtep)")
 	f.DurationVar(&cfg.Store.TTL, "store-ttl", daemon.DefaultStoreTTL, "lease of this host in the store: how soon others drop its endpoints after it dies")
 	f.StringArrayVar(&dnsUpstreams, "dns-upstream", nil, "where the networks' DNS forwards other names, IP[:PORT] (repeatable; default: /etc/resolv.conf's nameservers)")
+	f.StringVar(&egressSubnet, "egress-subnet", daemon.DefaultEgressSubnet.String(), "subnet of this host's egress bridge vxgw0, for endpoints of --egress networks")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	f.StringVar(&logFormat, "log-format", "console", "console or json")
 	cmd.MarkFlagRequired("vtep")

@@ -39,6 +39,13 @@ type NetworkCreate struct {
 	// Subnet6 makes the network dual-stack: an IPv6 CIDR of /16 to /64,
 	// e.g. fd00:1::/64, from which every endpoint also gets an address.
 	Subnet6 string `json:"subnet6,omitempty"`
+	// Egress gives every endpoint a second interface (eth1) on its host's
+	// gateway bridge, masqueraded, with the default route through it, as
+	// Docker's docker_gwbridge does. Internal networks have no default
+	// route at all. Without either, the default route goes to the
+	// gateway on br0 (which leads nowhere but the hosts' DNS).
+	Egress   bool `json:"egress,omitempty"`
+	Internal bool `json:"internal,omitempty"`
 }
 
 // Network is a network as the daemon reports it.
@@ -50,7 +57,9 @@ type Network struct {
 	Gateway string `json:"gateway,omitempty"`
 	MTU     int    `json:"mtu"`
 	// Scope is "local" (this host's own) or "cluster" (in the store).
-	Scope string `json:"scope"`
+	Scope    string `json:"scope"`
+	Egress   bool   `json:"egress,omitempty"`
+	Internal bool   `json:"internal,omitempty"`
 	// Netns, Bridge and TAP are this host's: empty for a cluster network
 	// without endpoints here (a host makes them with its first endpoint).
 	Netns   string `json:"netns,omitempty"`  // path of the network's namespace
@@ -102,6 +111,9 @@ type Endpoint struct {
 	IP6    string `json:"ip6,omitempty"` // CIDR, in a dual-stack network
 	MAC    string `json:"mac"`
 	Veth   string `json:"veth,omitempty"` // the bridge-side veth in the network's namespace
+	// EgressIP is the endpoint's address on its host's egress bridge
+	// (eth1), in an --egress network.
+	EgressIP string `json:"egress_ip,omitempty"`
 	// State, with a store: "up" (published), "down" (its host's lease
 	// expired; its addresses stay reserved) or "local" (this host's,
 	// not published yet: the store is unreachable).

@@ -86,6 +86,9 @@ type Config struct {
 	// DNSUpstreams are where the networks' DNS servers forward names they
 	// do not know; nil means the nameservers of /etc/resolv.conf.
 	DNSUpstreams []netip.AddrPort
+	// EgressSubnet is the IPv4 subnet of the host's egress bridge, for
+	// endpoints of --egress networks; invalid means DefaultEgressSubnet.
+	EgressSubnet netip.Prefix
 }
 
 // Daemon is a running vxswitch daemon.
@@ -146,6 +149,12 @@ func New(cfg Config) (*Daemon, error) {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = zap.NewNop()
+	}
+	if !cfg.EgressSubnet.IsValid() {
+		cfg.EgressSubnet = DefaultEgressSubnet
+	}
+	if !cfg.EgressSubnet.Addr().Is4() || cfg.EgressSubnet.Bits() > 28 || cfg.EgressSubnet.Masked() != cfg.EgressSubnet {
+		return nil, fmt.Errorf("bad --egress-subnet %s: want an IPv4 subnet of /28 or larger, such as %s", cfg.EgressSubnet, DefaultEgressSubnet)
 	}
 	if cfg.Aging < 0 || cfg.MaxLearned < 0 {
 		return nil, errors.New("--aging and --max-learned must not be negative")

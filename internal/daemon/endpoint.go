@@ -67,7 +67,7 @@ func (d *Daemon) attach(ctx context.Context, name string, req api.Attach) (_ api
 	if ep.Veth, err = vethName(); err != nil {
 		return api.Endpoint{}, err
 	}
-	if err := d.plumb(n, ep); err != nil {
+	if err := d.plumb(n, &ep); err != nil {
 		return api.Endpoint{}, err
 	}
 	u.push(func() { d.unplumb(n, ep) })
@@ -90,7 +90,7 @@ func (d *Daemon) attach(ctx context.Context, name string, req api.Attach) (_ api
 	d.log.Info("endpoint attached", zap.String("network", name), zap.String("netns", path), zap.String("id", ep.ID), zap.String("name", ep.Name),
 		zap.Stringer("ip", ep.IP), zap.String("ip6", prefixString(ep.IP6)), zap.String("mac", ep.MAC))
 	return api.Endpoint{ID: ep.ID, Name: ep.Name, Aliases: ep.Aliases, Netns: path, IfName: ep.IfName, IP: ep.IP.String(),
-		IP6: prefixString(ep.IP6), MAC: ep.MAC, Veth: ep.Veth}, nil
+		IP6: prefixString(ep.IP6), MAC: ep.MAC, Veth: ep.Veth, EgressIP: prefixString(ep.EgressIP)}, nil
 }
 
 // checkEndpoint checks and completes an attach's names: the interface
@@ -163,7 +163,8 @@ func (d *Daemon) attachable(ctx context.Context, name string, u *undo) (*network
 				name, sn.MTU, d.ulIf.mtu, d.ulIf.name, d.maxMTU(), d.maxMTU())
 		}
 		n = &network{netState: netState{Cluster: true, Revision: sn.Revision, Name: sn.Name, VNI: sn.VNI, Subnet: sn.Subnet,
-			Subnet6: sn.Subnet6, Gateway: sn.Gateway, MTU: sn.MTU}, netns: d.netnsPath(sn.VNI), epProbs: map[string]string{}}
+			Subnet6: sn.Subnet6, Gateway: sn.Gateway, MTU: sn.MTU, Egress: sn.Egress, Internal: sn.Internal},
+			netns: d.netnsPath(sn.VNI), epProbs: map[string]string{}}
 	}
 	if err := d.makeNamespace(n, !ok); err != nil {
 		return nil, err
@@ -344,23 +345,43 @@ func vethName() (string, error) {
 
 // plumb makes the endpoint's veth pair and configures both ends; on
 // failure nothing is left.
-func (d *Daemon) plumb(n *network, ep epState) error {
+func (d *Daemon) plumb(n *network, ep *epState) (err error) {
 	mac, err := net.ParseMAC(ep.MAC)
 	if err != nil {
 		return err
 	}
+	gw := n.Gateway
+	if n.Egress || n.Internal {
+		gw = netip.Addr{} // the default route goes through eth1, or nowhere
+	}
 	err = veth.Attach(veth.Spec{
 		BridgeNetns: n.netns, Bridge: bridgeName, HostName: ep.Veth,
-		Netns: ep.Netns, IfName: ep.IfName, MAC: mac, IP: ep.IP, IP6: ep.IP6, Gateway: n.Gateway, MTU: n.MTU,
+		Netns: ep.Netns, IfName: ep.IfName, MAC: mac, IP: ep.IP, IP6: ep.IP6, Gateway: gw, MTU: n.MTU,
 	})
 	if errors.Is(err, veth.ErrIfNameExists) {
 		return conflict("interface %s already exists in netns %s; pick another with --ifname", ep.IfName, ep.Netns)
 	}
-	return err
+	if err != nil || !n.Egress {
+		return err
+	}
+	if err := d.plumbEgress(ep); err != nil {
+		veth.Delete(n.netns, ep.Veth)
+		if errors.Is(err, veth.ErrIfNameExists) {
+			return conflict("interface %s already exists in netns %s, where an --egress network puts its way out", egressIfName, ep.Netns)
+		}
+		return fmt.Errorf("egress for %s: %w", ep.Netns, err)
+	}
+	return nil
 }
 
-// unplumb deletes the endpoint's veth pair.
-func (d *Daemon) unplumb(n *network, ep epState) error { return veth.Delete(n.netns, ep.Veth) }
+// unplumb deletes the endpoint's veth pair (and its egress pair).
+func (d *Daemon) unplumb(n *network, ep epState) error {
+	err := veth.Delete(n.netns, ep.Veth)
+	if eerr := d.unplumbEgress(ep); err == nil {
+		err = eerr
+	}
+	return err
+}
 
 // detach removes an endpoint, named by its namespace or its ID. With a
 // store its address is released there first: while the store is away
@@ -438,6 +459,23 @@ func (d *Daemon) detach(ctx context.Context, name string, req api.Detach) (err e
 	return nil
 }
 
+// restoreEgress gives an endpoint of an --egress network its egress
+// interface back if its pair is gone (deleted from outside).
+func (d *Daemon) restoreEgress(n *network, ep epState) error {
+	if !n.Egress {
+		return nil
+	}
+	h, err := nsutil.Handle(d.cfg.Netns)
+	if err != nil {
+		return err
+	}
+	defer h.Close()
+	if _, err := h.LinkByName(ep.EgressVeth); err == nil {
+		return nil
+	}
+	return d.plumbEgress(&ep) // the container's end went with its pair
+}
+
 // restoreEndpoint checks an endpoint at restart: its veth survives a
 // daemon restart inside the network's namespace, so usually there is
 // nothing to do; if the namespace was made again (after a reboot, say) and
@@ -452,7 +490,10 @@ func (d *Daemon) restoreEndpoint(n *network, ep epState) error {
 		if br, err := nh.LinkByName(bridgeName); err == nil && l.Attrs().MasterIndex != br.Attrs().Index {
 			nh.LinkSetMaster(l, br)
 		}
-		return nh.LinkSetUp(l)
+		if err := nh.LinkSetUp(l); err != nil {
+			return err
+		}
+		return d.restoreEgress(n, ep)
 	}
 	if !nsutil.IsNetns(ep.Netns) {
 		return fmt.Errorf("netns %s is gone; detach the endpoint to release %s", ep.Netns, ep.IP.Addr())
@@ -466,5 +507,5 @@ func (d *Daemon) restoreEndpoint(n *network, ep epState) error {
 	if _, err := veth.DeleteStale(ep.Netns, ep.IfName, mac); err != nil {
 		return err
 	}
-	return d.plumb(n, ep)
+	return d.plumb(n, &ep)
 }

@@ -118,7 +118,10 @@ func (d *Daemon) validateNetwork(req api.NetworkCreate) (netState, error) {
 	if subnet.Masked() != subnet {
 		return ns, bad("bad subnet %q: host bits are set; did you mean %s?", req.Subnet, subnet.Masked())
 	}
-	ns = netState{Name: req.Name, VNI: req.VNI, Subnet: subnet, Cluster: d.cluster != nil}
+	if req.Egress && req.Internal {
+		return ns, bad("--egress and --internal exclude each other: an internal network has no way out")
+	}
+	ns = netState{Name: req.Name, VNI: req.VNI, Subnet: subnet, Cluster: d.cluster != nil, Egress: req.Egress, Internal: req.Internal}
 	if req.Subnet6 != "" {
 		s6, err := netip.ParsePrefix(req.Subnet6)
 		switch {
@@ -202,7 +205,7 @@ func (d *Daemon) createNetwork(ctx context.Context, req api.NetworkCreate) (api.
 	}
 	if d.cluster != nil {
 		sn, err := d.cluster.st.CreateNetwork(ctx, store.Network{Name: ns.Name, VNI: ns.VNI, Subnet: ns.Subnet, Subnet6: ns.Subnet6,
-			Gateway: ns.Gateway, MTU: ns.MTU, Created: time.Now().UTC(), CreatedBy: d.cluster.advertise})
+			Gateway: ns.Gateway, MTU: ns.MTU, Egress: ns.Egress, Internal: ns.Internal, Created: time.Now().UTC(), CreatedBy: d.cluster.advertise})
 		if err != nil {
 			return api.Network{}, storeErr(err)
 		}
@@ -440,6 +443,11 @@ func (d *Daemon) restore(ns netState) {
 		n.problem = err.Error()
 		log.Error("cannot restore network", zap.Error(err))
 		return
+	}
+	if n.Egress {
+		if err := d.ensureEgress(); err != nil {
+			log.Error("cannot set up the egress bridge", zap.Error(err))
+		}
 	}
 	for _, ep := range n.Endpoints {
 		if err := d.restoreEndpoint(n, ep); err != nil {

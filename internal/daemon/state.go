@@ -35,13 +35,17 @@ type netState struct {
 	// is away) only while it has endpoints or static configuration here.
 	Cluster bool `json:"cluster,omitempty"`
 	// Revision is the store's create revision of a cluster network.
-	Revision  int64         `json:"revision,omitempty"`
-	Name      string        `json:"name"`
-	VNI       uint32        `json:"vni"`
-	Subnet    netip.Prefix  `json:"subnet"`
-	Subnet6   netip.Prefix  `json:"subnet6,omitzero"`
-	Gateway   netip.Addr    `json:"gateway,omitzero"`
-	MTU       int           `json:"mtu"`
+	Revision int64        `json:"revision,omitempty"`
+	Name     string       `json:"name"`
+	VNI      uint32       `json:"vni"`
+	Subnet   netip.Prefix `json:"subnet"`
+	Subnet6  netip.Prefix `json:"subnet6,omitzero"`
+	Gateway  netip.Addr   `json:"gateway,omitzero"`
+	MTU      int          `json:"mtu"`
+	// Egress gives every endpoint a way out through the host's gateway
+	// bridge; Internal networks have no default route at all.
+	Egress    bool          `json:"egress,omitempty"`
+	Internal  bool          `json:"internal,omitempty"`
 	Peers     []netip.Addr  `json:"peers,omitempty"`
 	Static    []staticEntry `json:"static_fdb,omitempty"`
 	Endpoints []epState     `json:"endpoints,omitempty"`
@@ -71,6 +75,10 @@ type epState struct {
 	// ResolvConf is the /etc/netns/NS/resolv.conf attach wrote (and
 	// detach removes), if it wrote one.
 	ResolvConf string `json:"resolv_conf,omitempty"`
+	// EgressIP and EgressVeth: the endpoint's interface on the host's
+	// egress bridge (networks made with --egress).
+	EgressIP   netip.Prefix `json:"egress_ip,omitzero"`
+	EgressVeth string       `json:"egress_veth,omitempty"`
 }
 
 func loadState(dir string) (state, error) {

@@ -16,6 +16,7 @@ import (
 func (d *Daemon) networkView(n *network, v ...*store.View) api.Network {
 	out := api.Network{
 		Name: n.Name, VNI: n.VNI, Subnet: n.Subnet.String(), Subnet6: prefixString(n.Subnet6), MTU: n.MTU, Scope: "local",
+		Egress: n.Egress, Internal: n.Internal,
 		Problem: n.problem, Offload: n.sw != nil && n.sw.Offload(),
 		Peers: []string{}, Static: []api.FDBEntry{}, Endpoints: []api.Endpoint{},
 	}
@@ -53,6 +54,7 @@ func (d *Daemon) networkView(n *network, v ...*store.View) api.Network {
 		ae := api.Endpoint{
 			ID: e.ID, Name: e.Name, Aliases: e.Aliases,
 			Netns: e.Netns, IfName: e.IfName, IP: e.IP.String(), IP6: prefixString(e.IP6), MAC: e.MAC, Veth: e.Veth, Problem: n.epProbs[e.Netns],
+			EgressIP: prefixString(e.EgressIP),
 		}
 		if n.Cluster && d.cluster != nil {
 			ae.VTEP, ae.State = d.cluster.advertise.String(), "local"
@@ -75,6 +77,7 @@ func (d *Daemon) networkView(n *network, v ...*store.View) api.Network {
 func (d *Daemon) clusterView(sn store.Network, v *store.View) api.Network {
 	out := api.Network{
 		Name: sn.Name, VNI: sn.VNI, Subnet: sn.Subnet.String(), Subnet6: prefixString(sn.Subnet6), MTU: sn.MTU, Scope: "cluster",
+		Egress: sn.Egress, Internal: sn.Internal,
 		Peers: []string{}, Static: []api.FDBEntry{}, Endpoints: remoteEndpoints(sn.Name, v, netip.Addr{}),
 	}
 	if sn.Gateway.IsValid() {

@@ -20,7 +20,11 @@ type Network struct {
 	Gateway netip.Addr   `json:"gateway"`
 	// MTU of the overlay, the same on every host (one L2 segment has one
 	// MTU); a host whose underlay cannot carry it refuses to attach.
-	MTU       int        `json:"mtu"`
+	MTU int `json:"mtu"`
+	// Egress: every endpoint gets a way out through its host's gateway
+	// bridge. Internal: no default route at all.
+	Egress    bool       `json:"egress,omitempty"`
+	Internal  bool       `json:"internal,omitempty"`
 	Created   time.Time  `json:"created"`
 	CreatedBy netip.Addr `json:"created_by"` // the VTEP of the host that made it
 	// Revision is the create revision of the network's key: it tells a

@@ -35,6 +35,11 @@ type Spec struct {
 	IP6         netip.Prefix // when valid: IPv6 address and prefix of IfName
 	Gateway     netip.Addr   // when valid: default route through it, unless one exists
 	MTU         int
+	// Isolated makes the bridge port isolated (bridge_slave isolated on):
+	// it talks to the bridge and non-isolated ports only, never to other
+	// isolated ports, as Docker's docker_gwbridge keeps its containers
+	// apart.
+	Isolated bool
 }
 
 // Attach creates the veth pair with its peer directly in the endpoint's
@@ -81,6 +86,11 @@ func Attach(s Spec) (err error) {
 	host, err := bh.LinkByName(s.HostName)
 	if err != nil {
 		return err
+	}
+	if s.Isolated {
+		if err := bh.LinkSetIsolated(host, true); err != nil {
+			return fmt.Errorf("isolate %s on %s: %w", s.HostName, s.Bridge, err)
+		}
 	}
 	if err := bh.LinkSetUp(host); err != nil {
 		return fmt.Errorf("set %s up: %w", s.HostName, err)
