@@ -3,6 +3,7 @@ module github.com/vxswitch/vxswitch
 go 1.26.0
 
 require (
+	github.com/containernetworking/cni v1.3.1
 	github.com/google/gopacket v1.1.19
 	github.com/google/nftables v0.3.0
 	github.com/miekg/dns v1.1.73

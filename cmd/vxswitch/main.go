@@ -7,12 +7,19 @@ import (
 	"errors"
 	"fmt"
 	"os"
+
+	"github.com/vxswitch/vxswitch/internal/cni"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
 var version = "dev"
 
 func main() {
+	// A container runtime runs the binary as its CNI plugin.
+	if os.Getenv("CNI_COMMAND") != "" {
+		cni.Main(version)
+		return
+	}
 	if err := newRootCmd().Execute(); err != nil {
 		var ee exitError
 		if !errors.As(err, &ee) {
