@@ -184,7 +184,13 @@ func (t *Topo) newNSv6(name string, ipv6 bool) (*NS, error) {
 		return nil, err
 	}
 	ns := &NS{Name: full, Path: path, topo: t}
-	t.onClose(func() error { return nsutil.Delete(path) })
+	t.onClose(func() error {
+		// A daemon with a store writes etcNetns/NAME/resolv.conf for a
+		// namespace it attaches; one still attached when the test ends
+		// would leave it behind.
+		os.RemoveAll(filepath.Join(etcNetns, full))
+		return nsutil.Delete(path)
+	})
 	h, err := nsutil.Handle(path)
 	if err != nil {
 		return nil, err
@@ -514,11 +520,14 @@ func removeTree(dir string) error {
 	return os.RemoveAll(dir)
 }
 
+// etcNetns is where `ip netns exec NS` finds NS's own /etc files.
+const etcNetns = "/etc/netns"
+
 var staleRE = regexp.MustCompile(`^vxt(\d+)-[0-9a-f]{4}`)
 
 // sweepStale removes what a killed test binary left: namespaces in
-// /run/netns and directories in RunBase whose prefix names a process that
-// is gone.
+// /run/netns, their files in /etc/netns and directories in RunBase whose
+// prefix names a process that is gone.
 func sweepStale() {
 	dead := func(name string) bool {
 		m := staleRE.FindStringSubmatch(name)
@@ -532,6 +541,13 @@ func sweepStale() {
 		for _, e := range ents {
 			if dead(e.Name()) {
 				nsutil.Delete(filepath.Join(nsutil.DefaultDir, e.Name()))
+			}
+		}
+	}
+	if ents, err := os.ReadDir(etcNetns); err == nil {
+		for _, e := range ents {
+			if dead(e.Name()) {
+				os.RemoveAll(filepath.Join(etcNetns, e.Name()))
 			}
 		}
 	}
