@@ -17,7 +17,8 @@
 // K8S_POD_NAME from CNI_ARGS (podman passes the container's name there) or
 // else the container ID, with the address (IP=) and MAC (MAC=) CNI_ARGS
 // asks for, if any; its result lists the interface, its MAC, its addresses
-// with the gateway, the default route the endpoint got, and on a cluster
+// with the gateway, on an --egress network the second interface the daemon
+// made and its address, the default route the endpoint got, and on a cluster
 // network the gateway as nameserver and the network as search domain (the
 // daemon's DNS server there answers for every endpoint's name). DEL
 // detaches, releasing the address and names on every host, and succeeds
@@ -268,16 +269,34 @@ func buildResult(conf *NetConf, n api.Network, ep api.Endpoint) (*current.Result
 		}
 		res.IPs = append(res.IPs, ipc)
 	}
-	// The daemon adds a default route through the gateway unless the
-	// namespace had one already: list it only if this interface got it.
-	if gw != nil {
-		has, err := hasDefaultRoute(ep.Netns, ep.IfName, gw)
-		if err != nil {
+	// What the namespace got besides: on an --egress network a second
+	// interface on the host's gateway bridge, and the default route the
+	// daemon added (through the gateway, or the egress interface; none
+	// on an --internal network or where the namespace had one already).
+	var nv nsView
+	if gw != nil || ep.EgressIP != "" { // else the daemon added nothing
+		var err error
+		if nv, err = readNamespace(ep); err != nil {
 			return nil, err
 		}
-		if has {
-			res.Routes = append(res.Routes, &types.Route{Dst: net.IPNet{IP: net.IPv4zero.To4(), Mask: net.CIDRMask(0, 32)}, GW: gw})
+	}
+	if nv.egress != nil {
+		res.Interfaces = append(res.Interfaces, &current.Interface{Name: nv.egress.Name, Mac: nv.egress.HardwareAddr.String(), Sandbox: ep.Netns})
+		if iface.Mtu != 0 {
+			res.Interfaces[len(res.Interfaces)-1].Mtu = nv.egress.MTU
 		}
+		ip, ipn, err := net.ParseCIDR(ep.EgressIP)
+		if err != nil {
+			return nil, fmt.Errorf("the daemon gave endpoint %s egress address %q: %w", ep.ID, ep.EgressIP, err)
+		}
+		ipc := &current.IPConfig{Interface: current.Int(len(res.Interfaces) - 1), Address: net.IPNet{IP: ip, Mask: ipn.Mask}}
+		if nv.defaultVia == nv.egress.Name {
+			ipc.Gateway = nv.defaultGW
+		}
+		res.IPs = append(res.IPs, ipc)
+	}
+	if nv.defaultGW != nil {
+		res.Routes = append(res.Routes, &types.Route{Dst: net.IPNet{IP: net.IPv4zero.To4(), Mask: net.CIDRMask(0, 32)}, GW: nv.defaultGW})
 	}
 	// A cluster network's DNS server, at the gateway on every host,
 	// answers for every endpoint as NAME and NAME.NETWORK and forwards
@@ -288,25 +307,69 @@ func buildResult(conf *NetConf, n api.Network, ep api.Endpoint) (*current.Result
 	return res, nil
 }
 
-// hasDefaultRoute reports whether the IPv4 default route in netns goes
-// through gw on interface ifName.
-func hasDefaultRoute(netns, ifName string, gw net.IP) (bool, error) {
-	h, err := nsutil.Handle(netns)
+// nsView is what the daemon made in an endpoint's namespace beyond its
+// interface.
+type nsView struct {
+	egress *netlink.LinkAttrs // the egress interface, on an --egress network
+	// defaultGW is the IPv4 default route's gateway if the route leaves
+	// through the endpoint's interface or its egress interface
+	// (defaultVia); nil otherwise.
+	defaultGW  net.IP
+	defaultVia string
+}
+
+// readNamespace looks at the endpoint's namespace: its egress interface
+// (the one holding ep.EgressIP) and its default route.
+func readNamespace(ep api.Endpoint) (nsView, error) {
+	var v nsView
+	h, err := nsutil.Handle(ep.Netns)
 	if err != nil {
-		return false, err
+		return v, err
 	}
 	defer h.Close()
-	l, err := h.LinkByName(ifName)
+	links, err := h.LinkList()
 	if err != nil {
-		return false, fmt.Errorf("interface %s in %s: %w", ifName, netns, err)
+		return v, fmt.Errorf("list interfaces in %s: %w", ep.Netns, err)
 	}
-	routes, err := h.RouteList(l, netlink.FAMILY_V4)
+	ours := map[int]string{}
+	var egressIP net.IP
+	if ep.EgressIP != "" {
+		if egressIP, _, err = net.ParseCIDR(ep.EgressIP); err != nil {
+			return v, fmt.Errorf("the daemon gave endpoint %s egress address %q: %w", ep.ID, ep.EgressIP, err)
+		}
+	}
+	for _, l := range links {
+		at := l.Attrs()
+		if at.Name == ep.IfName {
+			ours[at.Index] = at.Name
+			continue
+		}
+		if egressIP == nil {
+			continue
+		}
+		addrs, err := h.AddrList(l, netlink.FAMILY_V4)
+		if err != nil {
+			return v, fmt.Errorf("list addresses of %s in %s: %w", at.Name, ep.Netns, err)
+		}
+		if slices.ContainsFunc(addrs, func(a netlink.Addr) bool { return a.IP.Equal(egressIP) }) {
+			v.egress = at
+			ours[at.Index] = at.Name
+		}
+	}
+	if egressIP != nil && v.egress == nil {
+		return v, fmt.Errorf("no interface in %s has endpoint %s's egress address %s", ep.Netns, ep.ID, ep.EgressIP)
+	}
+	routes, err := h.RouteList(nil, netlink.FAMILY_V4)
 	if err != nil {
-		return false, fmt.Errorf("list routes of %s in %s: %w", ifName, netns, err)
+		return v, fmt.Errorf("list routes in %s: %w", ep.Netns, err)
 	}
-	return slices.ContainsFunc(routes, func(r netlink.Route) bool {
-		return (r.Dst == nil || (r.Dst.IP.IsUnspecified() && isZeroMask(r.Dst.Mask))) && r.Gw.Equal(gw)
-	}), nil
+	for _, r := range routes {
+		if name, ok := ours[r.LinkIndex]; ok && r.Gw != nil && (r.Dst == nil || isZeroMask(r.Dst.Mask)) {
+			v.defaultGW, v.defaultVia = r.Gw, name
+			break
+		}
+	}
+	return v, nil
 }
 
 func isZeroMask(m net.IPMask) bool { ones, _ := m.Size(); return ones == 0 }
@@ -459,12 +522,17 @@ func checkNamespace(ep api.Endpoint, mtu int, routes []*types.Route) error {
 		if r.Dst.IP.To4() == nil {
 			family = netlink.FAMILY_V6
 		}
-		have, err := h.RouteList(l, family)
+		have, err := h.RouteList(nil, family)
 		if err != nil {
-			return checkErr("list routes of %s: %v", ep.IfName, err)
+			return checkErr("list routes in %s: %v", ep.Netns, err)
 		}
 		if !slices.ContainsFunc(have, func(h netlink.Route) bool { return sameRoute(h, r) }) {
-			return checkErr("netns %s has no route %s via %s on %s", ep.Netns, r.Dst.String(), r.GW, ep.IfName)
+			return checkErr("netns %s has no route %s via %s", ep.Netns, r.Dst.String(), r.GW)
+		}
+	}
+	if ep.EgressIP != "" {
+		if _, err := readNamespace(ep); err != nil {
+			return checkErr("%v", err)
 		}
 	}
 	return nil

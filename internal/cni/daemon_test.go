@@ -277,3 +277,73 @@ func TestPluginStatus(t *testing.T) {
 		t.Errorf("STATUS with the daemon stopped: %v", err)
 	}
 }
+
+// TestPluginEgress: on an --egress network the result lists the second
+// interface the daemon made, its address, and the default route through
+// the host's gateway bridge; CHECK verifies them; on an --internal
+// network there is no default route.
+func TestPluginEgress(t *testing.T) {
+	ctx := context.Background()
+	l := newLocal(t)
+	for _, nc := range []api.NetworkCreate{
+		{Name: "eg", Subnet: "10.1.0.0/24", Gateway: "10.1.0.1", Egress: true},
+		{Name: "in", Subnet: "10.2.0.0/24", Gateway: "10.2.0.1", Internal: true},
+	} {
+		if _, err := l.d.Client.CreateNetwork(ctx, nc); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c1, c2 := l.tp.MustContainer("c1"), l.tp.MustContainer("c2")
+	res, err := Add(ctx, &skel.CmdArgs{ContainerID: "eg1", Netns: c1.Path, IfName: "eth0", StdinData: l.conf(t, "1.0.0", "eg", nil)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := json.Marshal(res)
+	want := fmt.Sprintf(`{"cniVersion":"1.0.0","interfaces":[{"mac":"02:42:0a:01:00:02","name":"eth0","sandbox":%[1]q},{"mac":%[2]q,"name":"eth1","sandbox":%[1]q}],`+
+		`"ips":[{"address":"10.1.0.2/24","gateway":"10.1.0.1","interface":0},{"address":"172.31.0.2/16","gateway":"172.31.0.1","interface":1}],`+
+		`"routes":[{"dst":"0.0.0.0/0","gw":"172.31.0.1"}]}`, c1.Path, linkMAC(t, c1, "eth1"))
+	if string(got) != want {
+		t.Errorf("ADD result on an egress network\n%s\nwant\n%s", got, want)
+	}
+	check := &skel.CmdArgs{ContainerID: "eg1", Netns: c1.Path, IfName: "eth0", StdinData: l.conf(t, "1.0.0", "eg", res)}
+	if err := Check(ctx, check); err != nil {
+		t.Errorf("CHECK on an egress network: %v", err)
+	}
+	h, err := c1.Handle()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	eth1, err := h.LinkByName("eth1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.LinkDel(eth1); err != nil {
+		t.Fatal(err)
+	}
+	if err := Check(ctx, check); err == nil || !strings.Contains(err.Error(), "no route 0.0.0.0/0 via 172.31.0.1") {
+		t.Errorf("CHECK with the egress interface gone: %v", err)
+	}
+
+	res, err = Add(ctx, &skel.CmdArgs{ContainerID: "in1", Netns: c2.Path, IfName: "eth0", StdinData: l.conf(t, "1.0.0", "in", nil)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Interfaces) != 1 || len(res.IPs) != 1 || len(res.Routes) != 0 {
+		t.Errorf("ADD result on an internal network: %+v", res)
+	}
+}
+
+func linkMAC(t *testing.T, c *topo.Container, name string) string {
+	t.Helper()
+	h, err := c.Handle()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	l, err := h.LinkByName(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l.Attrs().HardwareAddr.String()
+}
