@@ -19,7 +19,7 @@ import (
 	"go.uber.org/zap"
 	"golang.org/x/sys/unix"
 
-	"github.com/vxswitch/vxswitch/internal/api"
+	"github.com/vxswitch/vxswitch/cmd/vxswitch/api"
 	"github.com/vxswitch/vxswitch/internal/daemon"
 	"github.com/vxswitch/vxswitch/internal/veth"
 )
@@ -221,7 +221,9 @@ func (k *KernelNet) Attach(c *Container, ip string) (net.HardwareAddr, error) {
 	return mac, err
 }
 
-// Client is the daemon's control API client, what the vxswitch CLI uses.
+// Client is the daemon's control API client, what the vxswitch CLI uses:
+// the public package github.com/vxswitch/vxswitch/cmd/vxswitch/api, whose
+// request and reply types (api.Attach, api.Endpoint, ...) go with it.
 type Client = api.Client
 
 // NetworkStats are one network's counters and MAC table figures, as

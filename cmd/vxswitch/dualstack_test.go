@@ -6,7 +6,7 @@ import (
 	"testing"
 
 	"github.com/vxswitch/vxswitch/bench/topo"
-	"github.com/vxswitch/vxswitch/internal/api"
+	"github.com/vxswitch/vxswitch/cmd/vxswitch/api"
 )
 
 // A dual-stack network (--subnet given twice, as with Docker): endpoints

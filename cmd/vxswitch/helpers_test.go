@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/vxswitch/vxswitch/bench/topo"
-	"github.com/vxswitch/vxswitch/internal/api"
+	"github.com/vxswitch/vxswitch/cmd/vxswitch/api"
 )
 
 var (

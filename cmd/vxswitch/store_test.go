@@ -23,7 +23,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/vxswitch/vxswitch/bench/topo"
-	"github.com/vxswitch/vxswitch/internal/api"
+	"github.com/vxswitch/vxswitch/cmd/vxswitch/api"
 )
 
 // storeCluster is n hosts on a LAN with an etcd cluster, each with a

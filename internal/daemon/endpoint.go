@@ -16,8 +16,8 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/vxswitch/vxswitch/cmd/vxswitch/api"
 	"github.com/vxswitch/vxswitch/fib"
-	"github.com/vxswitch/vxswitch/internal/api"
 	"github.com/vxswitch/vxswitch/internal/nsutil"
 	"github.com/vxswitch/vxswitch/internal/veth"
 )

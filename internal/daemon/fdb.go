@@ -9,8 +9,8 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/vxswitch/vxswitch/cmd/vxswitch/api"
 	"github.com/vxswitch/vxswitch/fib"
-	"github.com/vxswitch/vxswitch/internal/api"
 )
 
 // network returns the named network.

@@ -17,8 +17,8 @@ import (
 	"github.com/vishvananda/netlink"
 	"go.uber.org/zap"
 
+	"github.com/vxswitch/vxswitch/cmd/vxswitch/api"
 	"github.com/vxswitch/vxswitch/encap"
-	"github.com/vxswitch/vxswitch/internal/api"
 	"github.com/vxswitch/vxswitch/internal/dnsserver"
 	"github.com/vxswitch/vxswitch/internal/nsutil"
 	"github.com/vxswitch/vxswitch/internal/store"

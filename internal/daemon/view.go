@@ -6,8 +6,8 @@ import (
 	"net/netip"
 	"slices"
 
+	"github.com/vxswitch/vxswitch/cmd/vxswitch/api"
 	"github.com/vxswitch/vxswitch/fib"
-	"github.com/vxswitch/vxswitch/internal/api"
 	"github.com/vxswitch/vxswitch/internal/store"
 )
 

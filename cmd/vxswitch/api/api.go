@@ -1,13 +1,30 @@
-// Package api is the vxswitch control API: the JSON types exchanged over the
-// daemon's unix socket, and a client for it. The transport is HTTP/1.1 over
-// the socket; every error response carries {"error": "..."} with a one-line
-// message meant for the user.
+// Package api is the vxswitch control API: the JSON types the daemon and
+// its clients exchange over the daemon's unix socket, and a Go client for
+// it. The `vxswitch` CLI is one such client; programs in other modules
+// import this package to drive a daemon the same way:
+//
+//	c := api.NewClient(api.DefaultSocket)
+//	ep, err := c.Attach(ctx, "web-net", api.Attach{Netns: "c1", Name: "web"})
+//
+// The transport is HTTP/1.1 over the socket, routes under /v1 (the Path
+// constants); docs/api.md describes every route with curl examples. A
+// request body is one JSON object whose unknown fields are refused; every
+// error response carries {"error": "..."} with a one-line message meant
+// for the user, and a status that says what kind of error it was (400
+// bad request, 404 no such network or endpoint, 409 conflict with what
+// exists, 503 the cluster store is unreachable), which the client returns
+// as a *StatusError.
 package api
 
 import (
 	"github.com/vxswitch/vxswitch/fib"
 	vswitch "github.com/vxswitch/vxswitch/switch"
 )
+
+// DefaultSocket is where a daemon started with the default --run-dir
+// listens (RUN_DIR/vxswitch.sock); the CLI's --socket and
+// VXSWITCH_SOCKET override it.
+const DefaultSocket = "/run/vxswitch/vxswitch.sock"
 
 // Routes (Go 1.22 ServeMux patterns), all under /v1.
 const (
