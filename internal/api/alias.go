@@ -32,6 +32,8 @@ type (
 	Detach        = api.Detach
 	Peer          = api.Peer
 	FDBEntry      = api.FDBEntry
+	Counters      = api.Counters
+	FIBStats      = api.FIBStats
 	NetworkStats  = api.NetworkStats
 	Stats         = api.Stats
 	Info          = api.Info

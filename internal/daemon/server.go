@@ -12,6 +12,8 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/vxswitch/vxswitch/cmd/vxswitch/api"
+	"github.com/vxswitch/vxswitch/fib"
+	vswitch "github.com/vxswitch/vxswitch/switch"
 )
 
 // maxBody bounds request bodies; the largest request is a few hundred
@@ -118,7 +120,7 @@ func (d *Daemon) routes() http.Handler {
 	}))
 	mux.HandleFunc("GET "+api.PathStats, d.handle(func(r *http.Request) (any, error) {
 		name := r.URL.Query().Get("network")
-		out := api.Stats{Switch: d.sw.Stats(), Networks: []api.NetworkStats{}}
+		out := api.Stats{Switch: apiCounters(d.sw.Stats()), Networks: []api.NetworkStats{}}
 		if name != "" {
 			if _, err := d.network(name); err != nil {
 				return nil, err
@@ -129,7 +131,7 @@ func (d *Daemon) routes() http.Handler {
 				continue
 			}
 			out.Networks = append(out.Networks, api.NetworkStats{
-				Network: n.Name, VNI: n.VNI, Counters: n.sw.Stats(), FIB: n.sw.FIB().Stats(),
+				Network: n.Name, VNI: n.VNI, Counters: apiCounters(n.sw.Stats()), FIB: apiFIBStats(n.sw.FIB().Stats()),
 			})
 		}
 		return out, nil
@@ -183,6 +185,28 @@ func (d *Daemon) handle(fn func(*http.Request) (any, error)) http.HandlerFunc {
 			return
 		}
 		json.NewEncoder(w).Encode(out)
+	}
+}
+
+// apiCounters is the datapath's counters as the control API reports them.
+// The API has types of its own so that a change to the datapath's structs
+// never changes the wire format by accident; TestAPICounters checks that
+// every datapath counter gets here.
+func apiCounters(c vswitch.Counters) api.Counters {
+	return api.Counters{
+		TXFrames: c.TXFrames, TXBytes: c.TXBytes, TXFlooded: c.TXFlooded, TXDatagrams: c.TXDatagrams, TXDrained: c.TXDrained,
+		RXFrames: c.RXFrames, RXBytes: c.RXBytes, RXCsumRepaired: c.RXCsumRepaired, RXSplit: c.RXSplit, RXCoalesced: c.RXCoalesced,
+		ARPProxied: c.ARPProxied, NDProxied: c.NDProxied,
+		Drops: c.Drops, // a fresh map per snapshot
+	}
+}
+
+// apiFIBStats is a MAC table's figures as the control API reports them.
+func apiFIBStats(s fib.Stats) api.FIBStats {
+	return api.FIBStats{
+		Learned: s.Learned, Store: s.Store, Static: s.Static, Peers: s.Peers,
+		Added: s.Added, Moved: s.Moved, Expired: s.Expired,
+		RefusedFull: s.RefusedFull, RefusedInvalid: s.RefusedInvalid, Shadowed: s.Shadowed,
 	}
 }
 

@@ -1,11 +1,71 @@
 package daemon
 
 import (
+	"encoding/json"
 	"path/filepath"
+	"reflect"
 	"testing"
 
 	"github.com/vxswitch/vxswitch/cmd/vxswitch/api"
+	"github.com/vxswitch/vxswitch/fib"
+	vswitch "github.com/vxswitch/vxswitch/switch"
 )
+
+// fillDistinct sets every number field of the struct *p to a value of its
+// own (1, 2, 3, ...) and every map to one entry, so that a conversion that
+// drops or swaps a field shows.
+func fillDistinct(t *testing.T, p any) {
+	t.Helper()
+	v := reflect.ValueOf(p).Elem()
+	for i := range v.NumField() {
+		f := v.Field(i)
+		switch f.Kind() {
+		case reflect.Uint64, reflect.Uint32:
+			f.SetUint(uint64(i + 1))
+		case reflect.Int:
+			f.SetInt(int64(i + 1))
+		case reflect.Map:
+			m := reflect.MakeMap(f.Type())
+			m.SetMapIndex(reflect.ValueOf("reason"), reflect.ValueOf(uint64(i+1)))
+			f.Set(m)
+		default:
+			t.Fatalf("%s.%s: a %s; teach fillDistinct about it", v.Type(), v.Type().Field(i).Name, f.Kind())
+		}
+	}
+}
+
+// sameJSON fails unless a and b encode to the same JSON object.
+func sameJSON(t *testing.T, a, b any) {
+	t.Helper()
+	var ma, mb map[string]any
+	for _, x := range []struct {
+		v any
+		m *map[string]any
+	}{{a, &ma}, {b, &mb}} {
+		data, err := json.Marshal(x.v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := json.Unmarshal(data, x.m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !reflect.DeepEqual(ma, mb) {
+		t.Errorf("%T and %T differ on the wire:\n %v\n %v", a, b, ma, mb)
+	}
+}
+
+// The control API's stats types are its own, converted from the
+// datapath's: every datapath counter reaches the API, under the name it
+// always had on the wire, and the API has no counter nobody fills.
+func TestAPICounters(t *testing.T) {
+	var c vswitch.Counters
+	fillDistinct(t, &c)
+	sameJSON(t, c, apiCounters(c))
+	var s fib.Stats
+	fillDistinct(t, &s)
+	sameJSON(t, s, apiFIBStats(s))
+}
 
 // The API's default socket is where a daemon with the default run
 // directory listens.

@@ -14,12 +14,11 @@
 // bad request, 404 no such network or endpoint, 409 conflict with what
 // exists, 503 the cluster store is unreachable), which the client returns
 // as a *StatusError.
+//
+// The types here are the API's own: the daemon converts its datapath's
+// counters into Counters and FIBStats, so the wire format changes only
+// when this package does.
 package api
-
-import (
-	"github.com/vxswitch/vxswitch/fib"
-	vswitch "github.com/vxswitch/vxswitch/switch"
-)
 
 // DefaultSocket is where a daemon started with the default --run-dir
 // listens (RUN_DIR/vxswitch.sock); the CLI's --socket and
@@ -164,20 +163,79 @@ type FDBEntry struct {
 	IPs []string `json:"ips,omitempty"`
 }
 
-// NetworkStats is one network's counters.
+// Counters are a network's traffic counters (or, in Stats.Switch, the
+// drops of datagrams that matched no network).
+type Counters struct {
+	// TXFrames and TXBytes count frames read from the network's TAP and
+	// sent into the overlay (a flooded frame counts once; bytes are inner
+	// frame bytes).
+	TXFrames uint64 `json:"tx_frames"`
+	TXBytes  uint64 `json:"tx_bytes"`
+	// TXFlooded counts frames sent to every peer (broadcast, multicast,
+	// unknown unicast).
+	TXFlooded uint64 `json:"tx_flooded"`
+	// TXDatagrams counts VXLAN datagrams sent, replicas included.
+	TXDatagrams uint64 `json:"tx_datagrams"`
+	// TXDrained counts frames the receive loop took from the TAP right
+	// after writing to it (replies its writes provoked).
+	TXDrained uint64 `json:"tx_drained"`
+	// RXFrames and RXBytes count frames received from the overlay and
+	// written to the TAP.
+	RXFrames uint64 `json:"rx_frames"`
+	RXBytes  uint64 `json:"rx_bytes"`
+	// RXCsumRepaired counts received frames whose partial checksum (left
+	// by a Linux sender over veth) was completed.
+	RXCsumRepaired uint64 `json:"rx_csum_repaired"`
+	// RXSplit counts received TCP superframes (from a kernel VTEP on a
+	// veth underlay) split into MTU-sized segments.
+	RXSplit uint64 `json:"rx_split"`
+	// RXCoalesced counts superframes written to the TAP, each made of
+	// several received segments.
+	RXCoalesced uint64 `json:"rx_coalesced"`
+	// ARPProxied and NDProxied count ARP requests and IPv6 neighbour
+	// solicitations the switch answered itself, for addresses it knows.
+	ARPProxied uint64 `json:"arp_proxied"`
+	NDProxied  uint64 `json:"nd_proxied"`
+	// Drops counts frames not forwarded, by reason (short, bad_flags,
+	// reserved_bits, unknown_vni, bad_src_mac, no_peers, gateway_local,
+	// bad_gso, oversize, send_error, tap_error, ce_not_ect); only reasons
+	// with drops appear.
+	Drops map[string]uint64 `json:"drops,omitempty"`
+}
+
+// FIBStats are a network's MAC table figures.
+type FIBStats struct {
+	// Entries now, by source; Learned includes stale entries not yet
+	// removed. Peers is the flood list's length.
+	Learned int `json:"learned"`
+	Store   int `json:"store"`
+	Static  int `json:"static"`
+	Peers   int `json:"peers"`
+	// Learned entries added, moved to another VTEP, and aged out.
+	Added   uint64 `json:"added"`
+	Moved   uint64 `json:"moved"`
+	Expired uint64 `json:"expired"`
+	// Learns refused: the table was full (--max-learned), the MAC or VTEP
+	// was bad, or a stronger entry (static, store) names another VTEP.
+	RefusedFull    uint64 `json:"refused_full"`
+	RefusedInvalid uint64 `json:"refused_invalid"`
+	Shadowed       uint64 `json:"shadowed"`
+}
+
+// NetworkStats is one network's counters and MAC table figures.
 type NetworkStats struct {
 	Network string `json:"network"`
 	VNI     uint32 `json:"vni"`
-	vswitch.Counters
-	FIB fib.Stats `json:"fib"`
+	Counters
+	FIB FIBStats `json:"fib"`
 }
 
 // Stats is what `vxswitch stats` shows.
 type Stats struct {
 	// Switch counts datagrams dropped before they matched a network
 	// (short, bad flags, reserved bits, unknown VNI).
-	Switch   vswitch.Counters `json:"switch"`
-	Networks []NetworkStats   `json:"networks"`
+	Switch   Counters       `json:"switch"`
+	Networks []NetworkStats `json:"networks"`
 }
 
 // Info describes the daemon.

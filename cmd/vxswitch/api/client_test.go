@@ -43,7 +43,8 @@ func TestClientRequest(t *testing.T) {
 			Netns: r.PathValue("name")}) // echoes the network's name as the server saw it
 	})
 	mux.HandleFunc("GET "+api.PathStats, func(w http.ResponseWriter, r *http.Request) {
-		json.NewEncoder(w).Encode(api.Stats{Networks: []api.NetworkStats{{Network: r.URL.Query().Get("network")}}})
+		json.NewEncoder(w).Encode(api.Stats{Networks: []api.NetworkStats{{Network: r.URL.Query().Get("network"),
+			Counters: api.Counters{TXFrames: 3, Drops: map[string]uint64{"no_peers": 1}}, FIB: api.FIBStats{Peers: 2}}}})
 	})
 	c := api.NewClient(serve(t, mux))
 	ep, err := c.Attach(context.Background(), "a b/c", api.Attach{Netns: "c1", ID: "x", Name: "web"})
@@ -57,7 +58,7 @@ func TestClientRequest(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(st.Networks) != 1 || st.Networks[0].Network != "n&1" {
+	if len(st.Networks) != 1 || st.Networks[0].Network != "n&1" || st.Networks[0].TXFrames != 3 || st.Networks[0].Drops["no_peers"] != 1 || st.Networks[0].FIB.Peers != 2 {
 		t.Errorf("Stats returned %+v", st)
 	}
 }
