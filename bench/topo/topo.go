@@ -26,41 +26,75 @@ import (
 	"github.com/vxswitch/vxswitch/internal/testenv"
 )
 
+// UnderlayKind is how a Topo joins its hosts (Options.Underlay).
+type UnderlayKind int
+
 // Underlay kinds.
 const (
 	// LAN joins every host to one bridge in a namespace of its own, like
-	// hosts on a switch. Any number of hosts.
-	LAN = iota
+	// hosts on a switch. Any number of hosts. The zero value.
+	LAN UnderlayKind = iota
 	// Direct joins exactly two hosts with one veth pair, the shortest
 	// underlay there is (benchmarks use it).
 	Direct
 )
 
-// Options configure a Topo; the zero value is a LAN with MTU 1500.
-type Options struct {
-	Underlay int
-	// MTU of the underlay links; 0 means 1500.
-	MTU int
-	// IPv6 keeps IPv6 on in hosts and containers. Off by default: the
-	// kernel's router solicitations and MLD reports are background
-	// traffic that would blur counters in tests.
-	IPv6 bool
-	// VTEPs is the underlay's address family: IPv4VTEPs (the zero
-	// value), IPv6VTEPs or LinkLocalVTEPs. IPv6 ones keep IPv6 on in the
-	// hosts (not in containers).
-	VTEPs int
+func (k UnderlayKind) String() string {
+	switch k {
+	case LAN:
+		return "LAN"
+	case Direct:
+		return "Direct"
+	}
+	return "UnderlayKind(" + strconv.Itoa(int(k)) + ")"
 }
+
+// VTEPFamily is the address family of a Topo's underlay, and so of its
+// VTEPs (Options.VTEPs). It is a type of its own so that an underlay kind
+// given for it, or the other way round, does not compile.
+type VTEPFamily int
 
 // Underlay address families, for Options.VTEPs. Host N gets:
 const (
-	// IPv4VTEPs: 198.18.0.N/24 (RFC 2544 benchmarking space).
-	IPv4VTEPs = iota
+	// IPv4VTEPs: 198.18.0.N/24 (RFC 2544 benchmarking space). The zero
+	// value.
+	IPv4VTEPs VTEPFamily = iota
 	// IPv6VTEPs: 2001:2::N/64 (RFC 5180 benchmarking space).
 	IPv6VTEPs
 	// LinkLocalVTEPs: fe80::N/64, and Host.Addr names the interface as
 	// its zone: fe80::N%eth0.
 	LinkLocalVTEPs
 )
+
+func (f VTEPFamily) String() string {
+	switch f {
+	case IPv4VTEPs:
+		return "IPv4"
+	case IPv6VTEPs:
+		return "IPv6"
+	case LinkLocalVTEPs:
+		return "link-local"
+	}
+	return "VTEPFamily(" + strconv.Itoa(int(f)) + ")"
+}
+
+// Options configure a Topo; the zero value is a LAN with MTU 1500 and
+// IPv4 VTEPs.
+type Options struct {
+	Underlay UnderlayKind
+	// MTU of the underlay links; 0 means 1500.
+	MTU int
+	// IPv6 keeps IPv6 on in hosts and containers. Off by default: the
+	// kernel's router solicitations and MLD reports are background
+	// traffic that would blur counters in tests. Dual-stack networks
+	// (NetConfig.Subnet6) turn it on for their endpoints' interfaces
+	// only.
+	IPv6 bool
+	// VTEPs is the underlay's address family: IPv4VTEPs (the zero
+	// value), IPv6VTEPs or LinkLocalVTEPs. IPv6 ones keep IPv6 on in the
+	// hosts (not in containers).
+	VTEPs VTEPFamily
+}
 
 // RunBase is where daemons started by a Topo keep their run and state
 // directories (RunBase/<prefix>/<host>/...).

@@ -291,7 +291,7 @@ func testUDPSegmentation(t *testing.T, args []string) {
 func TestIPv6Underlay(t *testing.T) {
 	for _, fam := range []struct {
 		name  string
-		vteps int
+		vteps topo.VTEPFamily
 		h1    string
 		h2    string
 	}{

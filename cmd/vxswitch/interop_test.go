@@ -133,7 +133,7 @@ func rfc1071(b []byte, initial uint16) uint16 {
 func TestKernelInteropIPv6(t *testing.T) {
 	for _, fam := range []struct {
 		name  string
-		vteps int
+		vteps topo.VTEPFamily
 	}{{"routable", topo.IPv6VTEPs}, {"link-local", topo.LinkLocalVTEPs}} {
 		t.Run(fam.name, func(t *testing.T) {
 			tp := topo.New(t, topo.Options{VTEPs: fam.vteps})
