@@ -21,9 +21,18 @@
 //
 // Example shows the same without a testing.T.
 //
+// Options.Underlay (LAN or Direct) and Options.VTEPs (IPv4VTEPs,
+// IPv6VTEPs, LinkLocalVTEPs) have types of their own, so one given for
+// the other does not compile. NetConfig.Subnet6 makes a network
+// dual-stack, on vxswitch and kernel networks alike. A Daemon's Client
+// is the control API's (package github.com/vxswitch/vxswitch/cmd/vxswitch/api,
+// whose request types it takes), and VXNet.AttachEndpoint takes a whole
+// api.Attach: names, aliases, addresses.
+//
 // Everything a Topo makes is named with its unique prefix (vxt<pid>-<hex>),
 // lives only in namespaces it created (nothing is configured in the root
-// namespace) and is removed by Close, which New registers with t.Cleanup,
+// namespace; attach may write EtcNetns/NAME/resolv.conf for a container
+// NAME) and is removed by Close, which New registers with t.Cleanup,
 // so it also runs when a test fails. Processes are started with a parent
 // death signal, so they die with the test binary even when it is killed by
 // -timeout; namespaces left behind by such a binary are removed by the next
@@ -43,8 +52,15 @@
 // EtcdOptions.Binary.
 //
 //	e := tp.MustEtcd(topo.EtcdOptions{Members: 3})
-//	h1.MustVXSwitch(topo.DaemonOptions{Binary: bin, Args: []string{"--store", e.StoreURL()}})
-//	e.Member(0).Kill() // the store loses a member
+//	d1 := h1.MustVXSwitch(topo.DaemonOptions{Store: e}) // and d2 on h2
+//	n1 := d1.MustNetwork(topo.NetConfig{Name: "web-net", Subnet: "10.0.0.0/24"}) // once: VNI and gateway from the cluster
+//	n2 := d2.MustOpenNetwork("web-net")                                         // h2 has it from the store
+//	n1.AttachEndpoint(c1, api.Attach{Name: "web"})                              // no IP: the next free one
+//	tp.MustAttach(n2, c2, "")
+//	c2.RunNetnsExec(ctx, "ping", "-c1", "web") // names resolve through the network's DNS
+//	e.Member(0).Kill()                         // the store loses a member
+//
+// Example_store is that story, runnable.
 //
 // The "Must" helpers fail the test through the testing.TB given to New; the
 // plain methods return errors, for use outside tests (bench/ uses them).

@@ -55,6 +55,13 @@ func (d *Daemon) MustNetwork(cfg NetConfig) *VXNet {
 	return n
 }
 
+// MustOpenNetwork is OpenNetwork for tests.
+func (d *Daemon) MustOpenNetwork(name string) *VXNet {
+	n, err := d.OpenNetwork(name)
+	d.Host.topo.fatal(err, "open network "+name+" on "+d.Host.Name)
+	return n
+}
+
 // MustMesh is Mesh for tests.
 func (t *Topo) MustMesh(nets ...Network) {
 	t.fatal(Mesh(nets...), "mesh")

@@ -26,11 +26,19 @@ import (
 
 // NetConfig describes an overlay network on one host.
 type NetConfig struct {
-	Name    string // vxswitch network name; default "net<VNI>"
-	VNI     uint32
-	Subnet  string // IPv4 CIDR
-	Gateway string // optional, set on br0
-	MTU     int    // 0: underlay MTU − 50
+	Name string // vxswitch network name; default "net<VNI>"
+	// VNI 0 lets a vxswitch daemon pick the lowest free one from 256 up
+	// (cluster-wide with a store); a kernel network needs one.
+	VNI    uint32
+	Subnet string // IPv4 CIDR
+	// Subnet6 makes the network dual-stack: an IPv6 CIDR of /16 to /64
+	// (e.g. fd00:1::/64) from which every endpoint also gets an address,
+	// the prefix and the modified EUI-64 of its MAC unless a vxswitch
+	// attach asks for another (api.Attach.IP6). A kernel network gives
+	// its endpoints the same addresses vxswitch would.
+	Subnet6 string
+	Gateway string // optional IPv4 address in Subnet, set on br0; with a store it defaults to Subnet's first
+	MTU     int    // 0: underlay MTU − 50 (IPv4 VTEPs) or − 70 (IPv6)
 }
 
 // Network is one host's side of an overlay network, made by vxswitch or by
@@ -39,7 +47,10 @@ type Network interface {
 	// Host is the host the network lives on.
 	Host() *Host
 	// Attach joins c to the network with address ip (CIDR) and returns the
-	// endpoint's MAC.
+	// endpoint's MAC (02:42 followed by the IPv4 address). On a vxswitch
+	// network ip may be "": the daemon takes the next free address
+	// (cluster-wide with a store). In a dual-stack network (Subnet6) the
+	// endpoint gets an IPv6 address too.
 	Attach(c *Container, ip string) (net.HardwareAddr, error)
 	// AddPeer adds a remote VTEP to the flood list.
 	AddPeer(vtep netip.Addr) error
@@ -208,6 +219,12 @@ func (k *KernelNet) Attach(c *Container, ip string) (net.HardwareAddr, error) {
 	}
 	a := p.Addr().As4()
 	mac := net.HardwareAddr{0x02, 0x42, a[0], a[1], a[2], a[3]}
+	var ip6 netip.Prefix
+	if k.cfg.Subnet6 != "" {
+		if ip6, err = EUI64(k.cfg.Subnet6, mac); err != nil {
+			return nil, err
+		}
+	}
 	k.mu.Lock()
 	k.count++
 	host := "veth" + strconv.Itoa(k.count)
@@ -217,8 +234,25 @@ func (k *KernelNet) Attach(c *Container, ip string) (net.HardwareAddr, error) {
 		gw, _ = netip.ParseAddr(k.cfg.Gateway)
 	}
 	err = veth.Attach(veth.Spec{BridgeNetns: k.ns.Path, Bridge: "br0", HostName: host, Netns: c.Path,
-		IfName: "eth0", MAC: mac, IP: p, Gateway: gw, MTU: k.mtu})
+		IfName: "eth0", MAC: mac, IP: p, IP6: ip6, Gateway: gw, MTU: k.mtu})
 	return mac, err
+}
+
+// EUI64 is the address a dual-stack network gives the endpoint with MAC
+// mac: subnet6's prefix followed by the MAC's modified EUI-64 interface
+// ID (RFC 4291 appendix A), as SLAAC would make it and vxswitch does
+// (fd00:1::42:aff:fe00:2/64 for 02:42:0a:00:00:02 in fd00:1::/64).
+func EUI64(subnet6 string, mac net.HardwareAddr) (netip.Prefix, error) {
+	p, err := netip.ParsePrefix(subnet6)
+	if err != nil || !p.Addr().Is6() || p.Addr().Is4In6() || p.Bits() > 64 {
+		return netip.Prefix{}, fmt.Errorf("bad IPv6 subnet %q: want an IPv6 CIDR of /64 or shorter", subnet6)
+	}
+	if len(mac) != 6 {
+		return netip.Prefix{}, fmt.Errorf("bad MAC %s: want 6 bytes", mac)
+	}
+	a := p.Masked().Addr().As16()
+	copy(a[8:], []byte{mac[0] ^ 0x02, mac[1], mac[2], 0xff, 0xfe, mac[3], mac[4], mac[5]})
+	return netip.PrefixFrom(netip.AddrFrom16(a), p.Bits()), nil
 }
 
 // Client is the daemon's control API client, what the vxswitch CLI uses:
@@ -227,7 +261,7 @@ func (k *KernelNet) Attach(c *Container, ip string) (net.HardwareAddr, error) {
 type Client = api.Client
 
 // NetworkStats are one network's counters and MAC table figures, as
-// `vxswitch stats --json` prints them.
+// `vxswitch stats --json` prints them (api.NetworkStats).
 type NetworkStats = api.NetworkStats
 
 // DaemonOptions configure a vxswitch daemon started by a Topo.
@@ -400,27 +434,68 @@ func RunCLI(ctx context.Context, bin, socket string, args ...string) (stdout, st
 type VXNet struct {
 	d   *Daemon
 	cfg NetConfig
-	api api.Network
+
+	mu    sync.Mutex
+	netns string // the network's namespace, once the host has made it
 }
 
-// Network creates a network on the daemon.
+// Network creates a network on the daemon. With a store (DaemonOptions.
+// Store) the network is the cluster's: create it on one daemon and open
+// it on the others with OpenNetwork.
 func (d *Daemon) Network(cfg NetConfig) (*VXNet, error) {
 	if cfg.Name == "" {
 		cfg.Name = "net" + strconv.Itoa(int(cfg.VNI))
 	}
 	n, err := d.Client.CreateNetwork(context.Background(), api.NetworkCreate{
-		Name: cfg.Name, VNI: cfg.VNI, Subnet: cfg.Subnet, Gateway: cfg.Gateway, MTU: cfg.MTU})
+		Name: cfg.Name, VNI: cfg.VNI, Subnet: cfg.Subnet, Subnet6: cfg.Subnet6, Gateway: cfg.Gateway, MTU: cfg.MTU})
 	if err != nil {
 		return nil, err
 	}
-	return &VXNet{d: d, cfg: cfg, api: n}, nil
+	return d.netOf(n), nil
+}
+
+// OpenNetwork returns the daemon's network name, which exists already: a
+// cluster network that another host created, or one this daemon
+// restored at its start.
+func (d *Daemon) OpenNetwork(name string) (*VXNet, error) {
+	n, err := d.Client.Network(context.Background(), name)
+	if err != nil {
+		return nil, err
+	}
+	return d.netOf(n), nil
+}
+
+// netOf is the VXNet for n as the daemon reported it.
+func (d *Daemon) netOf(n api.Network) *VXNet {
+	return &VXNet{d: d, netns: n.Netns, cfg: NetConfig{Name: n.Name, VNI: n.VNI, Subnet: n.Subnet, Subnet6: n.Subnet6, Gateway: n.Gateway, MTU: n.MTU}}
 }
 
 // Host implements Network.
 func (v *VXNet) Host() *Host { return v.d.Host }
 
-// Netns implements Network.
-func (v *VXNet) Netns() string { return v.api.Netns }
+// Netns implements Network. A cluster network has a namespace on a host
+// only once an endpoint attached there: until then it is "".
+func (v *VXNet) Netns() string {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.netns == "" {
+		if n, err := v.Inspect(); err == nil {
+			v.netns = n.Netns
+		}
+	}
+	return v.netns
+}
+
+// Inspect returns the network as its daemon reports it now (`vxswitch
+// network inspect`): its endpoints (every host's, with a store), peers
+// and static entries.
+func (v *VXNet) Inspect() (api.Network, error) {
+	return v.d.Client.Network(context.Background(), v.cfg.Name)
+}
+
+// Config is the network's configuration as its daemon reported it when
+// it was created or opened: a VNI or Gateway it chose is filled in.
+func (v *VXNet) Config() NetConfig { return v.cfg }
 
 // Name is the network's name on its daemon.
 func (v *VXNet) Name() string { return v.cfg.Name }
@@ -435,11 +510,25 @@ func (v *VXNet) AddPeer(vtep netip.Addr) error {
 
 // Attach implements Network.
 func (v *VXNet) Attach(c *Container, ip string) (net.HardwareAddr, error) {
-	ep, err := v.d.Client.Attach(context.Background(), v.cfg.Name, api.Attach{Netns: c.Path, IP: ip})
+	ep, err := v.AttachEndpoint(c, api.Attach{IP: ip})
 	if err != nil {
 		return nil, err
 	}
 	return net.ParseMAC(ep.MAC)
+}
+
+// AttachEndpoint joins c to the network as `vxswitch network attach`
+// does, with everything the API takes (req.Netns is c's): a name and
+// aliases that other hosts resolve with a store, an ID, addresses, a
+// MAC. It returns the endpoint as the daemon made it.
+func (v *VXNet) AttachEndpoint(c *Container, req api.Attach) (api.Endpoint, error) {
+	req.Netns = c.Path
+	return v.d.Client.Attach(context.Background(), v.cfg.Name, req)
+}
+
+// Detach removes c from the network.
+func (v *VXNet) Detach(c *Container) error {
+	return v.d.Client.Detach(context.Background(), v.cfg.Name, api.Detach{Netns: c.Path})
 }
 
 // Stats returns the network's counters.

@@ -219,10 +219,10 @@ func (t *Topo) newNSv6(name string, ipv6 bool) (*NS, error) {
 	}
 	ns := &NS{Name: full, Path: path, topo: t}
 	t.onClose(func() error {
-		// A daemon with a store writes etcNetns/NAME/resolv.conf for a
+		// A daemon with a store writes EtcNetns/NAME/resolv.conf for a
 		// namespace it attaches; one still attached when the test ends
 		// would leave it behind.
-		os.RemoveAll(filepath.Join(etcNetns, full))
+		os.RemoveAll(filepath.Join(EtcNetns, full))
 		return nsutil.Delete(path)
 	})
 	h, err := nsutil.Handle(path)
@@ -260,6 +260,27 @@ func (n *NS) Command(ctx context.Context, name string, args ...string) *exec.Cmd
 	cmd := exec.CommandContext(ctx, "nsenter", append([]string{"--net=" + n.Path, "--", name}, args...)...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	return cmd
+}
+
+// EtcNetns is where `ip netns exec NS` finds files it mounts over /etc for
+// NS's commands; attaching a named namespace to a network with a store
+// writes NS/resolv.conf there (nameserver: the network's gateway). A
+// Topo removes what is there for the namespaces it made.
+const EtcNetns = "/etc/netns"
+
+// RunNetnsExec runs a command inside the namespace through `ip netns
+// exec`, as a user at a shell would, and returns its combined output.
+// Unlike Run it sees EtcNetns/NAME/resolv.conf as /etc/resolv.conf, so
+// names resolve through the network's DNS server (`ping web`), but it
+// gets a mount namespace of its own (files it mounts stay there).
+func (n *NS) RunNetnsExec(ctx context.Context, name string, args ...string) (string, error) {
+	cmd := exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", n.Name, name}, args...)...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return string(out), fmt.Errorf("ip netns exec %s %s %s: %w: %s", n.Name, name, strings.Join(args, " "), err, strings.TrimSpace(string(out)))
+	}
+	return string(out), nil
 }
 
 // Run runs a command inside the namespace and returns its combined output.
@@ -554,13 +575,10 @@ func removeTree(dir string) error {
 	return os.RemoveAll(dir)
 }
 
-// etcNetns is where `ip netns exec NS` finds NS's own /etc files.
-const etcNetns = "/etc/netns"
-
 var staleRE = regexp.MustCompile(`^vxt(\d+)-[0-9a-f]{4}`)
 
 // sweepStale removes what a killed test binary left: namespaces in
-// /run/netns, their files in /etc/netns and directories in RunBase whose
+// /run/netns, their files in EtcNetns and directories in RunBase whose
 // prefix names a process that is gone.
 func sweepStale() {
 	dead := func(name string) bool {
@@ -578,10 +596,10 @@ func sweepStale() {
 			}
 		}
 	}
-	if ents, err := os.ReadDir(etcNetns); err == nil {
+	if ents, err := os.ReadDir(EtcNetns); err == nil {
 		for _, e := range ents {
 			if dead(e.Name()) {
-				os.RemoveAll(filepath.Join(etcNetns, e.Name()))
+				os.RemoveAll(filepath.Join(EtcNetns, e.Name()))
 			}
 		}
 	}
