@@ -127,8 +127,8 @@ type Options struct {
 	// Duration or Repeat say otherwise.
 	Smoke bool
 	// Binary is the vxswitch executable; empty means build one (with
-	// topo.BuildBinary, from the module in the working directory) into a
-	// temporary directory.
+	// topo.BuildBinary, from the vxswitch module this program was built
+	// with) into a temporary directory.
 	Binary string
 	// DaemonArgs are extra flags for every vxswitch daemon, such as
 	// "--offload=off".

@@ -27,7 +27,8 @@
 // dual-stack, on vxswitch and kernel networks alike. A Daemon's Client
 // is the control API's (package github.com/vxswitch/vxswitch/cmd/vxswitch/api,
 // whose request types it takes), and VXNet.AttachEndpoint takes a whole
-// api.Attach: names, aliases, addresses.
+// api.Attach: names, aliases, addresses. BuildBinary builds the vxswitch
+// command from another module as well as from this one.
 //
 // Everything a Topo makes is named with its unique prefix (vxt<pid>-<hex>),
 // lives only in namespaces it created (nothing is configured in the root

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -541,18 +540,6 @@ func (v *VXNet) Stats() (NetworkStats, error) {
 		return NetworkStats{}, fmt.Errorf("network %s is down", v.cfg.Name)
 	}
 	return st.Networks[0], nil
-}
-
-// BuildBinary builds the vxswitch command into dir and returns its path.
-// Tests build it once per package run (go build caches the work).
-func BuildBinary(dir string) (string, error) {
-	out := filepath.Join(dir, "vxswitch")
-	cmd := exec.Command("go", "build", "-o", out, "github.com/vxswitch/vxswitch/cmd/vxswitch")
-	cmd.Env = os.Environ()
-	if b, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("go build vxswitch: %w: %s", err, b)
-	}
-	return out, nil
 }
 
 // KillForTest sends sig to a binary-mode daemon without waiting, to
