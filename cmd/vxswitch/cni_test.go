@@ -21,7 +21,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/vxswitch/vxswitch/bench/topo"
-	"github.com/vxswitch/vxswitch/internal/api"
+	"github.com/vxswitch/vxswitch/cmd/vxswitch/api"
 	"github.com/vxswitch/vxswitch/internal/nsutil"
 )
 

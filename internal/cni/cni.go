@@ -51,7 +51,7 @@ import (
 	"github.com/containernetworking/cni/pkg/version"
 	"github.com/vishvananda/netlink"
 
-	"github.com/vxswitch/vxswitch/internal/api"
+	"github.com/vxswitch/vxswitch/cmd/vxswitch/api"
 	"github.com/vxswitch/vxswitch/internal/daemon"
 	"github.com/vxswitch/vxswitch/internal/nsutil"
 )

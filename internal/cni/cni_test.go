@@ -16,7 +16,7 @@ import (
 	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/cni/pkg/types"
 
-	"github.com/vxswitch/vxswitch/internal/api"
+	"github.com/vxswitch/vxswitch/cmd/vxswitch/api"
 )
 
 // idRE is what the daemon accepts as an endpoint ID.

@@ -16,7 +16,7 @@ import (
 	"github.com/vishvananda/netlink"
 
 	"github.com/vxswitch/vxswitch/bench/topo"
-	"github.com/vxswitch/vxswitch/internal/api"
+	"github.com/vxswitch/vxswitch/cmd/vxswitch/api"
 )
 
 // local is a host with a vxswitch daemon (in process) and a network
