@@ -51,16 +51,18 @@ func underlayNetns(t *testing.T) string {
 	return path
 }
 
-// waitRoute waits until the namespace of h routes to ip.
+// waitRoute waits until ip, an address of the namespace of h, is usable:
+// its local route is there (RouteGet says RTN_LOCAL; the main table's
+// prefix route comes first and is not enough).
 func waitRoute(t *testing.T, h *netlink.Handle, ip net.IP) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		if rs, err := h.RouteGet(ip); err == nil && len(rs) > 0 {
+		if rs, err := h.RouteGet(ip); err == nil && len(rs) > 0 && rs[0].Type == unix.RTN_LOCAL {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("no route to %s appeared", ip)
+			t.Fatalf("the local route of %s did not appear", ip)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}

@@ -143,17 +143,22 @@ func configurePeer(h *netlink.Handle, s Spec) error {
 	return nil
 }
 
-// waitIPv6Route waits, briefly, until the namespace routes to p's prefix:
-// the kernel installs an IPv6 address's routes from a work queue, also
-// without DAD, so on a busy machine packets sent right after the address
-// was added can find no route (and a ping says "Network unreachable").
-// Attach returns an endpoint that can talk at once.
+// waitIPv6Route waits, briefly, until the namespace can use the IPv6
+// address p: its local route is there (the kernel adds it from a work
+// queue once the address is no longer tentative, also without DAD) and
+// so is the route to p's prefix. On a busy machine, packets sent right
+// after the address was added otherwise find no route (Ip6OutNoRoutes,
+// and a ping says "Network unreachable"). Attach returns an endpoint
+// that can talk at once.
 func waitIPv6Route(h *netlink.Handle, p netip.Prefix) {
 	deadline := time.Now().Add(5 * time.Second)
-	dst := p.Masked().Addr().Next().AsSlice()
+	own, peer := p.Addr().AsSlice(), p.Masked().Addr().Next().AsSlice()
 	for time.Now().Before(deadline) {
-		if rs, err := h.RouteGet(dst); err == nil && len(rs) > 0 {
-			return
+		local, err := h.RouteGet(own)
+		if err == nil && len(local) > 0 && local[0].Type == unix.RTN_LOCAL {
+			if rs, err := h.RouteGet(peer); err == nil && len(rs) > 0 {
+				return
+			}
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
