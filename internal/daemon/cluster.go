@@ -238,19 +238,22 @@ func (c *cluster) registered(ctx context.Context, lease store.Lease) error {
 	if err != nil {
 		return err
 	}
+	// local: this host's endpoints (records it keeps); joined: those it
+	// publishes.
 	local := map[string]map[string]bool{}
+	joined := map[string]map[string]bool{}
 	var published int
 	for _, n := range d.sortedNets() {
 		if !n.Cluster {
 			continue
 		}
-		local[n.Name] = map[string]bool{}
+		local[n.Name], joined[n.Name] = map[string]bool{}, map[string]bool{}
 		sn, netOK := view.Networks[n.Name]
 		for _, ep := range n.Endpoints {
 			local[n.Name][ep.ID] = true
 			rec := ep.record(n.Name, c.advertise)
 			if !netOK || sn.Revision != n.Revision {
-				n.epProbs[ep.Netns] = fmt.Sprintf("network %s is no longer in the cluster store; detach the endpoint", n.Name)
+				n.epProbs[ep.ID] = fmt.Sprintf("network %s is no longer in the cluster store; detach the endpoint", n.Name)
 				continue
 			}
 			if _, ok := view.Endpoints[n.Name][ep.ID]; !ok {
@@ -258,16 +261,20 @@ func (c *cluster) registered(ctx context.Context, lease store.Lease) error {
 					if errors.Is(err, store.ErrUnavailable) {
 						return err
 					}
-					n.epProbs[ep.Netns] = fmt.Sprintf("its record was released from the cluster store (host rm) and cannot be taken back: %v; detach it", err)
+					n.epProbs[ep.ID] = fmt.Sprintf("its record was released from the cluster store (host rm) and cannot be taken back: %v; detach it", err)
 					c.log.Error("cannot reclaim an endpoint", zap.String("network", n.Name), zap.String("id", ep.ID), zap.Error(err))
 					continue
 				}
 				c.log.Info("endpoint reclaimed in the cluster store", zap.String("network", n.Name), zap.String("id", ep.ID), zap.Stringer("ip", ep.IP))
 			}
+			delete(n.epProbs, ep.ID)
+			if !ep.joined() {
+				continue // created or reserved: published once it joins
+			}
 			if err := c.st.Publish(ctx, lease.ID, rec); err != nil {
 				return err
 			}
-			delete(n.epProbs, ep.Netns)
+			joined[n.Name][ep.ID] = true
 			published++
 		}
 	}
@@ -286,7 +293,7 @@ func (c *cluster) registered(ctx context.Context, lease store.Lease) error {
 	}
 	for netName, eps := range view.Published {
 		for id, e := range eps {
-			if e.Host == c.advertise && !local[netName][id] {
+			if e.Host == c.advertise && !joined[netName][id] {
 				if err := c.st.Unpublish(ctx, netName, id); err != nil {
 					return err
 				}

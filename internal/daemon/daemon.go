@@ -89,6 +89,9 @@ type Config struct {
 	// EgressSubnet is the IPv4 subnet of the host's egress bridge, for
 	// endpoints of --egress networks; invalid means DefaultEgressSubnet.
 	EgressSubnet netip.Prefix
+	// ReservationTTL is how long ReserveAddress holds an address no
+	// endpoint claims (0: DefaultReservationTTL).
+	ReservationTTL time.Duration
 }
 
 // Daemon is a running vxswitch daemon.
@@ -107,6 +110,11 @@ type Daemon struct {
 	cluster *cluster // nil without a store
 	ipam    ipam
 
+	// The daemon's own background work (the reservation sweeper),
+	// stopped by Close before it takes mu.
+	bgCancel context.CancelFunc
+	bg       sync.WaitGroup
+
 	mu   sync.Mutex // guards nets and every change to namespaces, links and state
 	nets map[string]*network
 }
@@ -117,7 +125,7 @@ type network struct {
 	netns   string            // RunDir/netns/vx-<vni>
 	sw      *vswitch.Network  // nil while the network is down (problem set)
 	problem string            // why it is down, for `network inspect`
-	epProbs map[string]string // endpoint netns → problem
+	epProbs map[string]string // endpoint ID → problem
 	// dns serves the network's names at its gateway (cluster networks);
 	// dnsRecs are the names it answers, replaced by syncNetwork.
 	dns     *dnsserver.Server
@@ -238,6 +246,13 @@ func (d *Daemon) open() error {
 	// takes longer than this is stuck, and must not hold a connection.
 	d.srv = &http.Server{Handler: d.routes(), ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout: 30 * time.Second, IdleTimeout: time.Minute}
+	bgCtx, cancel := context.WithCancel(context.Background())
+	d.bgCancel = cancel
+	d.bg.Add(1)
+	go func() {
+		defer d.bg.Done()
+		d.sweepReservations(bgCtx)
+	}()
 	d.log.Info("vxswitch daemon ready", zap.Stringer("vtep", cfg.VTEP), zap.Uint16("port", cfg.Port), zap.Bool("offload", cfg.Offload),
 		zap.String("socket", sock), zap.String("state_dir", cfg.StateDir), zap.Int("networks", len(d.nets)))
 	return nil
@@ -302,12 +317,23 @@ func (d *Daemon) Close() error {
 		if d.cluster != nil {
 			d.cluster.stop() // its callbacks take d.mu
 		}
+		d.stopBackground()
 		d.mu.Lock()
 		defer d.mu.Unlock()
 		d.closeErr = d.release()
 		d.log.Info("vxswitch daemon stopped")
 	})
 	return d.closeErr
+}
+
+// stopBackground stops the daemon's background work and waits for it;
+// it must be called without d.mu.
+func (d *Daemon) stopBackground() {
+	if d.bgCancel != nil {
+		d.bgCancel()
+		d.bg.Wait()
+		d.bgCancel = nil
+	}
 }
 
 func (d *Daemon) release() error {

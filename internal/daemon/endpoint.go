@@ -27,9 +27,10 @@ const defaultIfName = "eth0"
 
 // attach joins a namespace to a network with a veth pair: one end on the
 // network's br0, the other in the namespace with the endpoint's address.
-// With a store the address comes from the store, the network's namespace
-// is made here with its first endpoint, and the endpoint is published to
-// the other hosts. On failure nothing is left, here or in the store.
+// It is CreateEndpoint and JoinEndpoint in one step, saved once. With a
+// store the address comes from the store, the network's namespace is made
+// here with its first endpoint, and the endpoint is published to the
+// other hosts. On failure nothing is left, here or in the store.
 func (d *Daemon) attach(ctx context.Context, name string, req api.Attach) (_ api.Endpoint, err error) {
 	var u undo
 	defer u.onError(&err)
@@ -37,93 +38,34 @@ func (d *Daemon) attach(ctx context.Context, name string, req api.Attach) (_ api
 	if err != nil {
 		return api.Endpoint{}, err
 	}
-	path, err := nsutil.Resolve(req.Netns)
-	if err != nil {
-		if errors.Is(err, nsutil.ErrNotFound) {
-			return api.Endpoint{}, notFound("netns %q not found (give a name from `ip netns` or a path such as /proc/PID/ns/net)", req.Netns)
-		}
-		return api.Endpoint{}, bad("%v", err)
-	}
-	if slices.ContainsFunc(n.Endpoints, func(e epState) bool { return e.Netns == path }) {
-		return api.Endpoint{}, conflict("netns %s is already attached to network %s", req.Netns, name)
-	}
-	ino, err := nsutil.Inode(path)
+	tgt, err := d.joinTarget(n, JoinSpec{Netns: req.Netns, IfName: req.IfName})
 	if err != nil {
 		return api.Endpoint{}, err
 	}
-	ep := epState{ID: req.ID, Name: req.Name, Aliases: req.Aliases, Netns: path, NetnsInode: ino, IfName: req.IfName}
-	if err := d.checkEndpoint(n, &ep); err != nil {
+	spec := EndpointSpec{ID: req.ID, Name: req.Name, Aliases: req.Aliases, IP: req.IP, IP6: req.IP6, MAC: req.MAC}
+	if spec.Name == "" {
+		spec.Name = defaultName(tgt.netns)
+	}
+	ep, err := d.createEndpoint(ctx, n, spec, time.Time{}, &u)
+	if err != nil {
 		return api.Endpoint{}, err
 	}
-	if err := d.ipam.allocate(ctx, n, req, &ep); err != nil {
+	i := slices.IndexFunc(n.Endpoints, func(e epState) bool { return e.ID == ep.ID })
+	if err := d.joinEndpoint(n, i, tgt, &u); err != nil {
 		return api.Endpoint{}, err
 	}
-	u.push(func() {
-		if err := d.ipam.release(undoCtx(), n, ep); err != nil {
-			d.log.Warn("cannot release a failed attach's address now; it is released when this host registers again",
-				zap.String("network", name), zap.String("id", ep.ID), zap.Error(err))
-		}
-	})
-	if ep.Veth, err = vethName(); err != nil {
-		return api.Endpoint{}, err
-	}
-	if err := d.plumb(n, &ep); err != nil {
-		return api.Endpoint{}, err
-	}
-	u.push(func() { d.unplumb(n, ep) })
-	if n.Cluster {
-		if ep.ResolvConf, err = writeResolvConf(ep.Netns, n); err != nil {
-			return api.Endpoint{}, err
-		}
-		u.push(func() { removeResolvConf(ep.ResolvConf, n.Name) })
-	}
-	old := n.Endpoints
-	n.Endpoints = append(slices.Clone(n.Endpoints), ep)
-	u.push(func() { n.Endpoints = old })
 	if err := d.commit(); err != nil {
 		return api.Endpoint{}, err
 	}
+	ep = n.Endpoints[i]
 	if n.Cluster && d.cluster != nil {
 		d.cluster.publish(ctx, n, ep)
 	}
 	d.syncNetwork(n)
-	d.log.Info("endpoint attached", zap.String("network", name), zap.String("netns", path), zap.String("id", ep.ID), zap.String("name", ep.Name),
+	d.log.Info("endpoint attached", zap.String("network", name), zap.String("netns", ep.Netns), zap.String("id", ep.ID), zap.String("name", ep.Name),
 		zap.Stringer("ip", ep.IP), zap.String("ip6", prefixString(ep.IP6)), zap.String("mac", ep.MAC))
-	return api.Endpoint{ID: ep.ID, Name: ep.Name, Aliases: ep.Aliases, Netns: path, IfName: ep.IfName, IP: ep.IP.String(),
+	return api.Endpoint{ID: ep.ID, Name: ep.Name, Aliases: ep.Aliases, Netns: ep.Netns, IfName: ep.IfName, IP: ep.IP.String(),
 		IP6: prefixString(ep.IP6), MAC: ep.MAC, Veth: ep.Veth, EgressIP: prefixString(ep.EgressIP)}, nil
-}
-
-// checkEndpoint checks and completes an attach's names: the interface
-// name, the ID (made if not given) and the DNS names.
-func (d *Daemon) checkEndpoint(n *network, ep *epState) error {
-	if ep.IfName == "" {
-		ep.IfName = defaultIfName
-	}
-	if len(ep.IfName) > 15 || ep.IfName == "." || ep.IfName == ".." || !nameRE.MatchString(ep.IfName) {
-		return bad("bad interface name %q: 1 to 15 letters, digits, '_', '.', '-'", ep.IfName)
-	}
-	if ep.ID == "" {
-		var b [8]byte
-		if _, err := rand.Read(b[:]); err != nil {
-			return err
-		}
-		ep.ID = hex.EncodeToString(b[:])
-	}
-	if !idRE.MatchString(ep.ID) {
-		return bad("bad endpoint ID %q: 1 to 128 letters, digits, '_', '.', '-', starting with a letter or digit", ep.ID)
-	}
-	if slices.ContainsFunc(n.Endpoints, func(e epState) bool { return e.ID == ep.ID }) {
-		return conflict("endpoint %s is already attached to network %s", ep.ID, n.Name)
-	}
-	if ep.Name == "" && filepath.Dir(ep.Netns) == nsutil.DefaultDir {
-		ep.Name = filepath.Base(ep.Netns) // the name `ip netns` shows
-	}
-	for _, name := range ep.names() {
-		if !dnsNameRE.MatchString(name) {
-			return bad("bad endpoint name %q: a DNS name of letters, digits, '-' and '_', labels joined by '.', up to 63 characters", name)
-		}
-	}
-	return nil
 }
 
 // idRE is what an endpoint ID may be: it is a key in the store.
@@ -335,12 +277,14 @@ func (n *network) remoteHasMAC(mac fib.MAC) bool {
 	return ok
 }
 
-func vethName() (string, error) {
+// vethName is prefix and 8 random hex digits: an interface name that
+// is free in practice wherever it is made.
+func vethName(prefix string) (string, error) {
 	var b [4]byte
 	if _, err := rand.Read(b[:]); err != nil {
 		return "", err
 	}
-	return "veth" + hex.EncodeToString(b[:]), nil
+	return prefix + hex.EncodeToString(b[:]), nil
 }
 
 // plumb makes the endpoint's veth pair and configures both ends; on
@@ -383,11 +327,11 @@ func (d *Daemon) unplumb(n *network, ep epState) error {
 	return err
 }
 
-// detach removes an endpoint, named by its namespace or its ID. With a
-// store its address is released there first: while the store is away
-// detach fails and nothing changes. The last endpoint of a cluster
-// network takes the network's namespace with it.
-func (d *Daemon) detach(ctx context.Context, name string, req api.Detach) (err error) {
+// detach removes an endpoint, named by its namespace or its ID: it is
+// DeleteEndpoint. With a store its address is released there first:
+// while the store is away detach fails and nothing changes. The last
+// endpoint of a cluster network takes the network's namespace with it.
+func (d *Daemon) detach(ctx context.Context, name string, req api.Detach) error {
 	n, err := d.network(name)
 	if err != nil {
 		return err
@@ -409,54 +353,14 @@ func (d *Daemon) detach(ctx context.Context, name string, req api.Detach) (err e
 		} else if abs, err := filepath.Abs(req.Netns); err == nil {
 			want = append(want, abs)
 		}
-		i = slices.IndexFunc(n.Endpoints, func(e epState) bool { return slices.Contains(want, e.Netns) })
+		i = slices.IndexFunc(n.Endpoints, func(e epState) bool { return e.Netns != "" && slices.Contains(want, e.Netns) })
 		if i < 0 {
 			return notFound("netns %q is not attached to network %s", req.Netns, name)
 		}
 	default:
 		return bad("detach needs the endpoint's netns or ID")
 	}
-	ep := n.Endpoints[i]
-	var u undo
-	defer u.onError(&err)
-	if err := d.ipam.release(ctx, n, ep); err != nil {
-		return err
-	}
-	if n.Cluster && d.cluster != nil {
-		u.push(func() {
-			if err := d.cluster.st.Reclaim(undoCtx(), n.storeNetwork(), ep.record(n.Name, d.cluster.advertise)); err != nil {
-				d.log.Warn("cannot take a failed detach's address back; detach again", zap.String("id", ep.ID), zap.Error(err))
-			}
-			d.cluster.publish(undoCtx(), n, ep)
-		})
-	}
-	old := n.Endpoints
-	n.Endpoints = slices.Delete(slices.Clone(n.Endpoints), i, i+1)
-	u.push(func() { n.Endpoints = old })
-	last := n.Cluster && len(n.Endpoints) == 0 && !n.hasStatic()
-	if last {
-		delete(d.nets, name)
-		u.push(func() { d.nets[name] = n })
-	}
-	if err := d.commit(); err != nil {
-		return err
-	}
-	delete(n.epProbs, ep.Netns)
-	if err := d.unplumb(n, ep); err != nil {
-		d.log.Warn("endpoint detached but its veth could not be deleted", zap.String("veth", ep.Veth), zap.Error(err))
-	}
-	removeResolvConf(ep.ResolvConf, n.Name)
-	d.log.Info("endpoint detached", zap.String("network", name), zap.String("netns", ep.Netns), zap.String("id", ep.ID))
-	if last {
-		d.stop(n)
-		if err := nsutil.Delete(n.netns); err != nil {
-			d.log.Warn("cannot delete a network's namespace", zap.String("netns", n.netns), zap.Error(err))
-		}
-		d.log.Info("network's namespace removed with its last endpoint on this host", zap.String("network", name), zap.String("netns", n.netns))
-		return nil
-	}
-	d.syncNetwork(n)
-	return nil
+	return d.deleteEndpoint(ctx, n, i)
 }
 
 // restoreEgress gives an endpoint of an --egress network its egress
@@ -481,6 +385,9 @@ func (d *Daemon) restoreEgress(n *network, ep epState) error {
 // nothing to do; if the namespace was made again (after a reboot, say) and
 // the endpoint's namespace still exists, the veth is made again.
 func (d *Daemon) restoreEndpoint(n *network, ep epState) error {
+	if ep.Veth == "" {
+		return nil // created, not joined: nothing is plumbed
+	}
 	nh, err := nsutil.Handle(n.netns)
 	if err != nil {
 		return err
@@ -493,7 +400,18 @@ func (d *Daemon) restoreEndpoint(n *network, ep epState) error {
 		if err := nh.LinkSetUp(l); err != nil {
 			return err
 		}
+		if ep.Netns == "" {
+			return nil // handed off: the runtime gives the container its way out
+		}
 		return d.restoreEgress(n, ep)
+	}
+	if ep.Netns == "" {
+		// Handed off: the container end is the runtime's, in a namespace
+		// this host cannot plumb into again.
+		if ep.Sandbox == "" {
+			return nil // left: the pair went with the network's namespace
+		}
+		return fmt.Errorf("its veth %s went with the network's namespace; reconnect the container (docker network disconnect and connect)", ep.Veth)
 	}
 	if !nsutil.IsNetns(ep.Netns) {
 		return fmt.Errorf("netns %s is gone; detach the endpoint to release %s", ep.Netns, ep.IP.Addr())

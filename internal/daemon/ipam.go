@@ -23,6 +23,10 @@ type ipam interface {
 	// release frees what allocate reserved for ep. Releasing an endpoint
 	// that holds nothing is not an error.
 	release(ctx context.Context, n *network, ep epState) error
+	// replace turns what old holds into ep's (ID, addresses and MAC as
+	// req asks, filled in), keeping what both hold: a reservation
+	// claimed by its endpoint. On error old holds what it held.
+	replace(ctx context.Context, n *network, old epState, req api.Attach, ep *epState) error
 }
 
 // taken is what a network's endpoints hold: addresses and MACs, each with
@@ -49,14 +53,21 @@ func (n *network) pick(req api.Attach, t taken, ep *epState) (err error) {
 }
 
 // localTaken is what the network's endpoints on this host hold.
-func (n *network) localTaken() taken {
+func (n *network) localTaken() taken { return n.localTakenExcept("") }
+
+// localTakenExcept is localTaken without what endpoint id holds (what a
+// replacement of it may keep).
+func (n *network) localTakenExcept(id string) taken {
 	t := taken{ips: map[netip.Addr]string{}, macs: map[string]string{}, remoteMAC: n.remoteHasMAC}
 	for _, e := range n.Endpoints {
-		t.ips[e.IP.Addr()] = "netns " + e.Netns
-		if e.IP6.IsValid() {
-			t.ips[e.IP6.Addr()] = "netns " + e.Netns
+		if id != "" && e.ID == id {
+			continue
 		}
-		t.macs[e.MAC] = "netns " + e.Netns
+		t.ips[e.IP.Addr()] = e.holder()
+		if e.IP6.IsValid() {
+			t.ips[e.IP6.Addr()] = e.holder()
+		}
+		t.macs[e.MAC] = e.holder()
 	}
 	return t
 }
@@ -70,13 +81,38 @@ func (localIPAM) allocate(_ context.Context, n *network, req api.Attach, ep *epS
 
 func (localIPAM) release(context.Context, *network, epState) error { return nil }
 
+func (localIPAM) replace(_ context.Context, n *network, old epState, req api.Attach, ep *epState) error {
+	return n.pick(req, n.localTakenExcept(old.ID), ep)
+}
+
 // storeIPAM allocates in the cluster store: an endpoint's ID, addresses
 // and MAC are claimed in one transaction, unique across every host.
 type storeIPAM struct{ c *cluster }
 
 func (s storeIPAM) allocate(ctx context.Context, n *network, req api.Attach, ep *epState) error {
 	rec := store.Endpoint{ID: ep.ID, Name: ep.Name, Aliases: ep.Aliases, Host: s.c.advertise}
-	got, err := s.c.st.CreateEndpoint(ctx, n.storeNetwork(), rec, func(st store.Taken, e *store.Endpoint) error {
+	got, err := s.c.st.CreateEndpoint(ctx, n.storeNetwork(), rec, storePicker(n, req))
+	if err != nil {
+		return storeErr(err)
+	}
+	ep.IP, ep.MAC, ep.IP6 = got.IP, got.MAC, got.IP6
+	return nil
+}
+
+func (s storeIPAM) replace(ctx context.Context, n *network, old epState, req api.Attach, ep *epState) error {
+	rec := store.Endpoint{ID: ep.ID, Name: ep.Name, Aliases: ep.Aliases, Host: s.c.advertise}
+	got, err := s.c.st.ReplaceEndpoint(ctx, n.storeNetwork(), old.ID, rec, storePicker(n, req))
+	if err != nil {
+		return storeErr(err)
+	}
+	ep.IP, ep.MAC, ep.IP6 = got.IP, got.MAC, got.IP6
+	return nil
+}
+
+// storePicker is network.pick as the store calls it, on what every host's
+// endpoints hold.
+func storePicker(n *network, req api.Attach) store.Picker {
+	return func(st store.Taken, e *store.Endpoint) error {
 		t := taken{ips: map[netip.Addr]string{}, macs: map[string]string{}}
 		for a, id := range st.IPs {
 			t.ips[a] = "endpoint " + id
@@ -90,12 +126,7 @@ func (s storeIPAM) allocate(ctx context.Context, n *network, req api.Attach, ep 
 		}
 		e.IP, e.MAC, e.IP6 = tmp.IP, tmp.MAC, tmp.IP6
 		return nil
-	})
-	if err != nil {
-		return storeErr(err)
 	}
-	ep.IP, ep.MAC, ep.IP6 = got.IP, got.MAC, got.IP6
-	return nil
 }
 
 func (s storeIPAM) release(ctx context.Context, n *network, ep epState) error {

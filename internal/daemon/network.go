@@ -429,6 +429,13 @@ func (d *Daemon) dropNetwork(n *network) {
 // with its problem shown, never dropped from the configuration.
 func (d *Daemon) restore(ns netState) {
 	n := &network{netState: ns, netns: d.netnsPath(ns.VNI), epProbs: map[string]string{}}
+	for i := range n.Endpoints {
+		if n.Endpoints[i].ID == "" {
+			// Written by a version that kept no IDs: problems and the
+			// operations key endpoints by it. Saved with the next change.
+			n.Endpoints[i].ID, _ = randomID("")
+		}
+	}
 	d.nets[n.Name] = n
 	log := d.log.With(zap.String("network", n.Name), zap.Uint32("vni", n.VNI))
 	if n.Cluster && len(n.Endpoints) == 0 {
@@ -451,8 +458,8 @@ func (d *Daemon) restore(ns netState) {
 	}
 	for _, ep := range n.Endpoints {
 		if err := d.restoreEndpoint(n, ep); err != nil {
-			n.epProbs[ep.Netns] = err.Error()
-			log.Warn("cannot restore endpoint", zap.String("netns", ep.Netns), zap.Error(err))
+			n.epProbs[ep.ID] = err.Error()
+			log.Warn("cannot restore endpoint", zap.String("id", ep.ID), zap.String("netns", ep.Netns), zap.Error(err))
 		}
 	}
 	log.Info("network restored", zap.Int("endpoints", len(n.Endpoints)), zap.Int("peers", len(n.Peers)))

@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"time"
 )
 
 // stateVersion is bumped when the file format changes incompatibly.
@@ -57,13 +58,22 @@ type staticEntry struct {
 	IPs  []netip.Addr `json:"ips,omitempty"` // answered by the ARP/ND proxy
 }
 
+// epState is an endpoint of this host. Its life has up to three steps
+// (see ops.go): created (ID, addresses and MAC held, nothing plumbed:
+// Netns, Sandbox and Veth empty), joined (plumbed into Netns, or handed
+// off to a runtime's Sandbox), and left again. `network attach` does the
+// first two at once. An endpoint with an empty Netns has no namespace of
+// this host's to watch: it is not joined yet, or a runtime (Docker) owns
+// its namespace and says when it goes.
 type epState struct {
 	// ID names the endpoint (in the cluster store too); Name and Aliases
 	// are its DNS names.
 	ID      string   `json:"id,omitempty"`
 	Name    string   `json:"name,omitempty"`
 	Aliases []string `json:"aliases,omitempty"`
-	Netns   string   `json:"netns"`
+	// Netns is the namespace the endpoint is plumbed into; empty while
+	// it is not, or when it was handed off (Sandbox).
+	Netns string `json:"netns"`
 	// NetnsInode identifies the namespace Netns named at attach time: a
 	// path like /proc/PID/ns/net may later name another process's.
 	NetnsInode uint64       `json:"netns_inode,omitempty"`
@@ -79,6 +89,31 @@ type epState struct {
 	// egress bridge (networks made with --egress).
 	EgressIP   netip.Prefix `json:"egress_ip,omitzero"`
 	EgressVeth string       `json:"egress_veth,omitempty"`
+	// Sandbox is set while the endpoint is joined by hand-off: the
+	// runtime's name for the container's namespace (Docker's
+	// SandboxKey), for display only. Peer is the container end of the
+	// veth pair as it was made, in the daemon's namespace, for the
+	// runtime to move; the pair (Veth) stays until the endpoint is
+	// deleted, since the runtime moves that end back at leave.
+	Sandbox string `json:"sandbox,omitempty"`
+	Peer    string `json:"peer,omitempty"`
+	// Reserved is when a provisional endpoint was made to hold an
+	// address before the endpoint that will use it exists (Docker's
+	// IPAM asks first); zero for every other endpoint. A reservation
+	// that is not claimed within Config.ReservationTTL is released.
+	Reserved time.Time `json:"reserved,omitzero"`
+}
+
+// joined reports whether the endpoint is plumbed or handed off: only
+// joined endpoints are published and answer DNS.
+func (e epState) joined() bool { return e.Netns != "" || e.Sandbox != "" }
+
+// holder describes the endpoint in messages about what it holds.
+func (e epState) holder() string {
+	if e.Netns != "" {
+		return "netns " + e.Netns
+	}
+	return "endpoint " + e.ID
 }
 
 func loadState(dir string) (state, error) {

@@ -62,7 +62,9 @@ func (d *Daemon) syncNetwork(n *network) {
 		}
 	}
 	for _, ep := range n.Endpoints {
-		names = append(names, dnsEntries(ep.names(), ep.IP, ep.IP6)...)
+		if ep.joined() {
+			names = append(names, dnsEntries(ep.names(), ep.IP, ep.IP6)...)
+		}
 	}
 	t := n.sw.FIB()
 	if r, err := t.Sync(fib.Static, static); err != nil {

@@ -52,8 +52,8 @@ func (d *Daemon) networkView(n *network, v ...*store.View) api.Network {
 	}
 	for _, e := range n.Endpoints {
 		ae := api.Endpoint{
-			ID: e.ID, Name: e.Name, Aliases: e.Aliases,
-			Netns: e.Netns, IfName: e.IfName, IP: e.IP.String(), IP6: prefixString(e.IP6), MAC: e.MAC, Veth: e.Veth, Problem: n.epProbs[e.Netns],
+			ID: e.ID, Name: e.Name, Aliases: e.Aliases, Netns: e.Netns, Sandbox: e.Sandbox,
+			IfName: e.IfName, IP: e.IP.String(), IP6: prefixString(e.IP6), MAC: e.MAC, Veth: e.Veth, Problem: n.epProbs[e.ID],
 			EgressIP: prefixString(e.EgressIP),
 		}
 		if n.Cluster && d.cluster != nil {
@@ -63,6 +63,12 @@ func (d *Daemon) networkView(n *network, v ...*store.View) api.Network {
 					ae.State = "up"
 				}
 			}
+		}
+		switch {
+		case !e.Reserved.IsZero():
+			ae.State = "reserved"
+		case !e.joined():
+			ae.State = "created"
 		}
 		out.Endpoints = append(out.Endpoints, ae)
 	}
@@ -97,6 +103,8 @@ func remoteEndpoints(network string, v *store.View, self netip.Addr) []api.Endpo
 		state := "down"
 		if _, ok := v.Published[network][e.ID]; ok {
 			state = "up"
+		} else if v.Alive(e.Host) {
+			state = "created" // its host is up and has not joined it (yet)
 		}
 		out = append(out, api.Endpoint{ID: e.ID, Name: e.Name, Aliases: e.Aliases, VTEP: e.Host.String(),
 			IP: e.IP.String(), IP6: prefixString(e.IP6), MAC: e.MAC, State: state})

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -214,6 +215,138 @@ func opGets(keys []string) []clientv3.Op {
 		ops[i] = clientv3.OpGet(k)
 	}
 	return ops
+}
+
+// ReplaceEndpoint turns endpoint oldID's record into one for ep, in one
+// transaction: ep may have another ID (a reservation made before its
+// endpoint had one, claimed by that endpoint), another MAC and so another
+// IPv6 address. pick chooses ep's addresses and MAC given what every
+// other endpoint holds (what oldID holds counts as free); what both hold
+// stays held throughout, what only ep holds is claimed (compared absent),
+// and what only oldID held is released. It fails with ErrNotFound if
+// oldID has no record (it was released meanwhile) or the network was
+// removed, and ErrExists if ep's ID is another endpoint's. The record is
+// not published (see Publish), and a publication of oldID is withdrawn.
+func (s *Store) ReplaceEndpoint(ctx context.Context, n Network, oldID string, ep Endpoint, pick Picker) (Endpoint, error) {
+	ep.Network = n.Name
+	for range maxAttempts {
+		c, cancel := s.ctx(ctx)
+		resp, err := s.cli.Get(c, endpointKey(n.Name, oldID))
+		cancel()
+		if err != nil {
+			return Endpoint{}, s.wrap(err)
+		}
+		if len(resp.Kvs) == 0 {
+			return Endpoint{}, fmt.Errorf("%w: no endpoint %s in network %s", ErrNotFound, oldID, n.Name)
+		}
+		var old Endpoint
+		if err := decode("endpoint", oldID, resp.Kvs[0].Value, &old); err != nil {
+			return Endpoint{}, err
+		}
+		old.Network = n.Name
+		taken, err := s.taken(ctx, n.Name)
+		if err != nil {
+			return Endpoint{}, err
+		}
+		// What oldID holds is free for ep; what it held that another
+		// endpoint holds now (after a reclaim, say) is not its to release.
+		owned := map[string]bool{}
+		for a, id := range taken.IPs {
+			if id == oldID {
+				owned[ipKey(n.Name, a)] = true
+				delete(taken.IPs, a)
+			}
+		}
+		for m, id := range taken.MACs {
+			if id == oldID {
+				owned[macKey(n.Name, m)] = true
+				delete(taken.MACs, m)
+			}
+		}
+		e := ep
+		if err := pick(taken, &e); err != nil {
+			return Endpoint{}, err
+		}
+		cmps := []clientv3.Cmp{
+			clientv3.Compare(clientv3.CreateRevision(networkKey(n.Name)), "=", n.Revision),
+			clientv3.Compare(clientv3.ModRevision(endpointKey(n.Name, oldID)), "=", resp.Kvs[0].ModRevision),
+		}
+		var ops []clientv3.Op
+		if e.ID != oldID {
+			cmps = append(cmps, clientv3.Compare(clientv3.CreateRevision(endpointKey(n.Name, e.ID)), "=", 0))
+			ops = append(ops, clientv3.OpDelete(endpointKey(n.Name, oldID)))
+		}
+		ops = append(ops, clientv3.OpDelete(publishedKey(n.Name, oldID)), clientv3.OpPut(endpointKey(n.Name, e.ID), encode(e)))
+		newKeys := allocKeys(e)
+		for _, k := range newKeys {
+			if owned[k] {
+				cmps = append(cmps, clientv3.Compare(clientv3.Value(k), "=", oldID))
+			} else {
+				cmps = append(cmps, clientv3.Compare(clientv3.CreateRevision(k), "=", 0))
+			}
+			ops = append(ops, clientv3.OpPut(k, e.ID))
+		}
+		for _, k := range allocKeys(old) {
+			if owned[k] && !slices.Contains(newKeys, k) {
+				cmps = append(cmps, clientv3.Compare(clientv3.Value(k), "=", oldID))
+				ops = append(ops, clientv3.OpDelete(k))
+			}
+		}
+		c, cancel = s.ctx(ctx)
+		tr, err := s.cli.Txn(c).If(cmps...).Then(ops...).Else(
+			clientv3.OpGet(networkKey(n.Name)),
+			clientv3.OpGet(endpointKey(n.Name, e.ID)),
+		).Commit()
+		cancel()
+		if err != nil {
+			return Endpoint{}, s.wrap(err)
+		}
+		if tr.Succeeded {
+			return e, nil
+		}
+		if kvs := tr.Responses[0].GetResponseRange().Kvs; len(kvs) == 0 || kvs[0].CreateRevision != n.Revision {
+			return Endpoint{}, fmt.Errorf("%w: network %s was removed from the cluster meanwhile", ErrNotFound, n.Name)
+		}
+		if kvs := tr.Responses[1].GetResponseRange().Kvs; len(kvs) > 0 && e.ID != oldID {
+			return Endpoint{}, fmt.Errorf("%w: endpoint %s exists already in network %s", ErrExists, e.ID, n.Name)
+		}
+		// Another host took something we picked, or oldID changed: look again.
+	}
+	return Endpoint{}, fmt.Errorf("%w: could not replace endpoint %s in network %s after %d tries; too many endpoints are changing at once", ErrUnavailable, oldID, n.Name, maxAttempts)
+}
+
+// UpdateEndpoint rewrites an endpoint's record with e's names (its name
+// and aliases); what it holds does not change. It returns ErrNotFound if
+// there is no such endpoint. A publication is not touched: Publish again.
+func (s *Store) UpdateEndpoint(ctx context.Context, network string, e Endpoint) error {
+	for range maxAttempts {
+		c, cancel := s.ctx(ctx)
+		resp, err := s.cli.Get(c, endpointKey(network, e.ID))
+		cancel()
+		if err != nil {
+			return s.wrap(err)
+		}
+		if len(resp.Kvs) == 0 {
+			return fmt.Errorf("%w: no endpoint %s in network %s", ErrNotFound, e.ID, network)
+		}
+		var cur Endpoint
+		if err := decode("endpoint", e.ID, resp.Kvs[0].Value, &cur); err != nil {
+			return err
+		}
+		cur.Name, cur.Aliases = e.Name, e.Aliases
+		c, cancel = s.ctx(ctx)
+		tr, err := s.cli.Txn(c).If(
+			clientv3.Compare(clientv3.ModRevision(endpointKey(network, e.ID)), "=", resp.Kvs[0].ModRevision),
+		).Then(clientv3.OpPut(endpointKey(network, e.ID), encode(cur))).Commit()
+		cancel()
+		if err != nil {
+			return s.wrap(err)
+		}
+		if tr.Succeeded {
+			return nil
+		}
+	}
+	return fmt.Errorf("%w: endpoint %s of network %s kept changing while its names were set; try again", ErrUnavailable, e.ID, network)
 }
 
 // Reclaim records an endpoint again whose record went missing while its

@@ -220,6 +220,93 @@ func TestEndpoints(t *testing.T) {
 	}
 }
 
+// TestReplaceEndpoint: a reservation made under one ID becomes the
+// endpoint it was for in one transaction: its address stays held, a new
+// MAC is claimed and the old one released, and nothing of the old ID is
+// left.
+func TestReplaceEndpoint(t *testing.T) {
+	_, s := startEtcd(t)
+	ctx := context.Background()
+	n, err := s.CreateNetwork(ctx, testNet("net"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := s.CreateEndpoint(ctx, n, Endpoint{ID: "reserved-1", Host: h1}, lowest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := s.CreateEndpoint(ctx, n, Endpoint{ID: "other", Host: h2}, lowest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Publish(ctx, 0, res); err != nil {
+		t.Fatal(err)
+	}
+	// Same address, another ID and another MAC.
+	keep := func(mac string) Picker {
+		return func(t Taken, e *Endpoint) error {
+			if id, ok := t.IPs[res.IP.Addr()]; ok {
+				return fmt.Errorf("%w: %s is held by %s", ErrTaken, res.IP.Addr(), id)
+			}
+			if id, ok := t.MACs[mac]; ok {
+				return fmt.Errorf("%w: %s is held by %s", ErrTaken, mac, id)
+			}
+			e.IP, e.MAC = res.IP, mac
+			return nil
+		}
+	}
+	if _, err := s.ReplaceEndpoint(ctx, n, "reserved-1", Endpoint{ID: "ep", Name: "web", Host: h1}, keep(other.MAC)); !errors.Is(err, ErrTaken) {
+		t.Errorf("a MAC another endpoint holds: %v, want ErrTaken", err)
+	}
+	if _, err := s.ReplaceEndpoint(ctx, n, "reserved-1", Endpoint{ID: "other", Host: h1}, keep("02:00:00:00:00:01")); !errors.Is(err, ErrExists) {
+		t.Errorf("an ID another endpoint has: %v, want ErrExists", err)
+	}
+	got, err := s.ReplaceEndpoint(ctx, n, "reserved-1", Endpoint{ID: "ep", Name: "web", Host: h1}, keep("02:00:00:00:00:01"))
+	if err != nil || got.ID != "ep" || got.IP != res.IP || got.MAC != "02:00:00:00:00:01" {
+		t.Fatalf("replace: %+v, %v", got, err)
+	}
+	resp, err := s.cli.Get(ctx, Prefix, clientv3.WithPrefix())
+	if err != nil {
+		t.Fatal(err)
+	}
+	kv := map[string]string{}
+	for _, x := range resp.Kvs {
+		kv[string(x.Key)] = string(x.Value)
+	}
+	want := map[string]string{
+		Prefix + "alloc/net/ip/" + res.IP.Addr().String():   "ep",
+		Prefix + "alloc/net/mac/02:00:00:00:00:01":          "ep",
+		Prefix + "alloc/net/ip/" + other.IP.Addr().String(): "other",
+		Prefix + "alloc/net/mac/" + other.MAC:               "other",
+	}
+	for k, v := range want {
+		if kv[k] != v {
+			t.Errorf("%s = %q, want %q", k, kv[k], v)
+		}
+	}
+	for _, gone := range []string{Prefix + "alloc/net/mac/" + res.MAC, endpointKey("net", "reserved-1"), publishedKey("net", "reserved-1")} {
+		if _, ok := kv[gone]; ok {
+			t.Errorf("%s left after the replace", gone)
+		}
+	}
+	if e, err := s.Endpoint(ctx, "net", "ep"); err != nil || e.Name != "web" || e.MAC != "02:00:00:00:00:01" {
+		t.Errorf("the new record: %+v, %v", e, err)
+	}
+	if _, err := s.ReplaceEndpoint(ctx, n, "reserved-1", Endpoint{ID: "ep2", Host: h1}, lowest); !errors.Is(err, ErrNotFound) {
+		t.Errorf("replace a released endpoint: %v, want ErrNotFound", err)
+	}
+	// Names change in place; the addresses stay.
+	if err := s.UpdateEndpoint(ctx, "net", Endpoint{ID: "ep", Name: "www", Aliases: []string{"a"}}); err != nil {
+		t.Fatal(err)
+	}
+	if e, err := s.Endpoint(ctx, "net", "ep"); err != nil || e.Name != "www" || !slices.Equal(e.Aliases, []string{"a"}) || e.IP != res.IP || e.Host != h1 {
+		t.Errorf("after UpdateEndpoint: %+v, %v", e, err)
+	}
+	if err := s.UpdateEndpoint(ctx, "net", Endpoint{ID: "nope"}); !errors.Is(err, ErrNotFound) {
+		t.Errorf("update a missing endpoint: %v, want ErrNotFound", err)
+	}
+}
+
 // TestLiveness: what a host publishes goes with its lease; its allocations
 // stay, and host rm releases them only once it is not alive.
 func TestLiveness(t *testing.T) {

@@ -98,6 +98,60 @@ func Attach(s Spec) (err error) {
 	return configurePeer(eh, s)
 }
 
+// Stage creates the veth pair for a runtime that configures the
+// container end itself (Docker moves it into the container, names it and
+// sets its address, MAC and routes from what the network driver answered):
+// the host side goes on the bridge and up, and the peer, named s.IfName,
+// is made in s.Netns ("" is the caller's namespace) with s.MTU and s.MAC,
+// down and without addresses. s.IP, s.IP6 and s.Gateway are not used. On
+// failure the pair is deleted.
+func Stage(s Spec) (err error) {
+	bh, err := nsutil.Handle(s.BridgeNetns)
+	if err != nil {
+		return err
+	}
+	defer bh.Close()
+	br, err := bh.LinkByName(s.Bridge)
+	if err != nil {
+		return fmt.Errorf("bridge %s in %s: %w", s.Bridge, s.BridgeNetns, err)
+	}
+	path := s.Netns
+	if path == "" {
+		path = "/proc/self/ns/net" // the process's own: its main thread never leaves it
+	}
+	target, err := netns.GetFromPath(path)
+	if err != nil {
+		return fmt.Errorf("open netns %s: %w", nsutil.Describe(s.Netns), err)
+	}
+	defer target.Close()
+	v := &netlink.Veth{
+		LinkAttrs:        netlink.LinkAttrs{Name: s.HostName, MTU: s.MTU, MasterIndex: br.Attrs().Index},
+		PeerName:         s.IfName,
+		PeerHardwareAddr: s.MAC,
+		PeerNamespace:    netlink.NsFd(target),
+		PeerMTU:          uint32(s.MTU),
+	}
+	if err := bh.LinkAdd(v); err != nil {
+		if errors.Is(err, unix.EEXIST) {
+			return fmt.Errorf("create veth %s/%s: %w", s.HostName, s.IfName, ErrIfNameExists)
+		}
+		return fmt.Errorf("create veth %s: %w", s.HostName, err)
+	}
+	defer func() {
+		if err != nil {
+			Delete(s.BridgeNetns, s.HostName)
+		}
+	}()
+	host, err := bh.LinkByName(s.HostName)
+	if err != nil {
+		return err
+	}
+	if err := bh.LinkSetUp(host); err != nil {
+		return fmt.Errorf("set %s up: %w", s.HostName, err)
+	}
+	return nil
+}
+
 func configurePeer(h *netlink.Handle, s Spec) error {
 	link, err := h.LinkByName(s.IfName)
 	if err != nil {

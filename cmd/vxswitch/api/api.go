@@ -130,9 +130,16 @@ type Endpoint struct {
 	// EgressIP is the endpoint's address on its host's egress bridge
 	// (eth1), in an --egress network.
 	EgressIP string `json:"egress_ip,omitempty"`
+	// Sandbox is the runtime's name for the container's namespace of an
+	// endpoint a runtime joined (Docker's sandbox key); such an
+	// endpoint has no Netns.
+	Sandbox string `json:"sandbox,omitempty"`
 	// State, with a store: "up" (published), "down" (its host's lease
 	// expired; its addresses stay reserved) or "local" (this host's,
-	// not published yet: the store is unreachable).
+	// not published yet: the store is unreachable). With or without a
+	// store, "created" is an endpoint that holds its addresses but is not
+	// joined to a container (yet), as Docker makes them, and "reserved" an
+	// address Docker's IPAM asked for before its endpoint exists.
 	State string `json:"state,omitempty"`
 	// Problem is set when the endpoint could not be restored (its
 	// namespace is gone, say); its configuration is kept until detached.
