@@ -14,6 +14,7 @@ import (
 
 	"github.com/vxswitch/vxswitch/fib"
 	"github.com/vxswitch/vxswitch/internal/daemon"
+	"github.com/vxswitch/vxswitch/internal/docker"
 )
 
 func newDaemonCmd() *cobra.Command {
@@ -21,6 +22,7 @@ func newDaemonCmd() *cobra.Command {
 		vtep, logLevel, logFormat, offload, srcPorts string
 		advertise, egressSubnet                      string
 		dnsUpstreams                                 []string
+		dockerPlugin, dockerHost                     string
 		cfg                                          daemon.Config
 	)
 	cmd := &cobra.Command{
@@ -38,7 +40,12 @@ exec', whose private mount namespace would hide the networks' namespaces.
 With --store etcd://HOST:PORT the hosts share one etcd cluster, as Docker's
 --cluster-store: a network is created once on any host, addresses are
 unique cluster-wide, and every host learns the others' endpoints (MAC
-entries, flood lists, ARP/ND answers and DNS names) from the store.`,
+entries, flood lists, ARP/ND answers and DNS names) from the store.
+
+With --docker-plugin /run/docker/plugins/vxswitch.sock it is also the
+Docker engine's network and IPAM driver "vxswitch" (the socket's base
+name): docker network create -d vxswitch --ipam-driver vxswitch --subnet
+10.0.0.0/24 mynet maps to the cluster network mynet on every engine.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ip, err := netip.ParseAddr(vtep)
@@ -87,13 +94,24 @@ entries, flood lists, ARP/ND answers and DNS names) from the store.`,
 			}
 			cfg.Logger = log
 			cfg.Version = version
+			if dockerPlugin == "" && cmd.Flags().Changed("docker-host") {
+				return fmt.Errorf("--docker-host is for the Docker plugin: give --docker-plugin /run/docker/plugins/vxswitch.sock too")
+			}
 			d, err := daemon.New(cfg)
 			if err != nil {
 				return err
 			}
 			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
-			return d.Run(ctx)
+			if dockerPlugin == "" {
+				return d.Run(ctx)
+			}
+			p, err := docker.Listen(docker.Config{Ops: d, Socket: dockerPlugin, Engine: dockerHost, StateDir: cfg.StateDir, Logger: log})
+			if err != nil {
+				d.Close()
+				return err
+			}
+			return runWithPlugin(ctx, d, p)
 		},
 	}
 	f := cmd.Flags()
@@ -114,10 +132,41 @@ entries, flood lists, ARP/ND answers and DNS names) from the store.`,
 	f.DurationVar(&cfg.Store.TTL, "store-ttl", daemon.DefaultStoreTTL, "lease of this host in the store: how soon others drop its endpoints after it dies")
 	f.StringArrayVar(&dnsUpstreams, "dns-upstream", nil, "where the networks' DNS forwards other names, IP[:PORT] (repeatable; default: /etc/resolv.conf's nameservers)")
 	f.StringVar(&egressSubnet, "egress-subnet", daemon.DefaultEgressSubnet.String(), "subnet of this host's egress bridge vxgw0, for endpoints of --egress networks")
+	f.StringVar(&dockerPlugin, "docker-plugin", "", "serve Docker's network and IPAM driver on this unix socket, e.g. /run/docker/plugins/vxswitch.sock (the driver's name is its base name)")
+	f.StringVar(&dockerHost, "docker-host", docker.DefaultEngine, "the Docker engine's API, for names the plugin is not told (unix:///PATH or tcp://HOST:PORT)")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	f.StringVar(&logFormat, "log-format", "console", "console or json")
 	cmd.MarkFlagRequired("vtep")
 	return cmd
+}
+
+// runWithPlugin runs the daemon and its Docker plugin until ctx ends or
+// either stops; the plugin stops first, so that no call from the engine
+// reaches a daemon that is closing.
+func runWithPlugin(ctx context.Context, d *daemon.Daemon, p *docker.Plugin) error {
+	dctx, dcancel := context.WithCancel(context.Background())
+	defer dcancel()
+	derr := make(chan error, 1)
+	go func() { derr <- d.Run(dctx) }()
+	perr := make(chan error, 1)
+	go func() { perr <- p.Serve() }()
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-perr:
+		if err != nil {
+			err = fmt.Errorf("docker plugin: %w", err)
+		}
+	case err = <-derr:
+		p.Close()
+		return err
+	}
+	p.Close()
+	dcancel()
+	if derr := <-derr; err == nil {
+		err = derr
+	}
+	return err
 }
 
 // parseUpstream reads a --dns-upstream: IP, or IP:PORT ([IPv6]:PORT).
