@@ -112,6 +112,8 @@ type Topo struct {
 	lan      *NS
 	hasBase  bool // RunBase/<prefix> exists and is removed by Close
 	closed   bool
+
+	hasDockerBase bool // DockerBase/<prefix> exists and is removed by Close (docker.go)
 }
 
 // New returns a Topo for a test, closed by t.Cleanup. It skips the test
@@ -610,4 +612,5 @@ func sweepStale() {
 			}
 		}
 	}
+	sweepDocker(dead)
 }
