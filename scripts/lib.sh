@@ -33,6 +33,7 @@ need_cmds() {
 	for attempt in 1 2 3; do
 		if apt-get update -qq && apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null; then
 			quiet_etcd_service "${missing[@]}"
+			quiet_docker_service "${missing[@]}"
 			return 0
 		fi
 		echo "apt-get failed (attempt $attempt); retrying" >&2
@@ -51,5 +52,17 @@ quiet_etcd_service() {
 	case " $* " in *" etcd-server "*) ;; *) return 0 ;; esac
 	if command -v systemctl >/dev/null 2>&1; then
 		systemctl disable --now etcd >/dev/null 2>&1 || true
+	fi
+}
+
+# quiet_docker_service: Debian's docker.io starts a system dockerd (with
+# docker0 and iptables rules in the host's namespace) when systemd runs.
+# The tests install it for its binaries only and run their own engines
+# inside their namespaces, so a service they just installed is stopped
+# and disabled again.
+quiet_docker_service() {
+	case " $* " in *" docker.io "*) ;; *) return 0 ;; esac
+	if command -v systemctl >/dev/null 2>&1; then
+		systemctl disable --now docker.service docker.socket containerd.service >/dev/null 2>&1 || true
 	fi
 }

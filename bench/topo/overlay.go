@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -346,12 +347,21 @@ func (d *Daemon) Start() error {
 			args = append(args, "--dns-upstream", u.String())
 		}
 		args = append(args, d.opts.Args...)
-		p, err := d.Host.Start(d.opts.Binary, args...)
+		// Without a cleanup of its own: the one VXSwitch registers stops
+		// whichever process runs then, in the daemon's place in the
+		// Topo's order (a restarted daemon must not stop before what was
+		// made after it first started, such as a Docker engine).
+		p, err := d.Host.startEnv(os.Environ(), d.opts.Binary, args...)
 		if err != nil {
 			return err
 		}
 		d.proc = p
-		return d.waitReady(p.Done())
+		if err := d.waitReady(p.Done()); err != nil {
+			p.Stop()
+			d.proc = nil
+			return err
+		}
+		return nil
 	}
 	log := d.opts.Logger
 	if log == nil {

@@ -189,6 +189,15 @@ func TestDockerStory(t *testing.T) {
 	if ip := containerIP(t, e2, "next"); ip != webIP {
 		t.Errorf("the next container got %s, want web's released %s", ip, webIP)
 	}
+	// An address asked for (--ip) is the cluster's to give, once.
+	docker(t, e1, "run", "-d", "--name", "fixed", "--network", "mynet", "--ip", "10.0.0.50", topo.BusyboxImage, "sleep", "1000000")
+	if ip := containerIP(t, e1, "fixed"); ip != "10.0.0.50" {
+		t.Errorf("docker run --ip 10.0.0.50 got %s", ip)
+	}
+	if out, err := e2.CLI(testCtx(t), "run", "--rm", "--network", "mynet", "--ip", "10.0.0.50", topo.BusyboxImage, "true"); err == nil ||
+		!strings.Contains(out, "IP 10.0.0.50 is already used") {
+		t.Errorf("a second --ip 10.0.0.50 on the other engine: %v: %s", err, out)
+	}
 	// No reservation is left behind by any of it.
 	for i, d := range c.ds {
 		for _, e := range clusterEndpoints(t, d) {
