@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/vxswitch/vxswitch/cmd/vxswitch/api"
@@ -156,5 +157,32 @@ func TestStateRoundTrip(t *testing.T) {
 	os.WriteFile(filepath.Join(dir, stateFileName), []byte(`{"version": 99}`), 0o644)
 	if _, err := loadState(dir); err == nil {
 		t.Error("a future state version loaded")
+	}
+}
+
+// EnsureNetwork accepts an existing network only as asked for: the same
+// subnet, and the same gateway if both have one.
+func TestNetworkSpecCheck(t *testing.T) {
+	have := NetworkInfo{Name: "mynet", Subnet: netip.MustParsePrefix("10.0.0.0/24"), Gateway: netip.MustParseAddr("10.0.0.1")}
+	noGW := have
+	noGW.Gateway = netip.Addr{}
+	for _, tc := range []struct {
+		spec NetworkSpec
+		info NetworkInfo
+		want string // "" for no error
+	}{
+		{NetworkSpec{Subnet: netip.MustParsePrefix("10.0.0.0/24")}, have, ""},
+		{NetworkSpec{Subnet: netip.MustParsePrefix("10.0.0.0/24"), Gateway: netip.MustParseAddr("10.0.0.1")}, have, ""},
+		{NetworkSpec{Subnet: netip.MustParsePrefix("10.0.0.0/24"), Gateway: netip.MustParseAddr("10.0.0.1")}, noGW, ""},
+		{NetworkSpec{Subnet: netip.MustParsePrefix("10.1.0.0/24")}, have, "network mynet exists with subnet 10.0.0.0/24, not 10.1.0.0/24; give --subnet 10.0.0.0/24"},
+		{NetworkSpec{Subnet: netip.MustParsePrefix("10.0.0.0/24"), Gateway: netip.MustParseAddr("10.0.0.254")}, have, "network mynet exists with gateway 10.0.0.1, not 10.0.0.254; give --gateway 10.0.0.1"},
+	} {
+		err := tc.spec.check(tc.info)
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("%+v against %+v: %v", tc.spec, tc.info, err)
+		case tc.want != "" && (err == nil || !errors.Is(err, ErrConflict) || !strings.HasPrefix(err.Error(), tc.want)):
+			t.Errorf("%+v against %+v: %v, want a conflict %q", tc.spec, tc.info, err, tc.want)
+		}
 	}
 }

@@ -50,9 +50,9 @@ const reservationPrefix = "reserved-"
 type NetworkSpec struct {
 	Name   string
 	Subnet netip.Prefix // IPv4; an existing network must have exactly this one
-	// Gateway, when valid, must be the network's gateway (and is a new
-	// one's); invalid means the default (the subnet's first address with
-	// a store).
+	// Gateway, when valid, is a new network's gateway, and must be an
+	// existing one's if it has one; invalid means the default (the
+	// subnet's first address with a store).
 	Gateway netip.Addr
 	// MTU, when not 0, is a new network's MTU (an existing one keeps its
 	// own).
@@ -110,9 +110,11 @@ type EndpointInfo struct {
 	IP      netip.Prefix
 	IP6     netip.Prefix // invalid unless the network is dual-stack
 	MAC     string
-	// Gateway and MTU are the network's.
-	Gateway netip.Addr
-	MTU     int
+	// Gateway and MTU are the network's, and Internal says it has no
+	// way out (network create --internal).
+	Gateway  netip.Addr
+	MTU      int
+	Internal bool
 	// Joined reports whether the endpoint is plumbed (Netns, IfName) or
 	// handed off (Sandbox, Peer). Veth is the bridge end of its pair.
 	Joined        bool
@@ -180,12 +182,8 @@ func (spec NetworkSpec) check(info NetworkInfo) error {
 	if info.Subnet != spec.Subnet {
 		return conflict("network %s exists with subnet %s, not %s; give --subnet %s, or another network name", info.Name, info.Subnet, spec.Subnet, info.Subnet)
 	}
-	if spec.Gateway.IsValid() && info.Gateway != spec.Gateway {
-		gw := "no gateway"
-		if info.Gateway.IsValid() {
-			gw = "gateway " + info.Gateway.String()
-		}
-		return conflict("network %s exists with %s, not %s; give --gateway %s, or none", info.Name, gw, spec.Gateway, info.Gateway)
+	if spec.Gateway.IsValid() && info.Gateway.IsValid() && info.Gateway != spec.Gateway {
+		return conflict("network %s exists with gateway %s, not %s; give --gateway %s", info.Name, info.Gateway, spec.Gateway, info.Gateway)
 	}
 	return nil
 }
@@ -504,7 +502,7 @@ func (d *Daemon) endpoint(network, id string) (*network, int, error) {
 
 func (d *Daemon) endpointInfo(n *network, ep epState) EndpointInfo {
 	return EndpointInfo{Network: n.Name, ID: ep.ID, Name: ep.Name, Aliases: slices.Clone(ep.Aliases), IP: ep.IP, IP6: ep.IP6, MAC: ep.MAC,
-		Gateway: n.Gateway, MTU: n.MTU, Joined: ep.joined(), Netns: ep.Netns, IfName: ep.IfName, Sandbox: ep.Sandbox, Peer: ep.Peer,
+		Gateway: n.Gateway, MTU: n.MTU, Internal: n.Internal, Joined: ep.joined(), Netns: ep.Netns, IfName: ep.IfName, Sandbox: ep.Sandbox, Peer: ep.Peer,
 		Veth: ep.Veth, Reserved: ep.Reserved}
 }
 

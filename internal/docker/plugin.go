@@ -575,8 +575,9 @@ func (p *Plugin) join(ctx context.Context, body []byte) (any, error) {
 		p.namesLater(req.NetworkID, name, req.EndpointID)
 	}()
 	// No gateway and no default route: the engine adds its
-	// docker_gwbridge for the way out, as with its overlay driver.
-	return joinResponse{InterfaceName: &interfaceName{SrcName: ep.Peer, DstPrefix: "eth"}}, nil
+	// docker_gwbridge for the way out, as with its overlay driver; an
+	// --internal network has none.
+	return joinResponse{InterfaceName: &interfaceName{SrcName: ep.Peer, DstPrefix: "eth"}, DisableGatewayService: ep.Internal}, nil
 }
 
 func (p *Plugin) leave(ctx context.Context, body []byte) (any, error) {

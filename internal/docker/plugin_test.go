@@ -19,6 +19,7 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"github.com/vxswitch/vxswitch/bench/topo"
+	"github.com/vxswitch/vxswitch/cmd/vxswitch/api"
 	"github.com/vxswitch/vxswitch/internal/daemon"
 	"github.com/vxswitch/vxswitch/internal/nsutil"
 )
@@ -474,5 +475,25 @@ func TestRestartAndMismatch(t *testing.T) {
 	}
 	if _, err := r.d.EnsureNetwork(context.Background(), daemon.NetworkSpec{Name: "other", Subnet: netip.MustParsePrefix("10.8.0.0/24")}); err != nil {
 		t.Errorf("the network went with the Docker network: %v", err)
+	}
+}
+
+// A network made with --internal has no way out through Docker either:
+// Join asks the engine for no gateway service (no docker_gwbridge).
+func TestInternal(t *testing.T) {
+	r := newRig(t)
+	c := api.NewClient(filepath.Join(r.dir, "run", "vxswitch.sock"))
+	if _, err := c.CreateNetwork(context.Background(), api.NetworkCreate{Name: "closed", Subnet: "10.5.0.0/24", Internal: true}); err != nil {
+		t.Fatal(err)
+	}
+	r.ok("NetworkDriver.CreateNetwork", createNetworkRequest{NetworkID: net1, IPv4Data: []ipamData{{Pool: "10.5.0.0/24", Gateway: "10.5.0.1/24"}}}, nil)
+	r.eng.store(net1, "closed")
+	var addr requestAddressResponse
+	r.ok("IpamDriver.RequestAddress", requestAddressRequest{PoolID: "vxswitch:10.5.0.0/24"}, &addr)
+	r.ok("NetworkDriver.CreateEndpoint", createEndpointRequest{NetworkID: net1, EndpointID: ep1, Interface: &endpointInterface{Address: addr.Address}}, nil)
+	var join joinResponse
+	r.ok("NetworkDriver.Join", joinRequest{NetworkID: net1, EndpointID: ep1, SandboxKey: "/var/run/docker/netns/0123456789ab"}, &join)
+	if !join.DisableGatewayService || join.Gateway != "" {
+		t.Errorf("Join on an internal network answered %+v, want the gateway service disabled", join)
 	}
 }
