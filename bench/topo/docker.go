@@ -103,7 +103,11 @@ func (h *Host) dockerDir() (string, error) {
 	t.mu.Lock()
 	if !t.hasDockerBase {
 		t.hasDockerBase = true
-		t.cleanups = append(t.cleanups, func() error { return os.RemoveAll(base) })
+		t.cleanups = append(t.cleanups, func() error {
+			err := os.RemoveAll(base)
+			os.Remove(DockerBase) // if no other Topo uses it
+			return err
+		})
 	}
 	t.mu.Unlock()
 	for _, sub := range []string{"data", "etc", "plugins"} {
