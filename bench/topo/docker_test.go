@@ -78,7 +78,10 @@ func TestDockerEngine(t *testing.T) {
 	}
 
 	dir := eng.Dir
-	holder := mountNS(t, eng)
+	engineProcs := procsIn(t, mountNS(t, eng))
+	if len(engineProcs) < 3 {
+		t.Errorf("the engine's mount namespace has %d processes, want the holder, dockerd, containerd and a shim at least", len(engineProcs))
+	}
 	if err := tp.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -91,13 +94,49 @@ func TestDockerEngine(t *testing.T) {
 	if left, _ := filepath.Glob("/sys/fs/cgroup/*/" + h.Name); len(left) > 0 {
 		t.Errorf("cgroups left after Close: %v", left)
 	}
-	ents, _ := os.ReadDir("/proc")
-	for _, e := range ents {
-		if l, err := os.Readlink("/proc/" + e.Name() + "/ns/mnt"); err == nil && l == holder {
-			comm, _ := os.ReadFile("/proc/" + e.Name() + "/comm")
-			t.Errorf("process %s (%s) in the engine's mount namespace outlived Close", e.Name(), strings.TrimSpace(string(comm)))
+	// (By PID and start time: the namespace's inode number may be reused
+	// once it is gone.)
+	for p, start := range engineProcs {
+		if st, ok := startTime(p); ok && st == start {
+			cmdline, _ := os.ReadFile("/proc/" + p + "/cmdline")
+			t.Errorf("process %s of the engine's mount namespace outlived Close: %q", p, strings.ReplaceAll(string(cmdline), "\x00", " "))
 		}
 	}
+}
+
+// procsIn returns the processes in mount namespace ns, with their start
+// times.
+func procsIn(t *testing.T, ns string) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		if l, err := os.Readlink("/proc/" + e.Name() + "/ns/mnt"); err == nil && l == ns {
+			if st, ok := startTime(e.Name()); ok {
+				out[e.Name()] = st
+			}
+		}
+	}
+	return out
+}
+
+// startTime is field 22 of /proc/PID/stat, which tells a process from a
+// later one with its PID.
+func startTime(pid string) (string, bool) {
+	b, err := os.ReadFile("/proc/" + pid + "/stat")
+	if err != nil {
+		return "", false
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return "", false
+	}
+	f := strings.Fields(s[i+1:])
+	if len(f) < 20 {
+		return "", false
+	}
+	return f[19], true
 }
 
 func dirNames(t *testing.T, dir string) []string {
