@@ -97,7 +97,9 @@ func TestDockerEngine(t *testing.T) {
 	// (By PID and start time: the namespace's inode number may be reused
 	// once it is gone.)
 	for p, start := range engineProcs {
-		if st, ok := startTime(p); ok && st == start {
+		// A zombie is gone but for its parent's wait (init's, for a
+		// daemon's children).
+		if st, ok := startTime(p); ok && st == start && !zombie(p) {
 			cmdline, _ := os.ReadFile("/proc/" + p + "/cmdline")
 			t.Errorf("process %s of the engine's mount namespace outlived Close: %q", p, strings.ReplaceAll(string(cmdline), "\x00", " "))
 		}
@@ -168,4 +170,15 @@ func mountNS(t *testing.T, eng *topo.Engine) string {
 		t.Fatal("dockerd runs in the test's mount namespace")
 	}
 	return l
+}
+
+// zombie reports whether process pid has exited and waits to be reaped.
+func zombie(pid string) bool {
+	b, err := os.ReadFile("/proc/" + pid + "/stat")
+	if err != nil {
+		return true
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	return i < 0 || len(s) < i+3 || s[i+2] == 'Z' || s[i+2] == 'X'
 }
