@@ -54,7 +54,11 @@
 // Entries are immutable except for their atomic last-seen time. The table is
 // split into shards by a hash of the MAC; each shard is an atomic pointer to
 // an immutable map, which writers replace copy-on-write with the writer mutex
-// held, so a change copies one shard and readers never wait. The flood list
+// held, so a change copies one shard and readers never wait. The table keeps
+// its shards small (16 entries on average, see shardFill) by doubling their
+// number as it fills, which it publishes as a new set of shards the same
+// way; so a learn copies a few hundred bytes however full the table is,
+// and a flood of forged source MACs makes little garbage. The flood list
 // is an atomic pointer to an immutable sorted slice, replaced the same way.
 //
 // A refresh that races with a change to the same MAC (a move, Add, Delete,
@@ -67,6 +71,7 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
+	"iter"
 	"maps"
 	"net/netip"
 	"slices"
@@ -151,10 +156,19 @@ const (
 	// agingSlices caps the granularity at Aging/64 so that a short Aging
 	// (tests, users who want fast moves) still ages within 1.6%.
 	agingSlices = 64
-	// shardBits selects 256 shards: a full default table has 256 entries a
-	// shard, so adding a MAC copies a few KiB, while the shard pointers of
-	// an empty table take only 2 KiB.
-	shardBits = 8
+	// shardFill is how many entries a shard holds on average at most:
+	// the table doubles its shards when it holds more. Adding a MAC
+	// copies its shard, so this bounds the garbage a learn makes: filling
+	// a default table (65 536 fresh MACs, as a flood of forged ones
+	// does) allocates 24 MiB in all, where a fixed 256 shards of up to
+	// 256 entries allocated 258 MiB, for which the daemon's heap grew.
+	shardFill = 16
+	// minShardBits: an empty table has 16 shards (128 bytes of
+	// pointers), all sharing one empty map. maxShardBits stops the
+	// doubling at 65 536 shards (512 KiB, a table of a million entries);
+	// beyond that shards grow instead.
+	minShardBits = 4
+	maxShardBits = 16
 )
 
 // Entry is a snapshot of one table entry.
@@ -191,11 +205,12 @@ func (r LearnResult) String() string {
 // Stats counts a table's entries and what Learn and Expire did to them.
 type Stats struct {
 	// Current entry counts by source; Learned includes stale entries
-	// Expire has not removed.
-	Learned int `json:"learned"`
-	Store   int `json:"store"`
-	Static  int `json:"static"`
-	Peers   int `json:"peers"` // flood list size
+	// Expire has not removed. MaxLearned is the table's bound on them.
+	Learned    int `json:"learned"`
+	MaxLearned int `json:"max_learned"`
+	Store      int `json:"store"`
+	Static     int `json:"static"`
+	Peers      int `json:"peers"` // flood list size
 	// Learned entries added / moved / aged out since New.
 	Added   uint64 `json:"added"`
 	Moved   uint64 `json:"moved"`
@@ -240,7 +255,7 @@ type Table struct {
 	maxLearned int64
 
 	// Loaded lock-free; stored only with mu held.
-	shards  [1 << shardBits]shard
+	shards  atomic.Pointer[shardSet]
 	flood   atomic.Pointer[[]netip.Addr] // sorted
 	learned atomic.Int64                 // learned entries held, so that Learn can refuse without locking when full
 
@@ -280,10 +295,12 @@ func New(cfg Config) (*Table, error) {
 	}
 	t.start = t.clock.Now()
 	t.epoch = t.start.UnixNano()
+	ss := &shardSet{shift: 64 - minShardBits, s: make([]shard, 1<<minShardBits)}
 	empty := &map[uint64]*entry{}
-	for i := range t.shards {
-		t.shards[i].Store(empty)
+	for i := range ss.s {
+		ss.s[i].Store(empty)
 	}
+	t.shards.Store(ss)
 	t.flood.Store(new([]netip.Addr))
 	return t, nil
 }
@@ -530,13 +547,39 @@ func (t *Table) Entries() []Entry {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	es := make([]Entry, 0, int(t.learned.Load())+t.store+t.static)
-	for i := range t.shards {
-		for _, e := range *t.shards[i].Load() {
+	ss := t.shards.Load()
+	for i := range ss.s {
+		for _, e := range *ss.s[i].Load() {
 			es = append(es, e.export())
 		}
 	}
 	slices.SortFunc(es, func(a, b Entry) int { return cmp.Compare(a.MAC.key(), b.MAC.key()) })
 	return es
+}
+
+// All yields every entry, stale ones included, in MAC order, as Entries
+// returns them but without copying the table: it sorts the MACs alone (8
+// bytes an entry) and looks each up as it yields it. It takes no lock, so
+// it is no snapshot: an entry that changes meanwhile is yielded as it is
+// then, one removed meanwhile is skipped, and one added meanwhile may be
+// missed. A full default table lists in under 1 MiB this way, where
+// Entries takes 4 MiB; the control API streams `fdb show` with it.
+func (t *Table) All() iter.Seq[Entry] {
+	return func(yield func(Entry) bool) {
+		keys := make([]uint64, 0, t.learned.Load()+64)
+		ss := t.shards.Load()
+		for i := range ss.s {
+			for k := range *ss.s[i].Load() {
+				keys = append(keys, k)
+			}
+		}
+		slices.Sort(keys)
+		for _, k := range keys {
+			if e := t.find(k); e != nil && !yield(e.export()) {
+				return
+			}
+		}
+	}
 }
 
 // Get returns mac's entry, stale or not.
@@ -614,6 +657,7 @@ func (t *Table) Stats() Stats {
 	defer t.mu.Unlock()
 	return Stats{
 		Learned:        int(t.learned.Load()),
+		MaxLearned:     int(t.maxLearned),
 		Store:          t.store,
 		Static:         t.static,
 		Peers:          len(*t.flood.Load()),
@@ -626,11 +670,20 @@ func (t *Table) Stats() Stats {
 	}
 }
 
-// shardOf spreads keys over the shards by Fibonacci hashing, which mixes
-// the low octets (where MACs of one vendor differ) into the top bits.
-func shardOf(k uint64) int { return int(k * 0x9e3779b97f4a7c15 >> (64 - shardBits)) }
+// shardSet is the table's shards; the table replaces it with one of twice
+// as many shards as it fills (grow). Its slice never changes once
+// published; the shards' map pointers are stored only with mu held.
+type shardSet struct {
+	shift uint // 64 minus log2(len(s)): see of
+	s     []shard
+}
 
-func (t *Table) find(k uint64) *entry { return (*t.shards[shardOf(k)].Load())[k] }
+// of returns k's shard. Fibonacci hashing mixes the low octets (where
+// MACs of one vendor differ) into the top bits, which pick the shard; so
+// doubling the shards splits shard i into 2i and 2i+1.
+func (ss *shardSet) of(k uint64) *shard { return &ss.s[k*0x9e3779b97f4a7c15>>ss.shift] }
+
+func (t *Table) find(k uint64) *entry { return (*t.shards.Load().of(k).Load())[k] }
 
 // stale reports whether learned entry e has gone Aging without a refresh.
 func (t *Table) stale(e *entry, now int64) bool { return now-e.lastSeen.Load() >= t.aging }
@@ -638,7 +691,11 @@ func (t *Table) stale(e *entry, now int64) bool { return now-e.lastSeen.Load() >
 // set publishes a copy of k's shard in which k maps to e, or is absent if e
 // is nil. t.mu must be held.
 func (t *Table) set(k uint64, e *entry) {
-	s := &t.shards[shardOf(k)]
+	ss := t.shards.Load()
+	if e != nil && int(t.learned.Load())+t.store+t.static >= len(ss.s)*shardFill && ss.shift > 64-maxShardBits {
+		ss = t.grow(ss)
+	}
+	s := ss.of(k)
 	m := make(map[uint64]*entry, len(*s.Load())+1)
 	maps.Copy(m, *s.Load())
 	if e == nil {
@@ -649,12 +706,37 @@ func (t *Table) set(k uint64, e *entry) {
 	s.Store(&m)
 }
 
+// grow publishes and returns a copy of ss with twice the shards, each
+// old shard's entries split between its two successors. Lock-free
+// readers still holding ss find every entry in it as before. t.mu must be
+// held.
+func (t *Table) grow(ss *shardSet) *shardSet {
+	next := &shardSet{shift: ss.shift - 1, s: make([]shard, 2*len(ss.s))}
+	for i := range ss.s {
+		old := *ss.s[i].Load()
+		lo := make(map[uint64]*entry, len(old)/2+1)
+		hi := make(map[uint64]*entry, len(old)/2+1)
+		for k, e := range old {
+			if next.of(k) == &next.s[2*i] {
+				lo[k] = e
+			} else {
+				hi[k] = e
+			}
+		}
+		next.s[2*i].Store(&lo)
+		next.s[2*i+1].Store(&hi)
+	}
+	t.shards.Store(next)
+	return next
+}
+
 // removeIf removes the entries for which drop reports true, copying only
 // the shards that change, and returns how many it removed. t.mu must be held.
 func (t *Table) removeIf(drop func(*entry) bool) int {
 	n := 0
-	for i := range t.shards {
-		old := *t.shards[i].Load()
+	ss := t.shards.Load()
+	for i := range ss.s {
+		old := *ss.s[i].Load()
 		var m map[uint64]*entry
 		for k, e := range old {
 			if !drop(e) {
@@ -668,7 +750,7 @@ func (t *Table) removeIf(drop func(*entry) bool) int {
 			n++
 		}
 		if m != nil {
-			t.shards[i].Store(&m)
+			ss.s[i].Store(&m)
 		}
 	}
 	return n

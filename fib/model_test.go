@@ -193,7 +193,6 @@ func (m *model) setPeers(peers []netip.Addr) (bool, error) {
 // TestRandomAgainstModel applies random operations to a Table and to the
 // model and compares every observable after each one.
 func TestRandomAgainstModel(t *testing.T) {
-	const aging = 10 * time.Second // granularity Aging/64 = 156.25 ms
 	macs := []MAC{
 		{0x01, 0x00, 0x5e, 0, 0, 1},          // multicast
 		{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, // broadcast
@@ -212,11 +211,47 @@ func TestRandomAgainstModel(t *testing.T) {
 		netip.AddrFrom16(vtep(1).As16()), // the same VTEP as vtep(1)
 		{}, netip.IPv4Unspecified(), netip.MustParseAddr("239.0.0.1"),
 	}
-	for seed := range uint64(8) {
+	t.Run("small", func(t *testing.T) {
+		// Aging 10 s: a refresh granularity of Aging/64 = 156.25 ms.
+		runModel(t, modelRun{macs: macs, vteps: vteps, max: 10, aging: 10 * time.Second, seeds: 8, ops: 4000, longSteps: true})
+	})
+	// Enough MACs, and a long enough Aging, for the table to double its
+	// shards (at 256 and 512 entries) while the model checks every step.
+	many := slices.Clone(macs)
+	for i := 20; i < 1200; i++ {
+		many = append(many, station(i))
+	}
+	t.Run("growing", func(t *testing.T) {
+		runModel(t, modelRun{macs: many, vteps: vteps, max: 700, aging: 10 * time.Minute, seeds: 2, ops: 1500, compareEvery: 10, preload: 400, noFlush: true, wantShards: 64})
+	})
+}
+
+// modelRun is a run of random operations on a table and the model.
+type modelRun struct {
+	macs      []MAC
+	vteps     []netip.Addr
+	max       int           // MaxLearned
+	aging     time.Duration // the refresh granularity is Aging/64, at most 1 s
+	seeds     uint64
+	ops       int
+	longSteps bool // the clock also steps by up to twice Aging, not only around the granularity
+	// compareEvery compares the whole table every so many operations
+	// (0: after each); every result is compared as it comes.
+	compareEvery int
+	preload      int  // learn this many of the MACs (the last ones) before the random operations
+	noFlush      bool // no Flush or FlushVTEP, which would empty a table the run means to grow
+	wantShards   int  // the table must have grown to at least this many shards
+}
+
+// runModel runs run.ops random operations on a table and on the model,
+// for each of run.seeds seeds, and compares them after each.
+func runModel(t *testing.T, run modelRun) {
+	macs, vteps, aging := run.macs, run.vteps, run.aging
+	for seed := range run.seeds {
 		rng := rand.New(rand.NewPCG(seed, 0x66_69_62))
 		clk := newFakeClock()
-		tb := newTable(t, Config{Aging: aging, MaxLearned: 10, Clock: clk})
-		m := &model{aging: int64(aging), gran: int64(aging / 64), max: 10,
+		tb := newTable(t, Config{Aging: aging, MaxLearned: run.max, Clock: clk})
+		m := &model{aging: int64(aging), gran: int64(min(time.Second, aging/64)), max: run.max,
 			entries: map[MAC]modelEntry{}, peers: map[netip.Addr]bool{}}
 		if tb.gran != m.gran {
 			t.Fatalf("granularity %d, model %d", tb.gran, m.gran)
@@ -225,7 +260,14 @@ func TestRandomAgainstModel(t *testing.T) {
 		pickVTEP := func() netip.Addr { return vteps[rng.IntN(len(vteps))] }
 		pickSrc := func() Source { return Source(rng.IntN(4)) } // 0 is invalid
 
-		for op := range 4000 {
+		for i, mac := range macs[len(macs)-run.preload:] {
+			now := tb.Now()
+			if got, want := tb.Learn(mac, vteps[i%4], now), m.learn(mac, vteps[i%4], now); got != want {
+				t.Fatalf("seed %d: preload %v: got %v, model %v", seed, mac, got, want)
+			}
+		}
+		compare(t, tb, m, macs)
+		for op := range run.ops {
 			var what string
 			var got, want any
 			switch r := rng.IntN(100); {
@@ -240,7 +282,7 @@ func TestRandomAgainstModel(t *testing.T) {
 			case r < 70:
 				// Mostly steps around the granularity, some around Aging.
 				d := time.Duration(rng.Int64N(2 * m.gran))
-				if rng.IntN(5) == 0 {
+				if run.longSteps && rng.IntN(5) == 0 {
 					d = time.Duration(rng.Int64N(int64(2 * aging)))
 				}
 				clk.advance(d)
@@ -259,6 +301,8 @@ func TestRandomAgainstModel(t *testing.T) {
 				n := m.removeIf(func(e modelEntry) bool { return e.src == Learned && now-e.lastSeen >= m.aging })
 				m.stats.Expired += uint64(n)
 				got, want = tb.Expire(), n
+			case r < 93 && run.noFlush:
+				what = "nothing"
 			case r < 92:
 				a, src := pickVTEP(), pickSrc()
 				what = "FlushVTEP " + a.String() + " " + src.String()
@@ -301,12 +345,19 @@ func TestRandomAgainstModel(t *testing.T) {
 			if got != want {
 				t.Fatalf("seed %d op %d %s: got %v, model %v", seed, op, what, got, want)
 			}
+			if op%max(run.compareEvery, 1) != 0 && op != run.ops-1 {
+				continue
+			}
 			compare(t, tb, m, macs)
 			if t.Failed() {
 				t.Fatalf("seed %d op %d %s: table and model differ", seed, op, what)
 			}
 		}
-		t.Logf("seed %d: %+v", seed, tb.Stats())
+		shards := len(tb.shards.Load().s)
+		if shards < run.wantShards {
+			t.Fatalf("seed %d: the table has %d shards, want it grown to at least %d", seed, shards, run.wantShards)
+		}
+		t.Logf("seed %d: %d shards, %+v", seed, shards, tb.Stats())
 	}
 }
 
@@ -342,6 +393,7 @@ func compare(t *testing.T, tb *Table, m *model, macs []MAC) {
 	}
 	ws := m.stats
 	ws.Learned, ws.Store, ws.Static, ws.Peers = m.count(Learned), m.count(Store), m.count(Static), len(m.peers)
+	ws.MaxLearned = m.max
 	if got := tb.Stats(); got != ws {
 		t.Errorf("Stats\n%+v\nmodel\n%+v", got, ws)
 	}
