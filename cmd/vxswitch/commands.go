@@ -20,7 +20,7 @@ func newNetworkCmd(c *cli) *cobra.Command {
 	var create api.NetworkCreate
 	var subnets []string
 	createCmd := &cobra.Command{
-		Use:   "create NAME --subnet CIDR [--subnet CIDR6] [--vni N] [--gateway IP] [--mtu N] [--egress | --internal]",
+		Use:   "create NAME --subnet CIDR [--subnet CIDR6] [--vni N] [--gateway IP] [--mtu N] [--egress | --internal] [--max-learned N]",
 		Short: "Create a network: a namespace with br0 and a TAP, served by the daemon (with a store: once, for the cluster)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -49,6 +49,7 @@ func newNetworkCmd(c *cli) *cobra.Command {
 	createCmd.Flags().IntVar(&create.MTU, "mtu", 0, "overlay MTU (default: underlay MTU - 50, or - 70 on an IPv6 underlay)")
 	createCmd.Flags().BoolVar(&create.Egress, "egress", false, "give every endpoint a way out: eth1 on the host's egress bridge, masqueraded, with the default route (Docker's docker_gwbridge)")
 	createCmd.Flags().BoolVar(&create.Internal, "internal", false, "no way out: endpoints get no default route")
+	createCmd.Flags().IntVar(&create.MaxLearned, "max-learned", 0, "learned MAC entries the network holds at most, on every host (default: each daemon's --max-learned)")
 	createCmd.MarkFlagRequired("subnet")
 
 	ls := &cobra.Command{
@@ -304,8 +305,8 @@ func newStatsCmd(c *cli) *cobra.Command {
 				if n.ARPProxied+n.NDProxied > 0 {
 					fmt.Fprintf(w, "  proxied: %d ARP requests, %d neighbour solicitations answered here\n", n.ARPProxied, n.NDProxied)
 				}
-				fmt.Fprintf(w, "  fdb: %d learned, %d static, %d store, %d peers; %d moves, %d refused (table full)\n",
-					n.FIB.Learned, n.FIB.Static, n.FIB.Store, n.FIB.Peers, n.FIB.Moved, n.FIB.RefusedFull)
+				fmt.Fprintf(w, "  fdb: %d learned (at most %d), %d static, %d store, %d peers; %d moves, %d refused (table full)\n",
+					n.FIB.Learned, n.FIB.MaxLearned, n.FIB.Static, n.FIB.Store, n.FIB.Peers, n.FIB.Moved, n.FIB.RefusedFull)
 				fmt.Fprintf(w, "  drops: %s\n", drops(n.Drops))
 			}
 			if name == "" {

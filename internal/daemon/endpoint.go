@@ -105,7 +105,8 @@ func (d *Daemon) attachable(ctx context.Context, name string, u *undo) (*network
 				name, sn.MTU, d.ulIf.mtu, d.ulIf.name, d.maxMTU(), d.maxMTU())
 		}
 		n = &network{netState: netState{Cluster: true, Revision: sn.Revision, Name: sn.Name, VNI: sn.VNI, Subnet: sn.Subnet,
-			Subnet6: sn.Subnet6, Gateway: sn.Gateway, MTU: sn.MTU, Egress: sn.Egress, Internal: sn.Internal},
+			Subnet6: sn.Subnet6, Gateway: sn.Gateway, MTU: sn.MTU, Egress: sn.Egress, Internal: sn.Internal,
+			MaxLearned: sn.MaxLearned},
 			netns: d.netnsPath(sn.VNI), epProbs: map[string]string{}}
 	}
 	if err := d.makeNamespace(n, !ok); err != nil {

@@ -140,7 +140,7 @@ func (s storeIPAM) release(ctx context.Context, n *network, ep epState) error {
 // storeNetwork is the store's record of a cluster network, as this host
 // keeps a copy of it.
 func (n *network) storeNetwork() store.Network {
-	return store.Network{Name: n.Name, VNI: n.VNI, Subnet: n.Subnet, Subnet6: n.Subnet6, Gateway: n.Gateway, MTU: n.MTU, Revision: n.Revision}
+	return store.Network{Name: n.Name, VNI: n.VNI, Subnet: n.Subnet, Subnet6: n.Subnet6, Gateway: n.Gateway, MTU: n.MTU, MaxLearned: n.MaxLearned, Revision: n.Revision}
 }
 
 // storeErr gives a store error the kind the API maps to a status; user

@@ -19,6 +19,7 @@ import (
 
 	"github.com/vxswitch/vxswitch/cmd/vxswitch/api"
 	"github.com/vxswitch/vxswitch/encap"
+	"github.com/vxswitch/vxswitch/fib"
 	"github.com/vxswitch/vxswitch/internal/dnsserver"
 	"github.com/vxswitch/vxswitch/internal/nsutil"
 	"github.com/vxswitch/vxswitch/internal/store"
@@ -157,6 +158,10 @@ func (d *Daemon) validateNetwork(req api.NetworkCreate) (netState, error) {
 		// on br0 and serves DNS there.
 		ns.Gateway = subnet.Addr().Next()
 	}
+	if req.MaxLearned < 0 {
+		return ns, bad("bad max-learned %d: give how many learned MAC entries the network holds at most, or 0 for the daemon's --max-learned (%d)", req.MaxLearned, d.maxLearned())
+	}
+	ns.MaxLearned = req.MaxLearned
 	ns.MTU = req.MTU
 	if ns.MTU == 0 {
 		ns.MTU = d.maxMTU()
@@ -168,6 +173,19 @@ func (d *Daemon) validateNetwork(req api.NetworkCreate) (netState, error) {
 		return ns, bad("bad MTU %d for a dual-stack network: IPv6 needs at least %d (the underlay's MTU %d allows up to %d)", ns.MTU, ipv6MinMTU, d.ulIf.mtu, d.maxMTU())
 	}
 	return ns, nil
+}
+
+// maxLearned is the bound on learned MAC entries of a network whose own
+// limit is own (0: none): own, or the daemon's --max-learned, or fib's
+// default.
+func (d *Daemon) maxLearned(own ...int) int {
+	switch {
+	case len(own) > 0 && own[0] > 0:
+		return own[0]
+	case d.cfg.MaxLearned > 0:
+		return d.cfg.MaxLearned
+	}
+	return fib.DefaultMaxLearned
 }
 
 // freeVNI is the lowest VNI from 256 up that no network of this host
@@ -205,7 +223,7 @@ func (d *Daemon) createNetwork(ctx context.Context, req api.NetworkCreate) (api.
 	}
 	if d.cluster != nil {
 		sn, err := d.cluster.st.CreateNetwork(ctx, store.Network{Name: ns.Name, VNI: ns.VNI, Subnet: ns.Subnet, Subnet6: ns.Subnet6,
-			Gateway: ns.Gateway, MTU: ns.MTU, Egress: ns.Egress, Internal: ns.Internal, Created: time.Now().UTC(), CreatedBy: d.cluster.advertise})
+			Gateway: ns.Gateway, MTU: ns.MTU, Egress: ns.Egress, Internal: ns.Internal, MaxLearned: ns.MaxLearned, Created: time.Now().UTC(), CreatedBy: d.cluster.advertise})
 		if err != nil {
 			return api.Network{}, storeErr(err)
 		}
@@ -335,7 +353,7 @@ func (d *Daemon) start(n *network) error {
 		return err
 	}
 	swn, err := d.sw.AddNetwork(vswitch.NetworkConfig{
-		VNI: n.VNI, TAP: dev, Gateway: n.Gateway, Aging: d.cfg.Aging, MaxLearned: d.cfg.MaxLearned,
+		VNI: n.VNI, TAP: dev, Gateway: n.Gateway, Aging: d.cfg.Aging, MaxLearned: d.maxLearned(n.MaxLearned),
 	})
 	if err != nil {
 		dev.Close()

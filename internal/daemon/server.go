@@ -204,7 +204,7 @@ func apiCounters(c vswitch.Counters) api.Counters {
 // apiFIBStats is a MAC table's figures as the control API reports them.
 func apiFIBStats(s fib.Stats) api.FIBStats {
 	return api.FIBStats{
-		Learned: s.Learned, Store: s.Store, Static: s.Static, Peers: s.Peers,
+		Learned: s.Learned, MaxLearned: s.MaxLearned, Store: s.Store, Static: s.Static, Peers: s.Peers,
 		Added: s.Added, Moved: s.Moved, Expired: s.Expired,
 		RefusedFull: s.RefusedFull, RefusedInvalid: s.RefusedInvalid, Shadowed: s.Shadowed,
 	}

@@ -45,11 +45,14 @@ type netState struct {
 	MTU      int          `json:"mtu"`
 	// Egress gives every endpoint a way out through the host's gateway
 	// bridge; Internal networks have no default route at all.
-	Egress    bool          `json:"egress,omitempty"`
-	Internal  bool          `json:"internal,omitempty"`
-	Peers     []netip.Addr  `json:"peers,omitempty"`
-	Static    []staticEntry `json:"static_fdb,omitempty"`
-	Endpoints []epState     `json:"endpoints,omitempty"`
+	Egress   bool `json:"egress,omitempty"`
+	Internal bool `json:"internal,omitempty"`
+	// MaxLearned is the network's own bound on learned MAC entries;
+	// 0: the daemon's --max-learned.
+	MaxLearned int           `json:"max_learned,omitempty"`
+	Peers      []netip.Addr  `json:"peers,omitempty"`
+	Static     []staticEntry `json:"static_fdb,omitempty"`
+	Endpoints  []epState     `json:"endpoints,omitempty"`
 }
 
 type staticEntry struct {

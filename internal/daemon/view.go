@@ -16,7 +16,7 @@ import (
 func (d *Daemon) networkView(n *network, v ...*store.View) api.Network {
 	out := api.Network{
 		Name: n.Name, VNI: n.VNI, Subnet: n.Subnet.String(), Subnet6: prefixString(n.Subnet6), MTU: n.MTU, Scope: "local",
-		Egress: n.Egress, Internal: n.Internal,
+		Egress: n.Egress, Internal: n.Internal, MaxLearned: d.maxLearned(n.MaxLearned),
 		Problem: n.problem, Offload: n.sw != nil && n.sw.Offload(),
 		Peers: []string{}, Static: []api.FDBEntry{}, Endpoints: []api.Endpoint{},
 	}
@@ -83,7 +83,7 @@ func (d *Daemon) networkView(n *network, v ...*store.View) api.Network {
 func (d *Daemon) clusterView(sn store.Network, v *store.View) api.Network {
 	out := api.Network{
 		Name: sn.Name, VNI: sn.VNI, Subnet: sn.Subnet.String(), Subnet6: prefixString(sn.Subnet6), MTU: sn.MTU, Scope: "cluster",
-		Egress: sn.Egress, Internal: sn.Internal,
+		Egress: sn.Egress, Internal: sn.Internal, MaxLearned: d.maxLearned(sn.MaxLearned),
 		Peers: []string{}, Static: []api.FDBEntry{}, Endpoints: remoteEndpoints(sn.Name, v, netip.Addr{}),
 	}
 	if sn.Gateway.IsValid() {

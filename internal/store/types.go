@@ -23,10 +23,14 @@ type Network struct {
 	MTU int `json:"mtu"`
 	// Egress: every endpoint gets a way out through its host's gateway
 	// bridge. Internal: no default route at all.
-	Egress    bool       `json:"egress,omitempty"`
-	Internal  bool       `json:"internal,omitempty"`
-	Created   time.Time  `json:"created"`
-	CreatedBy netip.Addr `json:"created_by"` // the VTEP of the host that made it
+	Egress   bool `json:"egress,omitempty"`
+	Internal bool `json:"internal,omitempty"`
+	// MaxLearned bounds the network's learned MAC entries on every
+	// host; 0 (and records written before it existed): each daemon's
+	// own --max-learned.
+	MaxLearned int        `json:"max_learned,omitempty"`
+	Created    time.Time  `json:"created"`
+	CreatedBy  netip.Addr `json:"created_by"` // the VTEP of the host that made it
 	// Revision is the create revision of the network's key: it tells a
 	// network from one removed and made again under the same name.
 	Revision int64 `json:"-"`

@@ -62,6 +62,10 @@ type NetworkCreate struct {
 	// gateway on br0 (which leads nowhere but the hosts' DNS).
 	Egress   bool `json:"egress,omitempty"`
 	Internal bool `json:"internal,omitempty"`
+	// MaxLearned bounds the network's learned MAC entries on every host
+	// (a flood of forged source MACs fills it and no more); 0: each
+	// daemon's --max-learned.
+	MaxLearned int `json:"max_learned,omitempty"`
 }
 
 // Network is a network as the daemon reports it.
@@ -72,6 +76,9 @@ type Network struct {
 	Subnet6 string `json:"subnet6,omitempty"`
 	Gateway string `json:"gateway,omitempty"`
 	MTU     int    `json:"mtu"`
+	// MaxLearned is how many learned MAC entries the network holds at
+	// most on this host: its own limit, or this daemon's --max-learned.
+	MaxLearned int `json:"max_learned"`
 	// Scope is "local" (this host's own) or "cluster" (in the store).
 	Scope    string `json:"scope"`
 	Egress   bool   `json:"egress,omitempty"`
@@ -213,11 +220,13 @@ type Counters struct {
 // FIBStats are a network's MAC table figures.
 type FIBStats struct {
 	// Entries now, by source; Learned includes stale entries not yet
-	// removed. Peers is the flood list's length.
-	Learned int `json:"learned"`
-	Store   int `json:"store"`
-	Static  int `json:"static"`
-	Peers   int `json:"peers"`
+	// removed, MaxLearned is the bound on them (network create
+	// --max-learned, or the daemon's). Peers is the flood list's length.
+	Learned    int `json:"learned"`
+	MaxLearned int `json:"max_learned"`
+	Store      int `json:"store"`
+	Static     int `json:"static"`
+	Peers      int `json:"peers"`
 	// Learned entries added, moved to another VTEP, and aged out.
 	Added   uint64 `json:"added"`
 	Moved   uint64 `json:"moved"`
