@@ -91,18 +91,14 @@ func (d *Daemon) routes() http.Handler {
 		return nil, d.removePeer(r.PathValue("name"), req.VTEP)
 	}))
 	mux.HandleFunc("GET "+api.PathAllFDB, d.handle(func(r *http.Request) (any, error) {
-		out := []api.FDBEntry{}
-		for _, n := range d.sortedNets() {
-			out = append(out, d.fdb(n)...)
-		}
-		return out, nil
+		return fdbListOf(d.sortedNets()...), nil
 	}))
 	mux.HandleFunc("GET "+api.PathFDB, d.handle(func(r *http.Request) (any, error) {
 		n, err := d.network(r.PathValue("name"))
 		if err != nil {
 			return nil, err
 		}
-		return d.fdb(n), nil
+		return fdbListOf(n), nil
 	}))
 	mux.HandleFunc("POST "+api.PathFDB, d.handle(func(r *http.Request) (any, error) {
 		var req api.FDBEntry
@@ -184,6 +180,10 @@ func (d *Daemon) handle(fn func(*http.Request) (any, error)) http.HandlerFunc {
 			w.WriteHeader(http.StatusNoContent)
 			return
 		}
+		if s, ok := out.(jsonWriter); ok {
+			s.writeJSON(w) // a long list, written as it is made
+			return
+		}
 		json.NewEncoder(w).Encode(out)
 	}
 }
@@ -209,6 +209,10 @@ func apiFIBStats(s fib.Stats) api.FIBStats {
 		RefusedFull: s.RefusedFull, RefusedInvalid: s.RefusedInvalid, Shadowed: s.Shadowed,
 	}
 }
+
+// jsonWriter is a result that writes its JSON itself, piece by piece,
+// instead of being built whole by json.Encoder.
+type jsonWriter interface{ writeJSON(io.Writer) error }
 
 func decode(r *http.Request, v any) error {
 	dec := json.NewDecoder(r.Body)
