@@ -327,6 +327,15 @@ func (h *Host) VXSwitch(opts DaemonOptions) (*Daemon, error) {
 // Socket is the daemon's control socket.
 func (d *Daemon) Socket() string { return filepath.Join(d.RunDir, daemon.SocketName) }
 
+// Output is what a binary-mode daemon has written to stdout and stderr
+// (its log) since it last started; "" for an in-process daemon.
+func (d *Daemon) Output() string {
+	if d.proc == nil {
+		return ""
+	}
+	return d.proc.Output()
+}
+
 // Start starts the daemon (again, after Stop) with the same directories.
 func (d *Daemon) Start() error {
 	if d.opts.Binary != "" {
