@@ -15,7 +15,9 @@ import (
 	"time"
 
 	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netlink/nl"
 	"go.uber.org/zap"
+	"golang.org/x/sys/unix"
 
 	"github.com/vxswitch/vxswitch/cmd/vxswitch/api"
 	"github.com/vxswitch/vxswitch/encap"
@@ -337,7 +339,40 @@ func (d *Daemon) setupBridge(n *network) error {
 	if err := h.LinkSetUp(br); err != nil {
 		return fmt.Errorf("set %s up: %w", bridgeName, err)
 	}
+	if err := setBridgeMaxLearned(n.netns, br.Attrs().Index, d.maxLearned(n.MaxLearned)+bridgeLearnedSlack); err != nil {
+		d.log.Warn("cannot bound the bridge's learned MAC entries; a flood of forged MACs fills the kernel's table",
+			zap.String("network", n.Name), zap.String("netns", n.netns), zap.Error(err))
+	}
 	return nil
+}
+
+// bridgeLearnedSlack is how many more learned entries br0 may hold than
+// the switch's table: br0 also learns the local endpoints' MACs on their
+// veths, and the remote ones the store or static entries place, which
+// do not count against the switch's limit. A full br0 still forwards:
+// frames to a MAC it did not learn are flooded to its ports.
+const bridgeLearnedSlack = 16384
+
+// setBridgeMaxLearned bounds the learned entries of the bridge with
+// index idx in namespace netns (fdb_max_learned, Linux 6.7 and later;
+// older kernels ignore it). br0 learns the source MAC of every frame the
+// TAP writes, those the switch refused to learn included: unbounded, a
+// flood of a million forged MACs kept a million entries in the kernel
+// for the bridge's ageing time.
+func setBridgeMaxLearned(netns string, idx, max int) error {
+	return nsutil.Do(netns, func() error {
+		req := nl.NewNetlinkRequest(unix.RTM_NEWLINK, unix.NLM_F_ACK)
+		msg := nl.NewIfInfomsg(unix.AF_UNSPEC)
+		msg.Index = int32(idx)
+		req.AddData(msg)
+		info := nl.NewRtAttr(unix.IFLA_LINKINFO, nil)
+		info.AddRtAttr(nl.IFLA_INFO_KIND, nl.NonZeroTerminated("bridge"))
+		data := info.AddRtAttr(nl.IFLA_INFO_DATA, nil)
+		data.AddRtAttr(unix.IFLA_BR_FDB_MAX_LEARNED, nl.Uint32Attr(uint32(max)))
+		req.AddData(info)
+		_, err := req.Execute(unix.NETLINK_ROUTE, 0)
+		return err
+	})
 }
 
 // start creates the network's TAP on br0 and adds the network to the
