@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"os/exec"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -428,6 +429,11 @@ func testMACFlood(t *testing.T, args []string) {
 		!strings.Contains(out, fmt.Sprintf("%d refused (table full)", stats(t, c.nets[0]).FIB.RefusedFull)) {
 		t.Errorf("stats does not show the full table and its refusals:\n%s", out)
 	}
+	// The kernel's bridge in the network's namespace learns every MAC
+	// the TAP hands it; it is bounded too, a little above the switch.
+	if n := bridgeLearned(t, c.nets[0].Netns()); n > fib.DefaultMaxLearned+bridgeSlack {
+		t.Errorf("br0 holds %d learned entries, want at most %d", n, fib.DefaultMaxLearned+bridgeSlack)
+	}
 	if hwm > floodRSSLimit {
 		t.Errorf("peak RSS of h1's daemon %.1f MiB, want at most %d MiB", float64(hwm)/(1<<20), floodRSSLimit>>20)
 	}
@@ -515,4 +521,25 @@ func TestMACFloodStore(t *testing.T) {
 	if during == 0 {
 		t.Error("the stream carried nothing during the flood")
 	}
+}
+
+// bridgeSlack is how many more entries the daemon lets br0 learn than its
+// own table (internal/daemon's bridgeLearnedSlack).
+const bridgeSlack = 16384
+
+// bridgeLearned counts the entries br0 in namespace netns learned (not
+// its own, permanent ones).
+func bridgeLearned(t *testing.T, netns string) int {
+	t.Helper()
+	out, err := exec.CommandContext(testCtx(t), "nsenter", "--net="+netns, "bridge", "fdb", "show", "br", "br0").Output()
+	if err != nil {
+		t.Fatalf("bridge fdb show in %s: %v", netns, err)
+	}
+	n := 0
+	for line := range strings.Lines(string(out)) {
+		if !strings.Contains(line, "permanent") && !strings.Contains(line, " self") {
+			n++
+		}
+	}
+	return n
 }
