@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 need_root
 need_go
 need_cmds ip:iproute2 ping:iputils-ping nsenter:util-linux taskset:util-linux iperf3:iperf3 curl:curl etcd:etcd-server \
-	podman:podman runc:runc dockerd:docker.io busybox:busybox-static
+	podman:podman runc:runc dockerd:docker.io busybox:busybox-static nft:nftables
 unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
 if [ -n "$unformatted" ]; then
 	echo "gofmt: not formatted: $unformatted" >&2

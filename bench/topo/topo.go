@@ -411,7 +411,11 @@ func (t *Topo) vtepAddr(idx int) netip.Addr {
 
 // AddHost adds a host with the next underlay address (198.18.0.1,
 // 198.18.0.2, ..., or their IPv6 counterparts: see Options.VTEPs).
-func (t *Topo) AddHost(name string) (*Host, error) {
+func (t *Topo) AddHost(name string) (*Host, error) { return t.addHost(name, nil) }
+
+// addHost is AddHost; join, if not nil, joins the host to the LAN instead
+// of joinLAN.
+func (t *Topo) addHost(name string, join func(*Host) error) (*Host, error) {
 	t.mu.Lock()
 	idx := len(t.hosts) + 1
 	t.mu.Unlock()
@@ -424,6 +428,8 @@ func (t *Topo) AddHost(name string) (*Host, error) {
 	}
 	h := &Host{NS: *ns, Addr: t.vtepAddr(idx), idx: idx}
 	switch {
+	case join != nil:
+		err = join(h)
 	case t.opts.Underlay == LAN:
 		err = t.joinLAN(h)
 	case idx == 2:
@@ -440,6 +446,15 @@ func (t *Topo) AddHost(name string) (*Host, error) {
 
 // joinLAN plugs h into the LAN bridge, creating the LAN on first use.
 func (t *Topo) joinLAN(h *Host) error {
+	if err := t.plugLAN(&h.NS, UnderlayIf, h.idx); err != nil {
+		return err
+	}
+	return h.configureUnderlay()
+}
+
+// plugLAN joins interface ifname of ns to the LAN bridge as port
+// p<idx>, creating the LAN on first use.
+func (t *Topo) plugLAN(ns *NS, ifname string, idx int) error {
 	if t.lan == nil {
 		lan, err := t.newNS("lan")
 		if err != nil {
@@ -468,8 +483,8 @@ func (t *Topo) joinLAN(h *Host) error {
 	if err != nil {
 		return err
 	}
-	port := "p" + strconv.Itoa(h.idx)
-	if err := t.vethPair(t.lan, port, &h.NS, UnderlayIf); err != nil {
+	port := "p" + strconv.Itoa(idx)
+	if err := t.vethPair(t.lan, port, ns, ifname); err != nil {
 		return err
 	}
 	l, err := lh.LinkByName(port)
@@ -479,10 +494,7 @@ func (t *Topo) joinLAN(h *Host) error {
 	if err := lh.LinkSetMaster(l, br); err != nil {
 		return err
 	}
-	if err := lh.LinkSetUp(l); err != nil {
-		return err
-	}
-	return h.configureUnderlay()
+	return lh.LinkSetUp(l)
 }
 
 func (t *Topo) joinDirect(a, b *Host) error {
