@@ -36,6 +36,14 @@ bench: build
 bench-scale: build
 	$(GO) run ./cmd/vxbench -scale -binary $(BIN) $(SCALEFLAGS)
 
+# The soak (root, 10 minutes): TCP and UDP both ways through two daemons,
+# every byte checked, each daemon's RSS, goroutines and open fds sampled;
+# prints the figures, writes bench/results/soak.{json,svg} (README, Soak).
+# SOAKFLAGS passes vxbench flags, e.g. SOAKFLAGS='-duration 1h -udp-rate 20000'.
+.PHONY: soak
+soak: build
+	$(GO) run ./cmd/vxbench -soak -binary $(BIN) $(SOAKFLAGS)
+
 # Runs every fuzz target for FUZZTIME each.
 fuzz:
 	@for pkg in ./encap ./fib; do \

@@ -3,7 +3,10 @@
 // it as root from the repository: `make bench`. With -scale it runs the
 // scale benchmark of the cluster store instead (bench.RunScale: many
 // daemons, one etcd member, a series of attaches) and writes scale.json:
-// `make bench-scale`.
+// `make bench-scale`. With -soak it runs the soak instead (bench.RunSoak:
+// TCP and UDP both ways through two daemons for -duration, 10 minutes by
+// default, every byte checked, each daemon's RSS, goroutines and open
+// fds sampled) and writes soak.json and soak.svg: `make soak`.
 package main
 
 import (
@@ -27,8 +30,10 @@ func main() {
 		out        string
 		scale      bool
 		sopts      bench.ScaleOptions
+		soak       bool
+		kopts      bench.SoakOptions
 	)
-	flag.DurationVar(&opts.Duration, "duration", 0, "length of every iperf3 and ping run (default 10s, 2s with -smoke)")
+	flag.DurationVar(&opts.Duration, "duration", 0, "length of every iperf3 and ping run (default 10s, 2s with -smoke); with -soak, of the soak (default 10m)")
 	flag.IntVar(&opts.Repeat, "repeat", 0, "rounds over every case; figures are medians (default 3, 1 with -smoke)")
 	flag.StringVar(&cases, "cases", strings.Join(bench.CaseNames(), ","), "comma-separated subset of the cases to run")
 	flag.BoolVar(&opts.Smoke, "smoke", false, "short run: a few seconds per figure, one round")
@@ -46,18 +51,31 @@ func main() {
 	flag.DurationVar(&sopts.StoreTTL, "store-ttl", 0, "with -scale: every host's lease TTL (default: the daemon's, 10s)")
 	flag.StringVar(&sopts.Etcd, "etcd", "", "with -scale: etcd binary (default: etcd from PATH, Debian's etcd-server)")
 	flag.BoolVar(&sopts.PollDuringAttach, "poll-during-attach", false, "with -scale: poll the other hosts from the attach request on instead of from its reply (sees hosts quicker than the reply; the polls slow the attach down)")
+	flag.BoolVar(&soak, "soak", false, "run the soak instead (writes soak.json and soak.svg): TCP and UDP both ways through two daemons, checked, with the daemons' resources sampled")
+	flag.DurationVar(&kopts.Sample, "sample", 0, "with -soak: time between two samples of the daemons (default 5s)")
+	flag.DurationVar(&kopts.Warmup, "warmup", 0, "with -soak: time from the start to the first sample the figures count (default a tenth of -duration)")
+	flag.IntVar(&kopts.UDPRate, "udp-rate", 0, "with -soak: UDP datagrams a second each way (default 5000)")
+	flag.Int64Var(&kopts.TCPChunk, "tcp-chunk", 0, "with -soak: bytes of one TCP transfer (default 64 MiB)")
 	flag.Parse()
 	if flag.NArg() > 0 {
 		fmt.Fprintf(os.Stderr, "vxbench: unexpected arguments %q\n", flag.Args())
 		os.Exit(2)
 	}
-	if bad := misplacedFlags(scale); len(bad) > 0 {
-		if scale {
-			fmt.Fprintf(os.Stderr, "vxbench: flags that -scale does not take: %s (drop them)\n", strings.Join(bad, ", "))
-		} else {
-			fmt.Fprintf(os.Stderr, "vxbench: flags for -scale only: %s (add -scale, or drop them)\n", strings.Join(bad, ", "))
-		}
+	if scale && soak {
+		fmt.Fprintln(os.Stderr, "vxbench: -scale and -soak are two runs: give one of them")
 		os.Exit(2)
+	}
+	if bad := misplacedFlags(mode(scale, soak)); len(bad) > 0 {
+		fmt.Fprintf(os.Stderr, "vxbench: %s does not take %s (drop them, or give the run they belong to)\n", mode(scale, soak), strings.Join(bad, ", "))
+		os.Exit(2)
+	}
+	if soak {
+		kopts.Duration, kopts.Binary, kopts.DaemonArgs = opts.Duration, opts.Binary, strings.Fields(daemonArgs)
+		if err := runSoak(kopts, out); err != nil {
+			fmt.Fprintf(os.Stderr, "vxbench: %v\n", err)
+			os.Exit(1)
+		}
+		return
 	}
 	if scale {
 		sopts.Binary, sopts.DaemonArgs = opts.Binary, strings.Fields(daemonArgs)
@@ -99,24 +117,38 @@ func run(opts bench.Options, out string) error {
 	return nil
 }
 
-// scaleOnly and benchOnly are the flags of one mode that the other does
-// not take (-binary, -daemon-args and -out serve both).
-var (
-	scaleOnly = []string{"hosts", "attaches", "poll", "idle", "gap", "store-ttl", "etcd", "poll-during-attach"}
-	benchOnly = []string{"duration", "repeat", "cases", "smoke", "no-pin", "pin-latency"}
-)
+// modeFlags are the flags each run takes besides -binary, -daemon-args
+// and -out, which serve them all.
+var modeFlags = map[string][]string{
+	"the benchmark": {"duration", "repeat", "cases", "smoke", "no-pin", "pin-latency"},
+	"-scale":        {"hosts", "attaches", "poll", "idle", "gap", "store-ttl", "etcd", "poll-during-attach"},
+	"-soak":         {"duration", "sample", "warmup", "udp-rate", "tcp-chunk"},
+}
 
-// misplacedFlags lists the flags set on the command line that the mode
-// does not take, as -name.
-func misplacedFlags(scale bool) []string {
-	other := scaleOnly
-	if scale {
-		other = benchOnly
+// mode names the run the command line asks for.
+func mode(scale, soak bool) string {
+	switch {
+	case scale:
+		return "-scale"
+	case soak:
+		return "-soak"
 	}
+	return "the benchmark"
+}
+
+// misplacedFlags lists the flags set on the command line that the run m
+// does not take, as -name.
+func misplacedFlags(m string) []string {
 	var bad []string
 	flag.Visit(func(f *flag.Flag) {
-		if slices.Contains(other, f.Name) {
-			bad = append(bad, "-"+f.Name)
+		if slices.Contains(modeFlags[m], f.Name) {
+			return
+		}
+		for _, fs := range modeFlags {
+			if slices.Contains(fs, f.Name) {
+				bad = append(bad, "-"+f.Name)
+				return
+			}
 		}
 	})
 	return bad
@@ -140,4 +172,23 @@ func runScale(opts bench.ScaleOptions, out string) error {
 	}
 	fmt.Printf("\nwrote %s\n", path)
 	return nil
+}
+
+func runSoak(opts bench.SoakOptions, out string) error {
+	// Ctrl-C cancels the run; RunSoak then removes everything it made.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	res, err := bench.RunSoak(ctx, opts, os.Stderr)
+	if res != nil {
+		fmt.Println()
+		if werr := res.WriteTable(os.Stdout); werr != nil {
+			return werr
+		}
+		jsonPath, svgPath, serr := res.Save(out)
+		if serr != nil {
+			return fmt.Errorf("writing results: %w", serr)
+		}
+		fmt.Printf("\nwrote %s and %s\n", jsonPath, svgPath)
+	}
+	return err
 }
