@@ -13,9 +13,9 @@ import (
 const (
 	soakW       = 960
 	soakPanelW  = soakW / 3
-	soakHeaderH = 96
+	soakHeaderH = 112
 	soakPanelH  = 250
-	soakFooterH = 120
+	soakFooterH = 124
 	soakPlotL   = 52  // from the panel's left to the plot's
 	soakPlotR   = 20  // from the plot's right to the panel's
 	soakPlotT   = 48  // from the panel's top to the plot's
@@ -37,19 +37,21 @@ func (r *SoakResults) WriteSVG(w io.Writer) error {
 	fmt.Fprintf(&b, `<rect width="%d" height="%d" fill="#ffffff"/>`+"\n", soakW, height)
 	s := r.Settings
 	dur := time.Duration(s.DurationS * float64(time.Second))
-	text(&b, 20, 30, 20, "start", "bold", "#222", fmt.Sprintf("vxswitch soak: %v of TCP and UDP both ways through two daemons", dur))
+	text(&b, 20, 30, 20, "start", "bold", "#222", fmt.Sprintf("vxswitch soak: %s of TCP and UDP both ways through two daemons", minutes(dur)))
 	text(&b, 20, 50, 12, "start", "normal", "#444", fmt.Sprintf("%s · %s", r.Machine, r.Machine.Date))
 	text(&b, 20, 67, 12, "start", "normal", "#444",
-		fmt.Sprintf("%s · TCP: back-to-back %d MiB transfers, SHA-256 checked · UDP: %d datagrams/s each way, sequence and CRC-32C checked · a sample every %gs · daemon args: %s",
-			orUnknown(s.VXSwitchVersion), s.TCPChunk>>20, s.UDPRate, s.SampleS, orNone(s.DaemonArgs)))
+		fmt.Sprintf("%s · daemon args: %s · TCP: back-to-back %d MiB transfers each way, SHA-256 checked",
+			orUnknown(s.VXSwitchVersion), orNone(s.DaemonArgs), s.TCPChunk>>20))
+	text(&b, 20, 84, 12, "start", "normal", "#444",
+		fmt.Sprintf("UDP: %d datagrams/s each way, sequence, length and CRC-32C checked · each daemon sampled every %gs", s.UDPRate, s.SampleS))
 	x := 20
 	for i, d := range r.Daemons {
-		fmt.Fprintf(&b, `<rect x="%d" y="78" width="12" height="12" fill="%s"/>`+"\n", x, soakColors[i%len(soakColors)])
-		text(&b, x+17, 89, 12, "start", "normal", "#222", d.Host+"'s daemon")
-		x += 120
+		line(&b, x, 100, x+22, 100, i)
+		text(&b, x+28, 104, 12, "start", "normal", "#222", d.Host+"'s daemon")
+		x += 130
 	}
-	fmt.Fprintf(&b, `<rect x="%d" y="78" width="12" height="12" fill="#eeeeee" stroke="#cccccc"/>`+"\n", x)
-	text(&b, x+17, 89, 12, "start", "normal", "#222", fmt.Sprintf("warm-up (first %gs), before the figures' first sample", s.WarmupS))
+	fmt.Fprintf(&b, `<rect x="%d" y="94" width="12" height="12" fill="#eeeeee" stroke="#cccccc"/>`+"\n", x)
+	text(&b, x+17, 104, 12, "start", "normal", "#222", fmt.Sprintf("warm-up (first %gs), before the figures' first sample", s.WarmupS))
 
 	panels := []struct {
 		title string
@@ -104,7 +106,7 @@ func (r *SoakResults) WriteSVG(w io.Writer) error {
 			for _, smp := range d.Samples {
 				pts = append(pts, fmt.Sprintf("%.1f,%.1f", xs(smp.T), ys(p.value(smp))))
 			}
-			fmt.Fprintf(&b, `<polyline points="%s" fill="none" stroke="%s" stroke-width="2"/>`+"\n", strings.Join(pts, " "), soakColors[j%len(soakColors)])
+			fmt.Fprintf(&b, `<polyline points="%s" fill="none" %s/>`+"\n", strings.Join(pts, " "), lineStyle(j))
 		}
 	}
 
@@ -120,13 +122,36 @@ func (r *SoakResults) WriteSVG(w io.Writer) error {
 		y += 17
 	}
 	for _, d := range r.Daemons {
-		text(&b, 20, y, 12, "start", "normal", "#444", fmt.Sprintf("%s's daemon after warm-up, first → last: RSS %+.2f MiB (%+.2f in the second half; slope %+.2f per 10 min), goroutines %+.0f, fds %+.0f; peak RSS (VmHWM) %.1f MiB",
-			d.Host, d.RSS.Growth, d.RSS.LateGrowth, d.RSS.Per10Min, d.Goroutines.Growth, d.FDs.Growth, d.HWMMiB))
+		text(&b, 20, y, 12, "start", "normal", "#444", fmt.Sprintf("%s's daemon after warm-up: RSS %+.2f MiB (%+.2f in the second half), goroutines %+.0f, fds %+.0f; peak RSS %.1f MiB",
+			d.Host, d.RSS.Growth, d.RSS.LateGrowth, d.Goroutines.Growth, d.FDs.Growth, d.HWMMiB))
 		y += 17
 	}
 	b.WriteString("</svg>\n")
 	_, err := w.Write(b.Bytes())
 	return err
+}
+
+// lineStyle is daemon j's line: its colour, and dashes for the second,
+// so that a line drawn over the other still shows.
+func lineStyle(j int) string {
+	st := fmt.Sprintf(`stroke="%s" stroke-width="2"`, soakColors[j%len(soakColors)])
+	if j%2 == 1 {
+		st += ` stroke-dasharray="6 4"`
+	}
+	return st
+}
+
+// line draws a legend's sample of daemon j's line.
+func line(b *bytes.Buffer, x1, y1, x2, y2, j int) {
+	fmt.Fprintf(b, `<line x1="%d" y1="%d" x2="%d" y2="%d" %s/>`+"\n", x1, y1, x2, y2, lineStyle(j))
+}
+
+// minutes is d as "10 min", or in seconds below two minutes.
+func minutes(d time.Duration) string {
+	if d < 2*time.Minute {
+		return trimFloat(d.Seconds()) + " s"
+	}
+	return trimFloat(d.Minutes()) + " min"
 }
 
 // niceCeil rounds v up to 1, 2 or 5 times a power of ten (1 for v ≤ 0).
