@@ -1,9 +1,12 @@
 // Package vswitch is the vxswitch datapath (it lives in the directory
 // switch/; `switch` is a Go keyword, so the package is named vswitch).
 //
-// A Switch serves many networks over one underlay (a UDP socket on port
-// 4789). Each Network is a VNI with a TAP device on its bridge and a MAC
-// table (package fib):
+// A Switch serves many networks over one underlay (UDP sockets on port
+// 4789: package switch/udp, or a fake in tests). Each Network is a VNI
+// with a TAP device on its bridge and a MAC table (package fib). The
+// switch sees both devices through small interfaces (Underlay,
+// tap.Device) and knows nothing of namespaces: whoever builds it opens
+// them in the right one.
 //
 //	TX, one goroutine per network:
 //	  TAP read (frame lands behind 10 bytes of headroom)

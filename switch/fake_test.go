@@ -288,7 +288,7 @@ func (u *fakeUnderlay) Send(msgs []SendMsg) (int, error) {
 			for _, b := range m.Iov {
 				total += len(b)
 			}
-			if total > m.SegSize*maxGSOSegments || total > maxUDPPayload {
+			if total > m.SegSize*MaxGSOSegments || total > MaxUDPPayload {
 				panic("fake underlay: GSO message over the kernel's limits")
 			}
 		}

@@ -427,7 +427,7 @@ func TestTXCutsOversizedMSS(t *testing.T) {
 // TX: consecutive small frames of one flow to one VTEP leave as one
 // UDP_SEGMENT message while each keeps the rules of one (all datagrams
 // SegSize bytes but the last, which may be shorter, at most
-// maxGSOSegments); another flow, another size or a flood starts a new
+// MaxGSOSegments); another flow, another size or a flood starts a new
 // message, and the datagrams on the wire are the frames, in order.
 func TestTXCoalescesSmallFrames(t *testing.T) {
 	w := newWire()
@@ -462,7 +462,7 @@ func TestTXCoalescesSmallFrames(t *testing.T) {
 	add(mk(macX, 120, 8)) // longer than SegSize: a new message
 	add(mk(macY, 120, 9)) // another flow
 	add(bcast)            // flooded to two VTEPs, never coalesced
-	for i := range 70 {   // more than maxGSOSegments
+	for i := range 70 {   // more than MaxGSOSegments
 		add(mk(macX, 100, byte(10+i)))
 	}
 	dg := func(n int) int { return encap.VXLANHeaderLen + 14 + n }
@@ -473,8 +473,8 @@ func TestTXCoalescesSmallFrames(t *testing.T) {
 		{peerB, 0, 1},
 		{peerB, 0, 1},
 		{netip.MustParseAddrPort("198.18.0.3:4789"), 0, 1},
-		{peerB, dg(100), maxGSOSegments},
-		{peerB, dg(100), 70 - maxGSOSegments},
+		{peerB, dg(100), MaxGSOSegments},
+		{peerB, dg(100), 70 - MaxGSOSegments},
 	}
 
 	tx := newTxBuffers(len(frames))

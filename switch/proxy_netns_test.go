@@ -11,11 +11,11 @@ import (
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
-	"github.com/vxswitch/vxswitch/bench/topo"
 	"github.com/vxswitch/vxswitch/encap"
 	"github.com/vxswitch/vxswitch/fib"
 	"github.com/vxswitch/vxswitch/internal/nsutil"
 	vswitch "github.com/vxswitch/vxswitch/switch"
+	"github.com/vxswitch/vxswitch/switch/udp"
 	"github.com/vxswitch/vxswitch/tap"
 )
 
@@ -75,8 +75,8 @@ func TestProxyResolvesInTheKernel(t *testing.T) {
 
 			// Made before the switch, so removed after it (cleanups run
 			// last first): the switch closes the TAP in it.
-			ns := topo.TempNS(t, "proxy")
-			ul, err := vswitch.ListenUDP(vswitch.UDPConfig{Netns: ulNS, Local: netip.MustParseAddrPort("198.18.0.1:4789")})
+			ns, _ := testNetns(t, "proxy")
+			ul, err := listenUDP(ulNS, udp.Config{Local: netip.MustParseAddrPort("198.18.0.1:4789")})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -94,7 +94,7 @@ func TestProxyResolvesInTheKernel(t *testing.T) {
 			})
 
 			var fell error
-			dev, err := tap.Create(tap.Options{Netns: ns, Name: "vxt0", MTU: 1450, Offload: offload, Fallback: func(e error) { fell = e }})
+			dev, err := createTAP(ns, tap.Options{Name: "vxt0", MTU: 1450, Offload: offload, Fallback: func(e error) { fell = e }})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -301,7 +301,7 @@ func (t *txLoop) frame(buf []byte, size int) {
 // to the same VTEP from the same flow with the same outer ECN field, and d
 // keeps it a valid UDP_SEGMENT
 // message: every datagram but the last exactly SegSize bytes, at most
-// maxGSOSegments of them and maxUDPPayload bytes in all. Runs of small
+// MaxGSOSegments of them and MaxUDPPayload bytes in all. Runs of small
 // frames (a UDP stream, a train of ACKs) then cost the kernel one skb
 // per message instead of one per datagram on both hosts, and reach a
 // receiver with UDP_GRO as one buffer; where the message meets a socket
@@ -323,7 +323,7 @@ func (t *txLoop) extend(dst netip.AddrPort, flow uint16, ecn uint8, d []byte) bo
 		seg = len(m.Iov[0])
 	}
 	segs := len(m.Iov)
-	if len(d) > seg || segs >= maxGSOSegments || segs*seg+len(d) > maxUDPPayload {
+	if len(d) > seg || segs >= MaxGSOSegments || segs*seg+len(d) > MaxUDPPayload {
 		return false
 	}
 	t.iov = append(t.iov, d)
@@ -353,7 +353,7 @@ func (t *txLoop) destinations(frame []byte) (vteps []netip.Addr, flooded bool) {
 // true) into segments: each segment's headers go into a header slot
 // behind a VXLAN header, its payload stays in the read buffer, and the
 // iovec pairs are grouped into UDP_SEGMENT messages of at most
-// maxGSOSegments datagrams and maxUDPPayload bytes. size is the
+// MaxGSOSegments datagrams and MaxUDPPayload bytes. size is the
 // virtio-net gso_size; flow and ecn are the messages' (see SendMsg).
 func (t *txLoop) super(frame []byte, size int, udp bool, vteps []netip.Addr, flooded bool, flow uint16, ecn uint8) {
 	n := t.n
@@ -387,7 +387,7 @@ func (t *txLoop) super(frame []byte, size int, udp bool, vteps []netip.Addr, flo
 		t.tsup, segs = s, s.Segments()
 	}
 	dgram := encap.VXLANHeaderLen + hl + size
-	perMsg := max(1, min(maxGSOSegments, maxUDPPayload/dgram))
+	perMsg := max(1, min(MaxGSOSegments, MaxUDPPayload/dgram))
 	t.open = -1
 	for first := 0; first < segs; first += perMsg {
 		k := min(perMsg, segs-first)

@@ -40,8 +40,8 @@ type SendMsg struct {
 	ECN uint8
 }
 
-// datagrams returns how many datagrams m is.
-func (m *SendMsg) datagrams() int {
+// Datagrams returns how many datagrams m is.
+func (m *SendMsg) Datagrams() int {
 	if m.SegSize <= 0 {
 		return 1
 	}
@@ -52,9 +52,21 @@ func (m *SendMsg) datagrams() int {
 	return max(1, (total+m.SegSize-1)/m.SegSize)
 }
 
+// The limits of one UDP_SEGMENT message (SendMsg with SegSize), which the
+// TX loop keeps to and an underlay may rely on.
+const (
+	// MaxGSOSegments is the most datagrams of one GSO message:
+	// UDP_MAX_SEGMENTS on kernels before 6.9 (later kernels take 128).
+	MaxGSOSegments = 64
+	// MaxUDPPayload is the most bytes of one GSO message: the largest UDP
+	// payload over IPv4.
+	MaxUDPPayload = 65507
+)
+
 // Underlay carries VXLAN datagrams between VTEPs. Recv is called by one
 // goroutine; Send by several at once (one per network); Close unblocks
-// both.
+// both. Package switch/udp has the Linux implementation (UDP sockets with
+// GSO and GRO); tests use fakes.
 type Underlay interface {
 	// Recv waits for at least one datagram and fills up to len(msgs)
 	// slots, returning how many.

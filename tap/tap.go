@@ -1,7 +1,11 @@
 // Package tap owns the TAP devices through which vxswitch exchanges Ethernet
-// frames with a network's bridge: creating a TAP inside a given network
-// namespace, making it a port of that namespace's bridge, MTU, and batched
-// frame I/O.
+// frames with a network's bridge: creating a TAP, making it a port of a
+// bridge, MTU, and batched frame I/O.
+//
+// Create works in the calling thread's network namespace. To make a TAP in
+// another (a network's), call it on a thread that has entered that
+// namespace, as the daemon does with internal/nsutil.Do; the device's file
+// descriptor keeps working from any goroutine afterwards.
 //
 // The package knows nothing about VXLAN or MAC tables. The datapath depends
 // only on the Device interface, so tests can use fakes.
@@ -11,7 +15,7 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/vxswitch/vxswitch/internal/nsutil"
+	"github.com/vishvananda/netlink"
 )
 
 // Device is a TAP as the datapath sees it. Read and Write may be called
@@ -46,11 +50,8 @@ type Device interface {
 // ErrClosed is returned by Read and Write on a closed device.
 var ErrClosed = errors.New("tap: device closed")
 
-// Options say where and how to create a TAP.
+// Options say how to create a TAP.
 type Options struct {
-	// Netns is the path of the network namespace to create the device in
-	// (for example /run/vxswitch/netns/vx-256); empty means the caller's.
-	Netns string
 	// Name is the interface name (at most 15 bytes). Required.
 	Name string
 	// Bridge, when not empty, names a bridge in the same namespace that the
@@ -65,9 +66,10 @@ type Options struct {
 	Fallback func(reason error)
 }
 
-// Create makes a TAP device as opts says, brings it up and returns it. On
-// any failure nothing is left behind: the device is non-persistent and
-// vanishes with its file descriptor.
+// Create makes a TAP device in the calling thread's network namespace as
+// opts says, brings it up and returns it. On any failure nothing is left
+// behind: the device is non-persistent and vanishes with its file
+// descriptor.
 func Create(opts Options) (Device, error) {
 	if opts.Name == "" || len(opts.Name) > 15 {
 		return nil, fmt.Errorf("tap: bad interface name %q (1 to 15 bytes)", opts.Name)
@@ -76,7 +78,7 @@ func Create(opts Options) (Device, error) {
 		Device
 		setMTU(int)
 	}
-	err := nsutil.Do(opts.Netns, func() error {
+	err := func() error {
 		if opts.Offload {
 			d, err := openVNet(opts.Name)
 			if err == nil {
@@ -92,23 +94,23 @@ func Create(opts Options) (Device, error) {
 			dev = d
 		}
 		return err
-	})
+	}()
 	if err != nil {
-		return nil, fmt.Errorf("create tap %s in %s: %w", opts.Name, nsutil.Describe(opts.Netns), err)
+		return nil, fmt.Errorf("create tap %s: %w", opts.Name, err)
 	}
 	mtu, err := configure(opts)
 	if err != nil {
 		dev.Close()
-		return nil, fmt.Errorf("configure tap %s in %s: %w", opts.Name, nsutil.Describe(opts.Netns), err)
+		return nil, fmt.Errorf("configure tap %s: %w", opts.Name, err)
 	}
 	dev.setMTU(mtu)
 	return dev, nil
 }
 
-// configure sets MTU, bridge and up state through netlink in the target
-// namespace, and returns the device's MTU.
+// configure sets MTU, bridge and up state through netlink in the calling
+// thread's namespace, and returns the device's MTU.
 func configure(opts Options) (int, error) {
-	h, err := nsutil.Handle(opts.Netns)
+	h, err := netlink.NewHandle()
 	if err != nil {
 		return 0, err
 	}

@@ -12,9 +12,9 @@ import (
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
-	"github.com/vxswitch/vxswitch/bench/topo"
 	"github.com/vxswitch/vxswitch/encap"
 	"github.com/vxswitch/vxswitch/internal/nsutil"
+	"github.com/vxswitch/vxswitch/internal/testenv"
 	"github.com/vxswitch/vxswitch/tap"
 )
 
@@ -28,14 +28,13 @@ var (
 // neighbour 10.9.0.2 behind it.
 func newTAP(t *testing.T, offload bool) (tap.Device, string) {
 	t.Helper()
-	topo.RequireRoot(t)
-	ns, err := nsutil.Create(t.TempDir(), "tap")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { nsutil.Delete(ns) })
+	ns := testenv.TempNS(t, "tap")
 	var fell error
-	dev, err := tap.Create(tap.Options{Netns: ns, Name: "tap0", MTU: 1500, Offload: offload, Fallback: func(e error) { fell = e }})
+	var dev tap.Device
+	err := nsutil.Do(ns, func() (err error) {
+		dev, err = tap.Create(tap.Options{Name: "tap0", MTU: 1500, Offload: offload, Fallback: func(e error) { fell = e }})
+		return err
+	})
 	if err != nil {
 		t.Fatal(err)
 	}

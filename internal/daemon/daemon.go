@@ -33,6 +33,7 @@ import (
 	"github.com/vxswitch/vxswitch/internal/dnsserver"
 	"github.com/vxswitch/vxswitch/internal/nsutil"
 	vswitch "github.com/vxswitch/vxswitch/switch"
+	"github.com/vxswitch/vxswitch/switch/udp"
 )
 
 // Defaults for the daemon's flags.
@@ -199,9 +200,13 @@ func (d *Daemon) open() error {
 	if d.ulIf, err = underlayLink(cfg.Netns, cfg.VTEP); err != nil {
 		return err
 	}
-	ul, err := vswitch.ListenUDP(vswitch.UDPConfig{
-		Netns: cfg.Netns, Local: netip.AddrPortFrom(cfg.VTEP, cfg.Port),
-		SrcPortMin: cfg.SrcPortMin, SrcPortMax: cfg.SrcPortMax, NoOffload: !cfg.Offload, Logger: d.log,
+	var ul *udp.Underlay
+	err = nsutil.Do(cfg.Netns, func() (err error) {
+		ul, err = udp.Listen(udp.Config{
+			Local:      netip.AddrPortFrom(cfg.VTEP, cfg.Port),
+			SrcPortMin: cfg.SrcPortMin, SrcPortMax: cfg.SrcPortMax, NoOffload: !cfg.Offload, Logger: d.log,
+		})
+		return err
 	})
 	if err != nil {
 		return err

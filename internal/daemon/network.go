@@ -378,12 +378,7 @@ func setBridgeMaxLearned(netns string, idx, max int) error {
 // start creates the network's TAP on br0 and adds the network to the
 // switch with its peers and static entries.
 func (d *Daemon) start(n *network) error {
-	dev, err := tap.Create(tap.Options{
-		Netns: n.netns, Name: tapName(n.VNI), Bridge: bridgeName, MTU: n.MTU, Offload: d.cfg.Offload,
-		Fallback: func(reason error) {
-			d.log.Warn("TAP offloads unavailable; this network uses the simple path", zap.String("network", n.Name), zap.Error(reason))
-		},
-	})
+	dev, err := d.createTAP(n)
 	if err != nil {
 		return err
 	}
@@ -410,6 +405,24 @@ func (d *Daemon) start(n *network) error {
 	}
 	d.syncNetwork(n)
 	return nil
+}
+
+// createTAP makes the network's TAP in its namespace, on br0.
+func (d *Daemon) createTAP(n *network) (tap.Device, error) {
+	var dev tap.Device
+	err := nsutil.Do(n.netns, func() (err error) {
+		dev, err = tap.Create(tap.Options{
+			Name: tapName(n.VNI), Bridge: bridgeName, MTU: n.MTU, Offload: d.cfg.Offload,
+			Fallback: func(reason error) {
+				d.log.Warn("TAP offloads unavailable; this network uses the simple path", zap.String("network", n.Name), zap.Error(reason))
+			},
+		})
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("network %s (netns %s): %w", n.Name, n.netns, err)
+	}
+	return dev, nil
 }
 
 // stop removes the network from the switch (closing its TAP) and stops

@@ -1,4 +1,4 @@
-package vswitch_test
+package udp_test
 
 import (
 	"bytes"
@@ -13,16 +13,27 @@ import (
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
-	"github.com/vxswitch/vxswitch/bench/topo"
 	"github.com/vxswitch/vxswitch/internal/nsutil"
+	"github.com/vxswitch/vxswitch/internal/testenv"
 	vswitch "github.com/vxswitch/vxswitch/switch"
+	"github.com/vxswitch/vxswitch/switch/udp"
 )
+
+// listen opens an underlay in the namespace at ns.
+func listen(ns string, cfg udp.Config) (*udp.Underlay, error) {
+	var u *udp.Underlay
+	err := nsutil.Do(ns, func() (err error) {
+		u, err = udp.Listen(cfg)
+		return err
+	})
+	return u, err
+}
 
 // testNetns makes a namespace for the test, removed with it, and a
 // netlink handle in it.
 func testNetns(t *testing.T) (string, *netlink.Handle) {
 	t.Helper()
-	path := topo.TempNS(t, "ns")
+	path := testenv.TempNS(t, "ns")
 	h, err := nsutil.Handle(path)
 	if err != nil {
 		t.Fatal(err)
@@ -87,12 +98,12 @@ func TestUDPUnderlay(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			local := netip.MustParseAddrPort(tc.local)
-			ul, err := vswitch.ListenUDP(vswitch.UDPConfig{Netns: ns, Local: local, SrcPortMin: 50000, SrcPortMax: 50100})
+			ul, err := listen(ns, udp.Config{Local: local, SrcPortMin: 50000, SrcPortMax: 50100})
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer ul.Close()
-			vswitch.SetGSO(ul, tc.gso)
+			udp.SetGSO(ul, tc.gso)
 
 			// Five datagrams of 1000 bytes and one of 300, in two
 			// iovecs each at a third.
@@ -138,8 +149,8 @@ func TestUDPUnderlay(t *testing.T) {
 					t.Fatalf("datagram %d: %d bytes of %q, want %d of %q", i, len(got[i]), got[i][:1], len(want[i]), want[i][:1])
 				}
 			}
-			if vswitch.GSO(ul) != tc.gso {
-				t.Errorf("GSO is %v after the test, want %v", vswitch.GSO(ul), tc.gso)
+			if udp.GSO(ul) != tc.gso {
+				t.Errorf("GSO is %v after the test, want %v", udp.GSO(ul), tc.gso)
 			}
 
 			one := []vswitch.SendMsg{{Iov: [][]byte{want[0]}, Dst: local, Flow: 1}}
@@ -187,12 +198,12 @@ func TestUDPUnderlayLinkLocal(t *testing.T) {
 		if err := h.AddrAdd(ul, &netlink.Addr{IPNet: &net.IPNet{IP: net.ParseIP("fe80::1"), Mask: net.CIDRMask(64, 128)}, Flags: unix.IFA_F_NODAD}); err != nil {
 			t.Fatal(err)
 		}
-		u, err := vswitch.ListenUDP(vswitch.UDPConfig{Netns: path, Local: netip.MustParseAddrPort("[fe80::1%ul]:4789")})
+		u, err := listen(path, udp.Config{Local: netip.MustParseAddrPort("[fe80::1%ul]:4789")})
 		if err != nil {
 			t.Fatalf("namespace %d: %v", i, err)
 		}
 		t.Cleanup(func() { u.Close() })
-		if got, err := vswitch.BoundIndex(u); err != nil || got != ul.Attrs().Index {
+		if got, err := udp.BoundIndex(u); err != nil || got != ul.Attrs().Index {
 			t.Errorf("namespace %d: bound to interface %d (%v), want ul's index %d", i, got, err, ul.Attrs().Index)
 		}
 		refused(t, path, "[fe80::1%nope]:4789", "nope")
@@ -205,7 +216,7 @@ func TestUDPUnderlayLinkLocal(t *testing.T) {
 // want; an underlay opened after all is closed.
 func refused(t *testing.T, ns, local, want string) {
 	t.Helper()
-	u, err := vswitch.ListenUDP(vswitch.UDPConfig{Netns: ns, Local: netip.MustParseAddrPort(local)})
+	u, err := listen(ns, udp.Config{Local: netip.MustParseAddrPort(local)})
 	if err == nil {
 		u.Close()
 	}
@@ -258,12 +269,12 @@ func TestUDPUnderlayECN(t *testing.T) {
 		for _, gso := range []bool{true, false} {
 			t.Run(fmt.Sprintf("%s gso=%v", local, gso), func(t *testing.T) {
 				dst := netip.MustParseAddrPort(local)
-				ul, err := vswitch.ListenUDP(vswitch.UDPConfig{Netns: ns, Local: dst, SrcPortMin: 50000, SrcPortMax: 50100})
+				ul, err := listen(ns, udp.Config{Local: dst, SrcPortMin: 50000, SrcPortMax: 50100})
 				if err != nil {
 					t.Fatal(err)
 				}
 				defer ul.Close()
-				vswitch.SetGSO(ul, gso)
+				udp.SetGSO(ul, gso)
 				recv := make([]vswitch.RecvMsg, ul.BatchSize())
 				for i := range recv {
 					recv[i].Buf = make([]byte, 1<<16)
@@ -284,8 +295,8 @@ func TestUDPUnderlayECN(t *testing.T) {
 						}
 					})
 				}
-				if vswitch.GSO(ul) != gso {
-					t.Errorf("GSO is %v after the test, want %v", vswitch.GSO(ul), gso)
+				if udp.GSO(ul) != gso {
+					t.Errorf("GSO is %v after the test, want %v", udp.GSO(ul), gso)
 				}
 			})
 		}

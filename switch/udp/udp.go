@@ -1,4 +1,15 @@
-package vswitch
+// Package udp is vxswitch's Linux underlay: the UDP sockets that carry
+// VXLAN datagrams between VTEPs, with batching (recvmmsg, sendmmsg), UDP
+// GSO (UDP_SEGMENT) and GRO, a pool of send sockets for per-flow source
+// ports, Don't Fragment, and the outer ECN field. *Underlay implements
+// vswitch.Underlay, kept apart from the datapath as wireguard-go keeps
+// its conn package apart from its device.
+//
+// Listen opens the sockets in the calling thread's network namespace: to
+// open them in another, call it on a thread that has entered it (the
+// daemon uses internal/nsutil.Do). The sockets keep their namespace and
+// may be used from any goroutine afterwards.
+package udp
 
 import (
 	"encoding/binary"
@@ -17,7 +28,7 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/vxswitch/vxswitch/internal/nsutil"
+	vswitch "github.com/vxswitch/vxswitch/switch"
 )
 
 const (
@@ -34,25 +45,19 @@ const (
 	// UIO_MAXIOV is 1024 per message): a full superframe with 64
 	// segments is 128 iovecs, replicated to a few peers.
 	maxSendIov = 1024
-	// maxGSOSegments is UDP_MAX_SEGMENTS on kernels before 6.9; later
-	// kernels take 128.
-	maxGSOSegments = 64
-	// maxUDPPayload is the largest UDP payload over IPv4.
-	maxUDPPayload = 65507
 	// DefaultSourcePorts is the number of send sockets, each bound to its
 	// own source port in the configured range; the inner flow's hash picks
 	// one, as the kernel's vxlan picks a port per flow.
 	DefaultSourcePorts = 8
 )
 
-// UDPConfig configures the underlay socket(s).
-type UDPConfig struct {
-	// Netns is the namespace to open the sockets in ("": the caller's).
-	Netns string
+// Config configures the underlay socket(s).
+type Config struct {
 	// Local is the VTEP address and the VXLAN port to receive on. An
 	// IPv6 link-local address carries its interface as the zone (a name
-	// or an index in Netns, as in fe80::1%eth0): every socket is bound
-	// to that interface, and link-local VTEPs are reached through it.
+	// or an index in the calling thread's namespace, as in fe80::1%eth0):
+	// every socket is bound to that interface, and link-local VTEPs are
+	// reached through it.
 	Local netip.AddrPort
 	// SrcPortMin and SrcPortMax bound the outer source ports (RFC 7348
 	// recommends 49152–65535, the default when both are 0).
@@ -67,10 +72,11 @@ type UDPConfig struct {
 	Logger *zap.Logger
 }
 
-// udpUnderlay is the Linux underlay: one socket on the VXLAN port for
+// Underlay is the Linux underlay: one socket on the VXLAN port for
 // receiving (recvmmsg, with UDP_GRO) and a pool of send sockets, one per
-// source port (sendmmsg, with UDP_SEGMENT).
-type udpUnderlay struct {
+// source port (sendmmsg, with UDP_SEGMENT). It implements
+// vswitch.Underlay.
+type Underlay struct {
 	rx  *udpSock
 	tx  []*udpSock
 	gso atomic.Bool // UDP_SEGMENT works; cleared for good when the kernel says it cannot (EIO)
@@ -89,6 +95,8 @@ type udpUnderlay struct {
 	rnames     [udpBatch]unix.RawSockaddrInet6
 	rctrl      [udpBatch]cmsgSpace
 }
+
+var _ vswitch.Underlay = (*Underlay)(nil)
 
 // cmsgBuf holds two control messages with payloads of up to 4 bytes
 // (UDP_GRO delivers an int and IP_TOS a byte, or IPV6_TCLASS an int;
@@ -141,10 +149,11 @@ type udpSock struct {
 	}
 }
 
-// ListenUDP opens the underlay in the namespace cfg.Netns: the receive
-// socket on cfg.Local and the send sockets on source ports drawn from the
-// range. Every socket sets Don't Fragment (VTEPs must not fragment).
-func ListenUDP(cfg UDPConfig) (Underlay, error) {
+// Listen opens the underlay in the calling thread's network namespace:
+// the receive socket on cfg.Local and the send sockets on source ports
+// drawn from the range. Every socket sets Don't Fragment (VTEPs must not
+// fragment).
+func Listen(cfg Config) (*Underlay, error) {
 	cfg.Local = netip.AddrPortFrom(cfg.Local.Addr().Unmap(), cfg.Local.Port())
 	if !cfg.Local.Addr().IsValid() {
 		return nil, fmt.Errorf("underlay: invalid local address %s", cfg.Local)
@@ -163,11 +172,11 @@ func ListenUDP(cfg UDPConfig) (Underlay, error) {
 	if z := cfg.Local.Addr().Zone(); z != "" && !cfg.Local.Addr().IsLinkLocalUnicast() {
 		return nil, fmt.Errorf("underlay: %s: only a link-local address takes an interface (%%%s)", cfg.Local.Addr(), z)
 	}
-	u := &udpUnderlay{v4: cfg.Local.Addr().Is4(), log: cfg.Logger}
+	u := &Underlay{v4: cfg.Local.Addr().Is4(), log: cfg.Logger}
 	if u.log == nil {
 		u.log = zap.NewNop()
 	}
-	err := nsutil.Do(cfg.Netns, func() error {
+	err := func() error {
 		var err error
 		// The zone is resolved here, in the underlay's namespace, and
 		// bound by index: Go's own name lookup caches names
@@ -186,7 +195,7 @@ func ListenUDP(cfg UDPConfig) (Underlay, error) {
 			u.tx = append(u.tx, s)
 		}
 		return nil
-	})
+	}()
 	if err != nil {
 		u.Close()
 		return nil, fmt.Errorf("underlay: %w", err)
@@ -220,7 +229,7 @@ func ListenUDP(cfg UDPConfig) (Underlay, error) {
 
 // openSourcePort binds a send socket to a free port in the range, trying
 // random ports.
-func openSourcePort(cfg UDPConfig, v4 bool) (*udpSock, error) {
+func openSourcePort(cfg Config, v4 bool) (*udpSock, error) {
 	span := int(cfg.SrcPortMax-cfg.SrcPortMin) + 1
 	var last error
 	for range 64 {
@@ -307,12 +316,13 @@ func (s *udpSock) getInt(level, opt int) (int, error) {
 	return v, serr
 }
 
-func (u *udpUnderlay) BatchSize() int { return udpBatch }
+func (u *Underlay) BatchSize() int { return udpBatch }
 
-// GSOEnabled reports whether UDP_SEGMENT is in use (see gsoReporter).
-func (u *udpUnderlay) GSOEnabled() bool { return u.gso.Load() }
+// GSOEnabled reports whether UDP_SEGMENT is in use: the switch groups
+// small frames into GSO messages only then.
+func (u *Underlay) GSOEnabled() bool { return u.gso.Load() }
 
-func (u *udpUnderlay) Close() error {
+func (u *Underlay) Close() error {
 	var err error
 	if u.rx != nil {
 		err = u.rx.conn.Close()
@@ -325,13 +335,13 @@ func (u *udpUnderlay) Close() error {
 
 // Recv is one recvmmsg: it waits for the first datagram and takes what
 // else is queued, up to len(msgs) slots.
-func (u *udpUnderlay) Recv(msgs []RecvMsg) (int, error) { return u.recv(msgs, true) }
+func (u *Underlay) Recv(msgs []vswitch.RecvMsg) (int, error) { return u.recv(msgs, true) }
 
 // TryRecv is Recv without waiting: 0 slots and no error when nothing is
 // queued.
-func (u *udpUnderlay) TryRecv(msgs []RecvMsg) (int, error) { return u.recv(msgs, false) }
+func (u *Underlay) TryRecv(msgs []vswitch.RecvMsg) (int, error) { return u.recv(msgs, false) }
 
-func (u *udpUnderlay) recv(msgs []RecvMsg, wait bool) (int, error) {
+func (u *Underlay) recv(msgs []vswitch.RecvMsg, wait bool) (int, error) {
 	n := min(len(msgs), udpBatch)
 	for i := range n {
 		h := &u.rhdrs[i].hdr
@@ -380,7 +390,7 @@ func (u *udpUnderlay) recv(msgs []RecvMsg, wait bool) (int, error) {
 // recvmmsg and sendmmsg are raw system calls, like the TAP's reads and
 // writes (see the comment above rawRead in package tap): with
 // MSG_DONTWAIT and a non-blocking socket they never block.
-func (u *udpUnderlay) recvmmsg(fd uintptr) bool {
+func (u *Underlay) recvmmsg(fd uintptr) bool {
 	for {
 		r, _, errno := unix.RawSyscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&u.rhdrs[0])), uintptr(u.r.n), unix.MSG_DONTWAIT, 0, 0)
 		switch errno {
@@ -487,7 +497,7 @@ var errBadMessage = errors.New("underlay: message without data, with too many io
 // Send sends every message, each on the socket of its flow's source port,
 // grouping the messages of each socket into sendmmsg calls in their
 // order. It returns how many datagrams failed and the first error.
-func (u *udpUnderlay) Send(msgs []SendMsg) (failed int, err error) {
+func (u *Underlay) Send(msgs []vswitch.SendMsg) (failed int, err error) {
 	for i, s := range u.tx {
 		f, e := u.sendOn(s, i, msgs)
 		failed += f
@@ -501,9 +511,9 @@ func (u *udpUnderlay) Send(msgs []SendMsg) (failed int, err error) {
 // sendOn sends, in order, the messages of msgs that belong to socket idx.
 // A GSO message the kernel refuses is sent again as single datagrams; EIO
 // (no checksum offload on the route) turns GSO off for good.
-func (u *udpUnderlay) sendOn(s *udpSock, idx int, msgs []SendMsg) (failed int, first error) {
-	fail := func(m *SendMsg, err error) {
-		failed += m.datagrams()
+func (u *Underlay) sendOn(s *udpSock, idx int, msgs []vswitch.SendMsg) (failed int, first error) {
+	fail := func(m *vswitch.SendMsg, err error) {
+		failed += m.Datagrams()
 		if first == nil {
 			first = err
 		}
@@ -515,7 +525,7 @@ func (u *udpUnderlay) sendOn(s *udpSock, idx int, msgs []SendMsg) (failed int, f
 	for j < len(msgs) {
 		gso := u.gso.Load()
 		cnt, iovs := 0, 0
-		var splitNext *SendMsg
+		var splitNext *vswitch.SendMsg
 		for ; j < len(msgs) && cnt < udpBatch; j++ {
 			m := &msgs[j]
 			if int(m.Flow)%nsock != idx {
@@ -566,7 +576,7 @@ func (u *udpUnderlay) sendOn(s *udpSock, idx int, msgs []SendMsg) (failed int, f
 }
 
 // fill prepares slot i of the socket's mmsghdr array for m.
-func (s *udpSock) fill(i int, m *SendMsg, iov []unix.Iovec, v4, gso bool) {
+func (s *udpSock) fill(i int, m *vswitch.SendMsg, iov []unix.Iovec, v4, gso bool) {
 	total := 0
 	for j, b := range m.Iov {
 		iov[j].Base = unsafe.SliceData(b)
@@ -636,7 +646,7 @@ func (s *udpSock) send(fd uintptr) bool {
 // sendSplit sends a GSO message as single datagrams of m.SegSize bytes,
 // cutting its iovecs at datagram boundaries, with the socket's split
 // scratch.
-func (u *udpUnderlay) sendSplit(s *udpSock, m *SendMsg) error {
+func (u *Underlay) sendSplit(s *udpSock, m *vswitch.SendMsg) error {
 	sp := &s.split
 	var iv int  // index of the current Iov slice
 	var off int // offset in it
