@@ -253,6 +253,46 @@ func (s *TCPSuper) Segment(i int, frame, hdr []byte) (payload []byte) {
 	return payload
 }
 
+// CsumState says what the TCP checksum field of a received superframe
+// holds; see TCPSuper.Verify.
+type CsumState uint8
+
+const (
+	// CsumValid: the checksum verifies over the pseudo-header, the TCP
+	// header and the whole payload.
+	CsumValid CsumState = iota
+	// CsumPartial: the field holds the pseudo-header sum, left for the
+	// receiver to complete by a Linux sender whose device claims
+	// checksum offload (see RepairPartialChecksum); the payload is not
+	// covered.
+	CsumPartial
+	// CsumBad: neither, or the IPv4 header checksum fails: the frame was
+	// corrupted on the way.
+	CsumBad
+)
+
+// Verify checks the checksums of the superframe s was parsed from, before
+// a receiver splits it and writes every segment a fresh, valid checksum,
+// which would otherwise hide any corruption: the IPv4 header checksum (a
+// Linux sender completes it even for a superframe it leaves partial), and
+// the TCP checksum over the whole superframe, unless the field holds the
+// pseudo-header sum (CsumPartial). frame must be unchanged since
+// ParseTCPSuper.
+func (s *TCPSuper) Verify(frame []byte) CsumState {
+	if !s.v6 && !IPv4(frame[s.l3Off:]).ChecksumValid() {
+		return CsumBad
+	}
+	th := TCP(frame[s.tcpOff:])
+	ph := add16(s.addrSum, uint16(len(th)))
+	switch {
+	case th.Checksum() == ph:
+		return CsumPartial
+	case Checksum(th, ph) == 0xffff:
+		return CsumValid
+	}
+	return CsumBad
+}
+
 // CompleteChecksum finishes the checksum of a frame the kernel handed over
 // with VIRTIO_NET_HDR_F_NEEDS_CSUM and no GSO: the 16-bit field at
 // csumStart+csumOffset (offsets from the start of the frame, as a TAP

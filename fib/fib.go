@@ -258,11 +258,15 @@ type Table struct {
 	shards  atomic.Pointer[shardSet]
 	flood   atomic.Pointer[[]netip.Addr] // sorted
 	learned atomic.Int64                 // learned entries held, so that Learn can refuse without locking when full
+	// known is the set KnownVTEP reads: the flood list and the VTEPs of
+	// static and store entries, zones dropped.
+	known atomic.Pointer[map[netip.Addr]struct{}]
 
 	mu sync.Mutex // serialises every writer
 	// Guarded by mu.
 	store, static         int
 	added, moved, expired uint64
+	vtepRefs              map[netip.Addr]int // static and store entries per VTEP
 
 	// Counted lock-free by Learn.
 	refusedFull, refusedInvalid, shadowed atomic.Uint64
@@ -302,6 +306,8 @@ func New(cfg Config) (*Table, error) {
 	}
 	t.shards.Store(ss)
 	t.flood.Store(new([]netip.Addr))
+	t.known.Store(&map[netip.Addr]struct{}{})
+	t.vtepRefs = map[netip.Addr]int{}
 	return t, nil
 }
 
@@ -428,10 +434,11 @@ func (t *Table) Add(mac MAC, vtep netip.Addr, src Source) error {
 		if e.src > src {
 			return fmt.Errorf("%w: %s has a %s entry to %s, which a %s entry cannot replace; delete it first", ErrShadowed, mac, e.src, e.vtep, src)
 		}
-		t.count(e.src, -1)
+		t.count(e.src, e.vtep, -1)
 	}
 	t.set(k, newEntry(mac, vtep, src, t.Now()))
-	t.count(src, +1)
+	t.count(src, vtep, +1)
+	t.publishKnown()
 	return nil
 }
 
@@ -449,7 +456,8 @@ func (t *Table) Delete(mac MAC, src Source) error {
 		return fmt.Errorf("%w: no %s entry for %s (it has a %s entry)", ErrNotFound, src, mac, e.src)
 	}
 	t.set(k, nil)
-	t.count(src, -1)
+	t.count(src, e.vtep, -1)
+	t.publishKnown()
 	return nil
 }
 
@@ -530,14 +538,15 @@ func (t *Table) Sync(src Source, want map[MAC]netip.Addr) (SyncResult, error) {
 			r.Shadowed++
 			continue
 		case e != nil:
-			t.count(e.src, -1)
+			t.count(e.src, e.vtep, -1)
 			r.Replaced++
 		default:
 			r.Added++
 		}
 		t.set(k, newEntry(mac, vtep, src, now))
-		t.count(src, +1)
+		t.count(src, vtep, +1)
 	}
+	t.publishKnown()
 	return r, nil
 }
 
@@ -605,6 +614,7 @@ func (t *Table) AddPeer(vtep netip.Addr) error {
 	if !found {
 		fl := slices.Concat(old[:i], []netip.Addr{vtep}, old[i:])
 		t.flood.Store(&fl)
+		t.publishKnown()
 	}
 	return nil
 }
@@ -621,6 +631,7 @@ func (t *Table) RemovePeer(vtep netip.Addr) error {
 	}
 	fl := slices.Concat(old[:i], old[i+1:])
 	t.flood.Store(&fl)
+	t.publishKnown()
 	return nil
 }
 
@@ -645,6 +656,7 @@ func (t *Table) SetPeers(peers []netip.Addr) (bool, error) {
 		return false, nil
 	}
 	t.flood.Store(&fl)
+	t.publishKnown()
 	return true, nil
 }
 
@@ -746,26 +758,62 @@ func (t *Table) removeIf(drop func(*entry) bool) int {
 				m = maps.Clone(old)
 			}
 			delete(m, k)
-			t.count(e.src, -1)
+			t.count(e.src, e.vtep, -1)
 			n++
 		}
 		if m != nil {
 			ss.s[i].Store(&m)
 		}
 	}
+	if n > 0 {
+		t.publishKnown()
+	}
 	return n
 }
 
-// count adjusts the entry count of src by d. t.mu must be held.
-func (t *Table) count(src Source, d int) {
+// count adjusts the entry count of src by d for an entry to vtep. t.mu
+// must be held.
+func (t *Table) count(src Source, vtep netip.Addr, d int) {
 	switch src {
 	case Learned:
 		t.learned.Add(int64(d))
+		return
 	case Store:
 		t.store += d
 	case Static:
 		t.static += d
 	}
+	v := vtep.WithZone("")
+	t.vtepRefs[v] += d
+	if t.vtepRefs[v] <= 0 {
+		delete(t.vtepRefs, v)
+	}
+}
+
+// publishKnown publishes the set KnownVTEP reads, if it changed: the
+// flood list and every VTEP of a static or store entry. It costs a map of
+// the VTEPs (hosts, not MACs) per change. t.mu must be held.
+func (t *Table) publishKnown() {
+	fl := *t.flood.Load()
+	m := make(map[netip.Addr]struct{}, len(fl)+len(t.vtepRefs))
+	for _, v := range fl {
+		m[v.WithZone("")] = struct{}{}
+	}
+	for v := range t.vtepRefs {
+		m[v] = struct{}{}
+	}
+	if !maps.Equal(m, *t.known.Load()) {
+		t.known.Store(&m)
+	}
+}
+
+// KnownVTEP reports whether vtep is one the control plane told the table
+// about: a peer on the flood list or the VTEP of a static or store entry
+// (learned entries do not count: anyone can be learned). Zones are
+// ignored. It loads atomically and never locks or allocates.
+func (t *Table) KnownVTEP(vtep netip.Addr) bool {
+	_, ok := (*t.known.Load())[vtep.Unmap().WithZone("")]
+	return ok
 }
 
 var ipv4Broadcast = netip.AddrFrom4([4]byte{255, 255, 255, 255})

@@ -729,3 +729,58 @@ func TestSetPeers(t *testing.T) {
 		t.Errorf("a refused SetPeers changed the list: %v", got)
 	}
 }
+
+// KnownVTEP: the flood list and the VTEPs of static and store entries,
+// never a learned entry's; it follows every change, and ignores zones and
+// IPv4-mapped forms.
+func TestKnownVTEP(t *testing.T) {
+	tb := newTable(t, Config{})
+	known := func(want ...int) {
+		t.Helper()
+		for i := 1; i <= 6; i++ {
+			if got := tb.KnownVTEP(vtep(i)); got != slices.Contains(want, i) {
+				t.Errorf("KnownVTEP(%v) = %v, want known: %v", vtep(i), got, want)
+			}
+		}
+	}
+	known()
+	tb.Learn(station(1), vtep(1), tb.Now())
+	known() // learned: not known
+	if err := tb.AddPeer(vtep(2)); err != nil {
+		t.Fatal(err)
+	}
+	if err := tb.Add(station(3), vtep(3), Static); err != nil {
+		t.Fatal(err)
+	}
+	if err := tb.Add(station(4), vtep(3), Store); err != nil {
+		t.Fatal(err)
+	}
+	known(2, 3)
+	if !tb.KnownVTEP(netip.AddrFrom16(vtep(2).As16())) {
+		t.Error("an IPv4-mapped form of a peer is not known")
+	}
+	if _, err := tb.Sync(Store, map[MAC]netip.Addr{station(5): vtep(5)}); err != nil {
+		t.Fatal(err)
+	}
+	known(2, 3, 5) // station(3) is static and still to vtep(3)
+	if err := tb.Delete(station(3), Static); err != nil {
+		t.Fatal(err)
+	}
+	known(2, 5)
+	if _, err := tb.SetPeers([]netip.Addr{vtep(6)}); err != nil {
+		t.Fatal(err)
+	}
+	known(5, 6)
+	tb.Flush(Store)
+	if err := tb.RemovePeer(vtep(6)); err != nil {
+		t.Fatal(err)
+	}
+	known()
+	ll := netip.MustParseAddr("fe80::2%eth0")
+	if err := tb.AddPeer(ll); err != nil {
+		t.Fatal(err)
+	}
+	if !tb.KnownVTEP(ll.WithZone("")) || !tb.KnownVTEP(ll) {
+		t.Error("a link-local peer is not known without (or with) its zone")
+	}
+}

@@ -260,7 +260,7 @@ func (u *fakeUnderlay) recv(msgs []RecvMsg, wait bool) (int, error) {
 				break
 			}
 			seg := len(d.b)
-			if e.src != d.src || e.ecn != d.ecn || len(e.b) > seg || m.N+len(e.b) > len(m.Buf) || m.N/seg >= 64 || m.N%seg != 0 {
+			if seg == 0 || len(e.b) == 0 || e.src != d.src || e.ecn != d.ecn || len(e.b) > seg || m.N+len(e.b) > len(m.Buf) || m.N/seg >= 64 || m.N%seg != 0 {
 				u.held = &e
 				break
 			}
@@ -301,9 +301,13 @@ func (u *fakeUnderlay) Send(msgs []SendMsg) (int, error) {
 			step = len(all)
 		}
 		rec := sendRec{dst: m.Dst, segSize: m.SegSize}
-		for off := 0; off < len(all); off += step {
+		for off := 0; off < len(all) || off == 0; off += step {
+			// An empty message is one empty datagram.
 			u.transmit(datagram{b: all[off:min(off+step, len(all))], src: u.addr, dst: m.Dst, flow: m.Flow, ecn: m.ECN})
 			rec.dgrams++
+			if step == 0 {
+				break
+			}
 		}
 		// Recorded whole, in one step: a pointer into u.sends would be
 		// left behind if a concurrent Send grew the slice.

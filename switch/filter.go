@@ -97,7 +97,7 @@ func (n *Network) runChain(c *filterChain, dir direction, frame []byte) bool {
 		switch v := f.filter(dir, frame); v.act {
 		case actPass:
 		case actDrop:
-			n.c.drop(v.reason)
+			n.c.dropIn(dir, v.reason)
 			return false
 		case actConsume:
 			return false

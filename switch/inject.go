@@ -53,7 +53,7 @@ func (n *Network) Inject(frame []byte) error {
 	}
 	n.tapMu.Unlock()
 	if err != nil {
-		n.c.drop(DropTAPError)
+		n.c.dropTX(DropTAPError)
 	}
 	return err
 }

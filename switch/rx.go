@@ -49,6 +49,12 @@ type rxLoop struct {
 	scratch []byte
 	one     [1][]byte
 
+	// The last sender checked with knownPeer (slot and network) and the
+	// answer; reset every batch.
+	vetMsg *RecvMsg
+	vetNet *Network
+	vetOK  bool
+
 	// Networks whose TAP got frames in this batch, and the buffers to
 	// drain their TAPs with (see drainTX).
 	touched []*Network
@@ -121,19 +127,27 @@ func (r *rxLoop) busyPoll(try tryReceiver) {
 func (r *rxLoop) batch(k int) {
 	nets := *r.s.nets.Load()
 	r.gen++
+	r.vetMsg, r.vetNet = nil, nil
 	dgrams := 0
 	for i := range k {
 		m := &r.msgs[i]
 		buf := m.Buf[:m.N]
 		step := m.SegSize
-		if step == 0 {
+		if step <= 0 {
 			step = len(buf)
+		}
+		if len(buf) == 0 {
+			// An empty datagram: counted like every other.
+			r.s.global.dropRX(DropShort)
+			dgrams++
+			continue
 		}
 		for off := 0; off < len(buf); off += step {
 			r.datagram(nets, buf[off:min(off+step, len(buf))], m)
 			dgrams++
 		}
 	}
+	r.s.global.rxDgrams.Add(uint64(dgrams))
 	r.flushRun()
 	r.flushPending()
 	// Every write of the batch is done; drainTX may inject (the proxy's
@@ -195,22 +209,26 @@ func (r *rxLoop) touch(n *Network) {
 func (r *rxLoop) datagram(nets map[uint32]*Network, d []byte, m *RecvMsg) {
 	vni, err := encap.ParseVXLAN(d)
 	if err != nil {
-		r.s.global.drop(vxlanDropReason(err))
+		r.s.global.dropRX(vxlanDropReason(err))
 		return
 	}
 	n := nets[vni]
 	if n == nil {
-		r.s.global.drop(DropUnknownVNI)
+		r.s.global.dropRX(DropUnknownVNI)
+		return
+	}
+	if r.s.peersOnly && !r.knownPeer(n, m) {
+		n.c.dropRX(DropUnknownVTEP)
 		return
 	}
 	frame := d[encap.VXLANHeaderLen:]
 	if len(frame) < encap.EthernetHeaderLen {
-		n.c.drop(DropShort)
+		n.c.dropRX(DropShort)
 		return
 	}
 	src := encap.Ethernet(frame).Src()
 	if encap.IsMulticastMAC(src) || fib.MAC(src).IsZero() {
-		n.c.drop(DropBadSrcMAC)
+		n.c.dropRX(DropBadSrcMAC)
 		return
 	}
 	if c := n.filters.Load(); c != nil && !n.runChain(c, fromOverlay, frame) {
@@ -227,7 +245,7 @@ func (r *rxLoop) datagram(nets map[uint32]*Network, d []byte, m *RecvMsg) {
 	// is dropped if the flow cannot hear of it (RFC 6040), after learning
 	// as Linux's vxlan does.
 	if !encap.DecapECN(frame, m.ECN) {
-		n.c.drop(DropNotECT)
+		n.c.dropRX(DropNotECT)
 		return
 	}
 	// Linux's bridge and veth forward frames up to the MTU plus the
@@ -244,8 +262,8 @@ func (r *rxLoop) datagram(nets map[uint32]*Network, d []byte, m *RecvMsg) {
 		// A Linux sender over veth leaves inner checksums partial (see
 		// encap.RepairPartialChecksum); a receiving stack would drop
 		// those frames.
-		if encap.RepairPartialChecksum(frame) {
-			n.c.rxCsumRepaired.Add(1)
+		if !n.repair(frame) {
+			return
 		}
 		if r.pendingNet != n {
 			r.flushPending()
@@ -262,9 +280,15 @@ func (r *rxLoop) datagram(nets map[uint32]*Network, d []byte, m *RecvMsg) {
 // is written as it is.
 func (r *rxLoop) offloaded(n *Network, frame []byte) {
 	seg, ok := encap.ParseTCPSeg(frame)
-	if !ok && encap.RepairPartialChecksum(frame) {
-		n.c.rxCsumRepaired.Add(1)
-		seg, ok = encap.ParseTCPSeg(frame)
+	if !ok {
+		switch encap.RepairPartialChecksum(frame) {
+		case encap.Repaired:
+			n.c.rxCsumRepaired.Add(1)
+			seg, ok = encap.ParseTCPSeg(frame)
+		case encap.RepairRefused:
+			n.c.dropRX(DropBadCsum)
+			return
+		}
 	}
 	if ok && !n.noGRO.Load() {
 		if r.runNet == n && !r.runUDP && r.gro.Append(frame, seg) {
@@ -315,14 +339,21 @@ func (r *rxLoop) extendRun(frame []byte, hdrLen int) {
 
 // writeVec writes one frame with its own virtio-net header.
 func (r *rxLoop) writeVec(n *Network, vh *tap.VirtioNetHdr, frame []byte) {
-	vh.Encode(r.plainHdr[:])
-	r.plainIov[0], r.plainIov[1] = r.plainHdr[:], frame
-	if err := n.off.WriteVec(r.plainIov[:]); err != nil {
-		n.c.drop(DropTAPError)
+	if r.writeVecRaw(n, vh, frame) != nil {
+		n.c.dropRX(DropTAPError)
 		return
 	}
 	n.c.rxFrames.Add(1)
 	n.c.rxBytes.Add(uint64(len(frame)))
+}
+
+// writeVecRaw is writeVec without counting.
+func (r *rxLoop) writeVecRaw(n *Network, vh *tap.VirtioNetHdr, frame []byte) error {
+	vh.Encode(r.plainHdr[:])
+	r.plainIov[0], r.plainIov[1] = r.plainHdr[:], frame
+	err := n.off.WriteVec(r.plainIov[:])
+	r.plainIov[1] = nil
+	return err
 }
 
 // flushRun writes the superframe being coalesced, if any.
@@ -382,7 +413,7 @@ func (r *rxLoop) flushRun() {
 		return
 	}
 	if err != nil {
-		n.c.drops[DropTAPError].Add(uint64(segs))
+		n.c.rxDrops[DropTAPError].Add(uint64(segs))
 		return
 	}
 	bytes := 0
@@ -414,9 +445,23 @@ func (n *Network) writeFrames(frames [][]byte) {
 		if err == nil {
 			return
 		}
-		n.c.drop(DropTAPError)
+		n.c.dropRX(DropTAPError)
 		frames = frames[k+1:]
 	}
+}
+
+// repair completes a received frame's partial checksum (see
+// encap.RepairPartialChecksum) and reports whether the frame goes on:
+// false when the repair was refused, which is counted.
+func (n *Network) repair(frame []byte) bool {
+	switch encap.RepairPartialChecksum(frame) {
+	case encap.Repaired:
+		n.c.rxCsumRepaired.Add(1)
+	case encap.RepairRefused:
+		n.c.dropRX(DropBadCsum)
+		return false
+	}
+	return true
 }
 
 // splitSuper writes a received frame longer than the TAP's MTU as
@@ -424,26 +469,61 @@ func (n *Network) writeFrames(frames [][]byte) {
 // sending over veth hands the whole TSO superframe of its container to the
 // underlay (veth "offloads" segmentation and checksums and nobody does
 // them), so a userspace VTEP on a veth underlay receives datagrams of up to
-// 64 KiB whose inner frame is a TSO superframe with a partial checksum.
-// Anything else that large cannot be delivered and is dropped.
+// 64 KiB whose inner frame is a TSO superframe with a partial checksum; a
+// peer whose MTU is larger than this network's sends whole frames with
+// complete checksums. Anything else that large cannot be delivered and is
+// dropped.
+//
+// Every segment gets a fresh, valid checksum, so the superframe's are
+// verified first (encap.TCPSuper.Verify): one that fails is dropped as
+// bad_csum rather than handed on with its corruption vouched for. The
+// superframe counts as one received frame, delivered only if the TAP took
+// every segment.
 func (r *rxLoop) splitSuper(n *Network, frame []byte) {
 	s, err := encap.ParseTCPSuper(frame, 1)
 	if err != nil || s.SetMSS(n.maxFrame-s.HeaderLen()) != nil {
-		n.c.drop(DropOversize)
+		n.c.dropRX(DropOversize)
+		return
+	}
+	if s.Verify(frame) == encap.CsumBad {
+		n.c.dropRX(DropBadCsum)
 		return
 	}
 	n.c.rxSplit.Add(1)
 	h := s.HeaderLen()
+	var failed error
 	for i := range s.Segments() {
 		k := copy(r.scratch[h:], s.Segment(i, frame, r.scratch))
 		seg := r.scratch[:h+k]
+		var err error
 		if n.off != nil {
-			r.writeVec(n, &tap.VirtioNetHdr{Flags: tap.VirtioNetHdrFDataValid}, seg)
-			continue
+			err = r.writeVecRaw(n, &tap.VirtioNetHdr{Flags: tap.VirtioNetHdrFDataValid}, seg)
+		} else {
+			r.one[0] = seg
+			_, err = n.tap.Write(r.one[:], 0)
+			r.one[0] = nil
 		}
-		r.one[0] = seg
-		n.writeFrames(r.one[:])
+		if err != nil {
+			failed = err
+		}
 	}
+	if failed != nil {
+		n.c.dropRX(DropTAPError)
+		return
+	}
+	n.c.rxFrames.Add(1)
+	n.c.rxBytes.Add(uint64(len(frame)))
+}
+
+// knownPeer reports whether the sender of slot m is a VTEP network n
+// knows (fib.Table.KnownVTEP), asking the FIB once per slot and network:
+// the datagrams of a GRO slot share their sender.
+func (r *rxLoop) knownPeer(n *Network, m *RecvMsg) bool {
+	if r.vetMsg != m || r.vetNet != n {
+		r.vetMsg, r.vetNet = m, n
+		r.vetOK = n.fib.KnownVTEP(m.Src.Addr())
+	}
+	return r.vetOK
 }
 
 func vxlanDropReason(err error) DropReason {

@@ -52,18 +52,27 @@ type Config struct {
 	// thread, which is most of the latency a userspace hop adds. It costs
 	// CPU while traffic is sparse.
 	BusyPoll time.Duration
+	// PeersOnly accepts datagrams for a network only from the VTEPs that
+	// network knows: the peers on its flood list and the VTEPs of its
+	// static and store entries (fib.Table.KnownVTEP). Others are dropped
+	// as unknown_vtep before their source MAC is learned. The check is
+	// per network, so a VTEP known in one network cannot send into
+	// another.
+	PeersOnly bool
 }
 
 // Switch is a VXLAN switch serving many networks over one underlay.
 type Switch struct {
-	log    *zap.Logger
-	ul     Underlay
-	port   uint16
-	clock  fib.Clock
-	sweep  time.Duration
-	poll   time.Duration
-	gsoUL  gsoReporter // nil: the underlay always sends GSO messages as such
-	global counters    // drops counted before a datagram reaches a network
+	log   *zap.Logger
+	ul    Underlay
+	port  uint16
+	clock fib.Clock
+	sweep time.Duration
+	poll  time.Duration
+	// peersOnly: see Config.PeersOnly.
+	peersOnly bool
+	gsoUL     gsoReporter // nil: the underlay always sends GSO messages as such
+	global    counters    // drops counted before a datagram reaches a network
 
 	mu     sync.Mutex // guards writes to nets and the closed flag
 	nets   atomic.Pointer[map[uint32]*Network]
@@ -84,6 +93,8 @@ func New(cfg Config) (*Switch, error) {
 		clock: cfg.Clock,
 		sweep: cfg.ExpireInterval,
 		poll:  cfg.BusyPoll,
+
+		peersOnly: cfg.PeersOnly,
 	}
 	s.gsoUL, _ = cfg.Underlay.(gsoReporter)
 	if s.log == nil {
@@ -287,9 +298,17 @@ func (s *Switch) RemoveNetwork(vni uint32) error {
 	return n.tap.Close()
 }
 
-// Stats returns the switch-level counters: datagrams dropped before they
-// could be matched to a network.
-func (s *Switch) Stats() Counters { return s.global.snapshot() }
+// Stats returns the switch-level counters: datagrams received, lost in
+// the kernel, and dropped before they could be matched to a network.
+func (s *Switch) Stats() SwitchCounters {
+	c := SwitchCounters{RXDatagrams: s.global.rxDgrams.Load()}
+	c.Drops, _ = s.global.dropMaps()
+	if u, ok := s.ul.(underlayStatser); ok {
+		us := u.Stats()
+		c.RXOverflow, c.TXGSOSplit = us.RXOverflow, us.TXGSOSplit
+	}
+	return c
+}
 
 // Close stops every loop, closes the underlay and every TAP, and waits for
 // the loops to return.

@@ -251,7 +251,7 @@ func (t *txLoop) frame(buf []byte, size int) {
 	}
 	frame := buf[txHeadroom : txHeadroom+size]
 	if len(frame) < encap.EthernetHeaderLen {
-		n.c.drop(DropShort)
+		n.c.dropTX(DropShort)
 		return
 	}
 	if c := n.filters.Load(); c != nil && !n.runChain(c, fromTAP, frame) {
@@ -259,7 +259,7 @@ func (t *txLoop) frame(buf []byte, size int) {
 	}
 	vteps, flooded := t.destinations(frame)
 	if len(vteps) == 0 {
-		n.c.drop(DropNoPeers)
+		n.c.dropTX(DropNoPeers)
 		return
 	}
 	flow := encap.SourcePort(frame, 0, 0xffff)
@@ -268,7 +268,7 @@ func (t *txLoop) frame(buf []byte, size int) {
 	case tap.GSONone:
 		if vh.Flags&tap.VirtioNetHdrFNeedsCsum != 0 {
 			if encap.CompleteChecksum(frame, int(vh.CsumStart), int(vh.CsumOffset)) != nil {
-				n.c.drop(DropBadGSO)
+				n.c.dropTX(DropBadGSO)
 				return
 			}
 		}
@@ -293,7 +293,7 @@ func (t *txLoop) frame(buf []byte, size int) {
 	case tap.GSOUDPL4:
 		t.super(frame, int(vh.GSOSize), true, vteps, flooded, flow, ecn)
 	default:
-		n.c.drop(DropBadGSO) // not negotiated
+		n.c.dropTX(DropBadGSO) // not negotiated
 	}
 }
 
@@ -361,20 +361,20 @@ func (t *txLoop) super(frame []byte, size int, udp bool, vteps []netip.Addr, flo
 	if udp {
 		s, err := encap.ParseUDPSuper(frame, size)
 		if err != nil || s.HeaderLen()+encap.VXLANHeaderLen > hdrSlot {
-			n.c.drop(DropBadGSO)
+			n.c.dropTX(DropBadGSO)
 			return
 		}
 		// Datagrams are messages: they are never cut smaller, and one
 		// the overlay cannot carry is dropped.
 		if s.HeaderLen()+size > n.maxFrame {
-			n.c.drop(DropOversize)
+			n.c.dropTX(DropOversize)
 			return
 		}
 		t.usup, hl, segs = s, s.HeaderLen(), s.Segments()
 	} else {
 		s, err := encap.ParseTCPSuper(frame, size)
 		if err != nil || s.HeaderLen()+encap.VXLANHeaderLen > hdrSlot {
-			n.c.drop(DropBadGSO)
+			n.c.dropTX(DropBadGSO)
 			return
 		}
 		hl = s.HeaderLen()
@@ -441,7 +441,7 @@ func (t *txLoop) count(frames, bytes, dgrams int, flooded bool) {
 func (t *txLoop) flush() {
 	if len(t.msgs) > 0 {
 		if failed, err := t.n.s.ul.Send(t.msgs); failed > 0 && !errors.Is(err, net.ErrClosed) {
-			t.n.c.drops[DropSendError].Add(uint64(failed))
+			t.n.c.txDrops[DropSendError].Add(uint64(failed))
 			if t.n.log.Core().Enabled(zap.DebugLevel) {
 				t.n.log.Debug("underlay send failed", zap.Int("datagrams", failed), zap.Error(err))
 			}

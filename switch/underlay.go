@@ -99,3 +99,19 @@ type gsoReporter interface {
 	// such rather than split into single datagrams.
 	GSOEnabled() bool
 }
+
+// UnderlayStats are what an underlay counts of its own.
+type UnderlayStats struct {
+	// RXOverflow: datagrams the kernel dropped before they were read
+	// (SO_RXQ_OVFL).
+	RXOverflow uint64
+	// TXGSOSplit: GSO messages the kernel refused, sent again one
+	// datagram at a time.
+	TXGSOSplit uint64
+}
+
+// underlayStatser is implemented by an underlay that counts what the
+// kernel did with its datagrams; Switch.Stats reports it.
+type underlayStatser interface {
+	Stats() UnderlayStats
+}

@@ -310,6 +310,7 @@ func newStatsCmd(c *cli) *cobra.Command {
 				fmt.Fprintf(w, "  drops: %s\n", drops(n.Drops))
 			}
 			if name == "" {
+				fmt.Fprintf(w, "switch: %d datagrams received, %d lost in the kernel (receive buffer full)\n", st.Switch.RXDatagrams, st.Switch.RXOverflow)
 				fmt.Fprintf(w, "switch drops: %s\n", drops(st.Switch.Drops))
 			}
 			return nil

@@ -25,23 +25,24 @@ const (
 
 // The control API's types: see cmd/vxswitch/api.
 type (
-	NetworkCreate = api.NetworkCreate
-	Network       = api.Network
-	Attach        = api.Attach
-	Endpoint      = api.Endpoint
-	Detach        = api.Detach
-	Peer          = api.Peer
-	FDBEntry      = api.FDBEntry
-	Counters      = api.Counters
-	FIBStats      = api.FIBStats
-	NetworkStats  = api.NetworkStats
-	Stats         = api.Stats
-	Info          = api.Info
-	StoreInfo     = api.StoreInfo
-	Host          = api.Host
-	Error         = api.Error
-	StatusError   = api.StatusError
-	Client        = api.Client
+	NetworkCreate  = api.NetworkCreate
+	Network        = api.Network
+	Attach         = api.Attach
+	Endpoint       = api.Endpoint
+	Detach         = api.Detach
+	Peer           = api.Peer
+	FDBEntry       = api.FDBEntry
+	Counters       = api.Counters
+	SwitchCounters = api.SwitchCounters
+	FIBStats       = api.FIBStats
+	NetworkStats   = api.NetworkStats
+	Stats          = api.Stats
+	Info           = api.Info
+	StoreInfo      = api.StoreInfo
+	Host           = api.Host
+	Error          = api.Error
+	StatusError    = api.StatusError
+	Client         = api.Client
 )
 
 // ErrDaemonDown is api.ErrDaemonDown (the same value, for errors.Is).

@@ -116,7 +116,7 @@ func (d *Daemon) routes() http.Handler {
 	}))
 	mux.HandleFunc("GET "+api.PathStats, d.handle(func(r *http.Request) (any, error) {
 		name := r.URL.Query().Get("network")
-		out := api.Stats{Switch: apiCounters(d.sw.Stats()), Networks: []api.NetworkStats{}}
+		out := api.Stats{Switch: apiSwitchCounters(d.sw.Stats()), Networks: []api.NetworkStats{}}
 		if name != "" {
 			if _, err := d.network(name); err != nil {
 				return nil, err
@@ -196,9 +196,15 @@ func apiCounters(c vswitch.Counters) api.Counters {
 	return api.Counters{
 		TXFrames: c.TXFrames, TXBytes: c.TXBytes, TXFlooded: c.TXFlooded, TXDatagrams: c.TXDatagrams, TXDrained: c.TXDrained,
 		RXFrames: c.RXFrames, RXBytes: c.RXBytes, RXCsumRepaired: c.RXCsumRepaired, RXSplit: c.RXSplit, RXCoalesced: c.RXCoalesced,
-		ARPProxied: c.ARPProxied, NDProxied: c.NDProxied,
-		Drops: c.Drops, // a fresh map per snapshot
+		ARPProxied: c.ARPProxied, NDProxied: c.NDProxied, PMTUAnswered: c.PMTUAnswered,
+		Drops: c.Drops, RXDrops: c.RXDrops, // fresh maps per snapshot
 	}
+}
+
+// apiSwitchCounters is the switch-level counters as the control API
+// reports them.
+func apiSwitchCounters(c vswitch.SwitchCounters) api.SwitchCounters {
+	return api.SwitchCounters{RXDatagrams: c.RXDatagrams, RXOverflow: c.RXOverflow, TXGSOSplit: c.TXGSOSplit, Drops: c.Drops}
 }
 
 // apiFIBStats is a MAC table's figures as the control API reports them.

@@ -62,6 +62,9 @@ func TestAPICounters(t *testing.T) {
 	var c vswitch.Counters
 	fillDistinct(t, &c)
 	sameJSON(t, c, apiCounters(c))
+	var sc vswitch.SwitchCounters
+	fillDistinct(t, &sc)
+	sameJSON(t, sc, apiSwitchCounters(sc))
 	var s fib.Stats
 	fillDistinct(t, &s)
 	sameJSON(t, s, apiFIBStats(s))

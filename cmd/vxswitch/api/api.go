@@ -210,10 +210,37 @@ type Counters struct {
 	// solicitations the switch answered itself, for addresses it knows.
 	ARPProxied uint64 `json:"arp_proxied"`
 	NDProxied  uint64 `json:"nd_proxied"`
-	// Drops counts frames not forwarded, by reason (short, bad_flags,
-	// reserved_bits, unknown_vni, bad_src_mac, no_peers, gateway_local,
-	// bad_gso, oversize, send_error, tap_error, ce_not_ect); only reasons
-	// with drops appear.
+	// PMTUAnswered counts ICMP "fragmentation needed" and ICMPv6 "packet
+	// too big" messages the switch wrote into the network for frames too
+	// big for the underlay.
+	PMTUAnswered uint64 `json:"pmtu_answered"`
+	// Drops counts frames and datagrams not forwarded, by reason (short,
+	// bad_flags, reserved_bits, unknown_vni, bad_src_mac, no_peers,
+	// gateway_local, bad_gso, oversize, send_error, tap_error, ce_not_ect,
+	// bad_csum, unknown_vtep, too_big); only reasons with drops appear.
+	// RXDrops is the part of it that counts received datagrams.
+	Drops   map[string]uint64 `json:"drops,omitempty"`
+	RXDrops map[string]uint64 `json:"rx_drops,omitempty"`
+}
+
+// SwitchCounters are the daemon's datapath counters before a datagram is
+// matched to a network. Every datagram that arrived for the underlay
+// socket is in exactly one place: RXDatagrams + RXOverflow are all that
+// arrived, and RXDatagrams = Σ Drops + Σ over networks (RXFrames + Σ
+// RXDrops).
+type SwitchCounters struct {
+	// RXDatagrams counts datagrams received (each of a GRO buffer's,
+	// empty ones included).
+	RXDatagrams uint64 `json:"rx_datagrams"`
+	// RXOverflow counts datagrams the kernel dropped for the socket
+	// before the daemon read them (a full receive buffer, a bad outer UDP
+	// checksum), as the kernel reports it with the next datagram.
+	RXOverflow uint64 `json:"rx_overflow"`
+	// TXGSOSplit counts UDP GSO messages the kernel refused, sent again
+	// one datagram at a time.
+	TXGSOSplit uint64 `json:"tx_gso_split"`
+	// Drops counts datagrams dropped before a network was found (short,
+	// bad_flags, reserved_bits, unknown_vni).
 	Drops map[string]uint64 `json:"drops,omitempty"`
 }
 
@@ -248,9 +275,10 @@ type NetworkStats struct {
 
 // Stats is what `vxswitch stats` shows.
 type Stats struct {
-	// Switch counts datagrams dropped before they matched a network
-	// (short, bad flags, reserved bits, unknown VNI).
-	Switch   Counters       `json:"switch"`
+	// Switch counts the datagrams received, those the kernel dropped
+	// before the daemon read them, and those dropped before they matched
+	// a network (short, bad flags, reserved bits, unknown VNI).
+	Switch   SwitchCounters `json:"switch"`
 	Networks []NetworkStats `json:"networks"`
 }
 

@@ -1,0 +1,253 @@
+package vswitch
+
+import (
+	"bytes"
+	"context"
+	"testing"
+
+	"github.com/vxswitch/vxswitch/encap"
+	"github.com/vxswitch/vxswitch/fib"
+	"github.com/vxswitch/vxswitch/tap"
+)
+
+// newSwitchRig is a rig whose switch is made with cfg (its Underlay is
+// set here) and whose network has the VNI and TAP given.
+func newSwitchRig(t *testing.T, w *wire, addr string, cfg Config, vni uint32, tp *fakeTAP) *rig {
+	t.Helper()
+	ul := w.attach(addr)
+	cfg.Underlay = ul
+	sw, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- sw.Run(context.Background()) }()
+	n, err := sw.AddNetwork(NetworkConfig{VNI: vni, TAP: tp})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		sw.Close()
+		<-done
+	})
+	return &rig{sw: sw, ul: ul, tap: tp, n: n}
+}
+
+// accounting returns how many datagrams the switch received, and how many
+// it accounts for: dropped at the switch level, and per network delivered
+// (RXFrames) or dropped on receive (RXDrops).
+func accounting(sw *Switch) (received, accounted uint64) {
+	st := sw.Stats()
+	for _, v := range st.Drops {
+		accounted += v
+	}
+	for _, n := range *sw.nets.Load() {
+		c := n.Stats()
+		accounted += c.RXFrames
+		for _, v := range c.RXDrops {
+			accounted += v
+		}
+	}
+	return st.RXDatagrams, accounted
+}
+
+// corrupt returns a copy of f with one payload byte flipped.
+func corrupt(f []byte) []byte {
+	f = bytes.Clone(f)
+	f[len(f)-100] ^= 0x40
+	return f
+}
+
+// badIPHeader returns a copy of an untagged IPv4 frame whose TTL changed
+// without its header checksum: the pseudo-header stays the same.
+func badIPHeader(f []byte) []byte {
+	f = bytes.Clone(f)
+	f[14+8]--
+	return f
+}
+
+// Every datagram the switch receives is delivered or dropped under a
+// reason, exactly once, whatever it is and however it arrives (alone or
+// in a GRO buffer), with a TAP with offloads and without.
+func TestEveryDatagramAccounted(t *testing.T) {
+	for _, fast := range []bool{false, true} {
+		name := map[bool]string{false: "simple", true: "offload"}[fast]
+		t.Run(name, func(t *testing.T) {
+			w := newWire()
+			tp := newFakeTAP("vxlan256")
+			if fast {
+				tp = newFakeVnetTAP("vxlan256")
+			}
+			a := newSwitchRig(t, w, "198.18.0.1:4789", Config{}, 256, tp)
+			a.ul.gro = fast
+			raw := w.attach("198.18.0.9:4789")
+			good := tcpFrame(t, []byte("hello"))
+			big := tcpFrame(t, bytes.Repeat([]byte("b"), 5000))
+			notECT := withTOS(good, 0)
+			reserved := vxlan(256, good)
+			reserved[7] = 1
+			flags := vxlan(256, good)
+			flags[0] = 0x0c
+			kinds := [][]byte{
+				vxlan(256, good),
+				{},                    // empty
+				{0x08, 0, 0},          // short
+				flags,                 // bad flags
+				reserved,              // reserved bits
+				vxlan(999, good),      // unknown VNI
+				vxlan(256, good[:10]), // runt inner frame
+				vxlan(256, frame(macA, bcast, 0x0800, []byte("x"))),       // bad source MAC
+				vxlan(256, frame(macA, macB, 0x88b5, make([]byte, 3000))), // oversize, not TCP
+				vxlan(256, corrupt(big)),                                  // superframe, corrupted
+				vxlan(256, big),                                           // superframe, split
+				vxlan(256, badIPHeader(partial(bytes.Clone(good)))),       // partial, bad IPv4 header
+				vxlan(256, partial(bytes.Clone(good))),                    // partial, repaired
+				vxlan(256, bytes.Repeat([]byte{0xa5}, 200)),               // garbage inner frame
+			}
+			sent := 0
+			for round := range 3 {
+				for _, k := range kinds {
+					m := SendMsg{Iov: [][]byte{k}, Dst: a.ul.addr}
+					if len(k) == len(kinds[0]) && round == 2 {
+						// Three of a size in one GSO message: one GRO slot
+						// with the fast rig's underlay.
+						m = SendMsg{Iov: [][]byte{k, k, k}, Dst: a.ul.addr, SegSize: len(k)}
+						sent += 2
+					}
+					if round == 1 && len(k) > 0 {
+						m.ECN = encap.ECNCE // CE: dropped for a Not-ECT inner packet
+					}
+					raw.Send([]SendMsg{m})
+					sent++
+				}
+			}
+			raw.Send([]SendMsg{{Iov: [][]byte{vxlan(256, notECT)}, Dst: a.ul.addr, ECN: encap.ECNCE}})
+			sent++
+			waitFor(t, "every datagram accounted for", func() bool {
+				rcv, acc := accounting(a.sw)
+				return rcv == uint64(sent) && acc == rcv
+			})
+			rcv, acc := accounting(a.sw)
+			if rcv != uint64(sent) || acc != rcv {
+				t.Fatalf("sent %d, received %d, accounted %d", sent, rcv, acc)
+			}
+			st, c := a.sw.Stats(), a.n.Stats()
+			for _, r := range []string{"short", "bad_flags", "reserved_bits", "unknown_vni"} {
+				if st.Drops[r] == 0 {
+					t.Errorf("no switch-level %s drop: %v", r, st.Drops)
+				}
+			}
+			for _, r := range []string{"short", "bad_src_mac", "oversize", "bad_csum", "ce_not_ect"} {
+				if c.RXDrops[r] == 0 {
+					t.Errorf("no %s drop: %v", r, c.RXDrops)
+				}
+			}
+			if c.RXSplit == 0 || c.RXCsumRepaired == 0 {
+				t.Errorf("nothing split or repaired: %+v", c)
+			}
+			t.Logf("%d datagrams: switch %v, network %+v", sent, st, c)
+		})
+	}
+}
+
+// A superframe split for the TAP (a kernel peer's, whose MTU is larger)
+// keeps its corruption visible: its checksum is verified over the whole
+// payload before the segments get fresh ones, and a corrupted one is
+// dropped as bad_csum; so is a partial frame whose IPv4 header fails.
+// Nothing corrupted reaches the TAP.
+func TestCorruptionIsNotRepaired(t *testing.T) {
+	for _, fast := range []bool{false, true} {
+		name := map[bool]string{false: "simple", true: "offload"}[fast]
+		t.Run(name, func(t *testing.T) {
+			w := newWire()
+			tp := newFakeTAP("vxlan256")
+			if fast {
+				tp = newFakeVnetTAP("vxlan256")
+			}
+			a := newSwitchRig(t, w, "198.18.0.1:4789", Config{}, 256, tp)
+			raw := w.attach("198.18.0.9:4789")
+			send := func(f []byte) { raw.Send([]SendMsg{{Iov: [][]byte{vxlan(256, f)}, Dst: a.ul.addr}}) }
+			payload := make([]byte, 6000)
+			for i := range payload {
+				payload[i] = byte(i * 31)
+			}
+			big := tcpFrame(t, payload)
+			send(corrupt(big))
+			send(badIPHeader(partial(bytes.Clone(big))))
+			send(badIPHeader(partial(tcpFrame(t, []byte("small")))))
+			// A partial superframe of the size of one segment and a
+			// small frame with a corrupted payload and a complete
+			// checksum: left alone (not partial), for the stack to drop.
+			send(corrupt(tcpFrame(t, make([]byte, 200))))
+			waitFor(t, "three bad_csum drops", func() bool { return a.n.Stats().RXDrops["bad_csum"] == 3 })
+			if f := recvK(t, tp); !bytes.Equal(f.b, corrupt(tcpFrame(t, make([]byte, 200)))) || f.vh.Flags&tap.VirtioNetHdrFDataValid != 0 {
+				t.Errorf("the corrupted small frame was changed or marked valid: %+v", f.vh)
+			}
+			noFrame(t, tp)
+
+			// The intact superframe, complete or partial, is split.
+			for _, f := range [][]byte{big, partial(bytes.Clone(big))} {
+				send(f)
+				var got []byte
+				for len(got) < len(payload) {
+					p := validTCP(t, recvFrame(t, tp))
+					got = append(got, p.ApplicationLayer().Payload()...)
+				}
+				if !bytes.Equal(got, payload) {
+					t.Fatal("split payload differs")
+				}
+			}
+			if s := a.n.Stats(); s.RXSplit != 2 || s.RXDrops["bad_csum"] != 3 {
+				t.Errorf("counters %+v", s)
+			}
+		})
+	}
+}
+
+// With PeersOnly a network takes datagrams only from the VTEPs it knows
+// (flood list, static and store entries), per network; the others are
+// dropped as unknown_vtep and never learned from.
+func TestPeersOnly(t *testing.T) {
+	w := newWire()
+	a := newSwitchRig(t, w, "198.18.0.1:4789", Config{PeersOnly: true}, 256, newFakeTAP("vxlan256"))
+	other, err := a.sw.AddNetwork(NetworkConfig{VNI: 257, TAP: newFakeTAP("vxlan257")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	peer, static, store, rogue := w.attach("198.18.0.2:4789"), w.attach("198.18.0.3:4789"), w.attach("198.18.0.4:4789"), w.attach("198.18.0.66:4789")
+	a.n.FIB().AddPeer(peer.addr.Addr())
+	a.n.FIB().Add(fib.MAC{2, 0, 0, 0, 0, 3}, static.addr.Addr(), fib.Static)
+	a.n.FIB().Add(fib.MAC{2, 0, 0, 0, 0, 4}, store.addr.Addr(), fib.Store)
+	other.FIB().AddPeer(rogue.addr.Addr()) // known in 257, not in 256
+
+	for i, u := range []*fakeUnderlay{peer, static, store} {
+		src := fib.MAC{2, 0, 0, 0, 1, byte(i)}
+		f := frame(macA, src, 0x0800, []byte{byte(i)})
+		u.Send([]SendMsg{{Iov: [][]byte{vxlan(256, f)}, Dst: a.ul.addr}})
+		if got := recvFrame(t, a.tap); !bytes.Equal(got, f) {
+			t.Fatalf("from %v: got % x", u.addr, got)
+		}
+	}
+	victim := fib.MAC{2, 0, 0, 0, 0, 3}
+	rogue.Send([]SendMsg{{Iov: [][]byte{vxlan(256, frame(macA, victim, 0x0800, []byte("spoof")))}, Dst: a.ul.addr}})
+	rogue.Send([]SendMsg{{Iov: [][]byte{vxlan(256, frame(macA, macB, 0x0800, []byte("new")))}, Dst: a.ul.addr}})
+	waitFor(t, "two unknown_vtep drops", func() bool { return a.n.Stats().RXDrops["unknown_vtep"] == 2 })
+	noFrame(t, a.tap)
+	if _, ok := a.n.FIB().Get(macB); ok {
+		t.Error("learned a MAC from an unknown VTEP")
+	}
+	if e, _ := a.n.FIB().Get(victim); e.VTEP != static.addr.Addr() || e.Source != fib.Static {
+		t.Errorf("victim's entry %+v", e)
+	}
+	// Once the control plane names it, it is welcome.
+	a.n.FIB().AddPeer(rogue.addr.Addr())
+	f := frame(macA, macB, 0x0800, []byte("now known"))
+	rogue.Send([]SendMsg{{Iov: [][]byte{vxlan(256, f)}, Dst: a.ul.addr}})
+	if got := recvFrame(t, a.tap); !bytes.Equal(got, f) {
+		t.Fatalf("got % x", got)
+	}
+	rcv, acc := accounting(a.sw)
+	if rcv != 6 || acc != 6 {
+		t.Errorf("received %d, accounted %d, want 6", rcv, acc)
+	}
+}
