@@ -46,7 +46,7 @@ soak: build
 
 # Runs every fuzz target for FUZZTIME each.
 fuzz:
-	@for pkg in ./encap ./fib; do \
+	@for pkg in ./encap ./fib ./switch ./switch/udp; do \
 		for t in $$($(GO) test -list 'Fuzz.*' $$pkg | grep ^Fuzz); do \
 			echo "== $$pkg $$t"; \
 			$(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \

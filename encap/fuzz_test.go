@@ -477,3 +477,178 @@ func validIPv4Header(b []byte) bool {
 	h := encap.IPv4(b[encap.EthernetHeaderLen:])
 	return h.Version() == 4 && h.HeaderLen() >= encap.IPv4MinHeaderLen && len(h) >= h.HeaderLen() && h.ChecksumValid()
 }
+
+// fixUDPSums gives a frame that looks like untagged IPv4 or IPv6 UDP
+// valid checksums, so that the fuzzer explores header fields rather than
+// checksums.
+func fixUDPSums(f []byte) {
+	if len(f) < encap.EthernetHeaderLen+encap.IPv4MinHeaderLen {
+		return
+	}
+	ip := f[encap.EthernetHeaderLen:]
+	off := 0
+	switch encap.Ethernet(f).EtherType() {
+	case encap.EtherTypeIPv4:
+		hl := encap.IPv4(ip).HeaderLen()
+		if hl < encap.IPv4MinHeaderLen || len(ip) < hl+encap.UDPHeaderLen {
+			return
+		}
+		encap.IPv4(ip).UpdateChecksum()
+		off = encap.EthernetHeaderLen + hl
+	case encap.EtherTypeIPv6:
+		if len(ip) < encap.IPv6HeaderLen+encap.UDPHeaderLen {
+			return
+		}
+		off = encap.EthernetHeaderLen + encap.IPv6HeaderLen
+	default:
+		return
+	}
+	uh := encap.UDP(f[off:])
+	uh.SetChecksum(0)
+	src, dst := addrs(f)
+	sum := ^encap.Checksum(uh, encap.PseudoHeaderChecksum(encap.ProtocolUDP, src, dst, uint16(len(uh))))
+	if sum == 0 {
+		sum = 0xffff
+	}
+	uh.SetChecksum(sum)
+}
+
+// sameDatagram compares two UDP frames but for the UDP checksum (0 and
+// 0xffff mean the same over IPv6, and a coalesced-then-split datagram
+// gets a fresh one, checked separately).
+func sameDatagram(a, b []byte) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	a, b = bytes.Clone(a), bytes.Clone(b)
+	for _, f := range [][]byte{a, b} {
+		off := tcpOffset(f) // the transport header's offset
+		clear(f[off+encap.UDPChecksumOffset : off+encap.UDPChecksumOffset+2])
+	}
+	return bytes.Equal(a, b)
+}
+
+// UDP coalescing on any pair of frames: ParseUDPSeg accepts only frames
+// whose lengths add up; when a UDPRun takes both, Finish's superframe
+// splits back (ParseUDPSuper, as the kernel's USO would) into exactly the
+// two datagrams, each with a valid checksum, and a refused Append
+// changes nothing.
+func FuzzUDPCoalesce(f *testing.F) {
+	pair := func(d dgram) ([]byte, []byte) {
+		b := d
+		b.id++
+		b.payload = b.payload[:len(b.payload)-1]
+		return d.frame(f), b.frame(f)
+	}
+	for _, d := range []dgram{
+		{payload: make([]byte, 100)},
+		{v6: true, payload: make([]byte, 1200)},
+		{id: 0xffff, payload: []byte("xy")},
+	} {
+		a, b := pair(d)
+		f.Add(a, b, true)
+		f.Add(a, b, false)
+	}
+	f.Fuzz(func(t *testing.T, a, b []byte, fix bool) {
+		if fix {
+			fixUDPSums(a)
+			fixUDPSums(b)
+		}
+		sa, oka := encap.ParseUDPSeg(a)
+		sb, okb := encap.ParseUDPSeg(b)
+		for _, c := range []struct {
+			f  []byte
+			s  encap.UDPSeg
+			ok bool
+		}{{a, sa, oka}, {b, sb, okb}} {
+			if c.ok && (c.s.HeaderLen() >= len(c.f) || encap.UDP(c.f[c.s.HeaderLen()-encap.UDPHeaderLen:]).Length() != uint16(len(c.f)-c.s.HeaderLen()+encap.UDPHeaderLen)) {
+				t.Fatalf("accepted with HeaderLen %d of %d bytes", c.s.HeaderLen(), len(c.f))
+			}
+		}
+		if !oka || !okb {
+			return
+		}
+		origA, origB := bytes.Clone(a), bytes.Clone(b)
+		var r encap.UDPRun
+		r.Start(a, sa)
+		if !r.Append(b, sb) {
+			if !bytes.Equal(a, origA) || !bytes.Equal(b, origB) {
+				t.Fatal("a refused Append changed a frame")
+			}
+			return
+		}
+		g, ok := r.Finish()
+		if !ok || !g.UDP || g.HdrLen != sa.HeaderLen() || g.Size != len(a)-sa.HeaderLen() {
+			t.Fatalf("Finish: %+v, %v", g, ok)
+		}
+		super := append(bytes.Clone(a), b[sb.HeaderLen():]...)
+		s, err := encap.ParseUDPSuper(super, g.Size)
+		if err != nil || s.Segments() != 2 {
+			t.Fatalf("superframe: %v, %d datagrams", err, s.Segments())
+		}
+		for i, want := range [][]byte{origA, origB} {
+			hdr := make([]byte, s.HeaderLen())
+			got := append(hdr, s.Segment(i, super, hdr)...)
+			if !sameDatagram(got, want) {
+				t.Fatalf("datagram %d differs after coalesce+split:\n got %x\nwant %x", i, got, want)
+			}
+			off := tcpOffset(got)
+			src, dst := addrs(got)
+			if encap.Checksum(got[off:], encap.PseudoHeaderChecksum(encap.ProtocolUDP, src, dst, uint16(len(got)-off))) != 0xffff {
+				t.Fatalf("datagram %d: checksum invalid", i)
+			}
+		}
+	})
+}
+
+// TCPSuper.Verify on any superframe: CsumValid exactly when the IPv4
+// header and the TCP checksum over everything verify (a plain RFC 1071
+// sum decides), CsumPartial only when the field holds the pseudo-header
+// sum, and the frame is never changed.
+func FuzzTCPSuperVerify(f *testing.F) {
+	f.Add(seg{payload: make([]byte, 3000)}.frame(f), uint8(0))
+	f.Add(seg{v6: true, payload: make([]byte, 3000)}.frame(f), uint8(1))
+	f.Add(seg{payload: make([]byte, 3000)}.frame(f), uint8(2))
+	f.Add(seg{tags: 1, payload: make([]byte, 500)}.frame(f), uint8(3))
+	f.Fuzz(func(t *testing.T, frame []byte, mode uint8) {
+		s, err := encap.ParseTCPSuper(frame, 1000)
+		if err != nil {
+			return
+		}
+		l3, off := l3Offset(frame), tcpOffset(frame)
+		src, dst := addrs(frame)
+		ph := encap.PseudoHeaderChecksum(encap.ProtocolTCP, src, dst, uint16(len(frame)-off))
+		switch mode % 4 {
+		case 1: // the partial signature
+			encap.TCP(frame[off:]).SetChecksum(ph)
+		case 2: // a valid checksum
+			th := encap.TCP(frame[off:])
+			th.SetChecksum(0)
+			th.SetChecksum(^encap.Checksum(th, ph))
+		}
+		if !isV6(frame) && mode%4 != 3 {
+			encap.IPv4(frame[l3:]).UpdateChecksum()
+		}
+		orig := bytes.Clone(frame)
+		got := s.Verify(frame)
+		if !bytes.Equal(frame, orig) {
+			t.Fatal("Verify changed the frame")
+		}
+		ipOK := isV6(frame) || naiveChecksum(frame[l3:l3+encap.IPv4(frame[l3:]).HeaderLen()], 0) == 0xffff
+		field := encap.TCP(frame[off:]).Checksum()
+		var want encap.CsumState
+		switch {
+		case !ipOK:
+			want = encap.CsumBad
+		case field == ph:
+			want = encap.CsumPartial
+		case naiveChecksum(frame[off:], ph) == 0xffff:
+			want = encap.CsumValid
+		default:
+			want = encap.CsumBad
+		}
+		if got != want {
+			t.Fatalf("Verify = %d, want %d (IPv4 header valid %v, field %#04x, pseudo-header sum %#04x)", got, want, ipOK, field, ph)
+		}
+	})
+}

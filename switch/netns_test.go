@@ -47,7 +47,9 @@ func underlayNetns(t *testing.T) string {
 	// queue: wait for it (see switch/udp's tests).
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		if rs, err := h.RouteGet(net.ParseIP("fd00::1")); err == nil && len(rs) > 0 {
+		// The local route, not just the prefix route (see switch/udp's
+		// waitRoute).
+		if rs, err := h.RouteGet(net.ParseIP("fd00::1")); err == nil && len(rs) > 0 && rs[0].Type == unix.RTN_LOCAL {
 			break
 		}
 		if time.Now().After(deadline) {

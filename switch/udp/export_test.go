@@ -30,3 +30,9 @@ func BoundIndex(u *Underlay) (int, error) {
 	}
 	return int(sa6.ZoneId), nil
 }
+
+// SetRecvBuffer sets the receive socket's buffer (SO_RCVBUF, which the
+// kernel doubles), for tests that make it overflow.
+func SetRecvBuffer(u *Underlay, bytes int) error {
+	return u.rx.setInt(unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, bytes)
+}

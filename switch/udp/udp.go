@@ -83,6 +83,18 @@ type Underlay struct {
 	v4  bool
 	log *zap.Logger
 
+	// overflow counts the datagrams the kernel dropped for the receive
+	// socket, from its wrapping 32-bit count (SO_RXQ_OVFL), of which
+	// lastDrops is the latest seen; Recv writes both, Stats reads
+	// overflow.
+	overflow  atomic.Uint64
+	lastDrops uint32
+	// gsoSplits counts GSO messages refused (EINVAL, EIO) and sent again
+	// one datagram at a time; einvalLogged says the first EINVAL was
+	// logged.
+	gsoSplits    atomic.Uint64
+	einvalLogged atomic.Bool
+
 	// Receive scratch, used only by the one goroutine in Recv.
 	r struct {
 		n, got int
@@ -98,11 +110,11 @@ type Underlay struct {
 
 var _ vswitch.Underlay = (*Underlay)(nil)
 
-// cmsgBuf holds two control messages with payloads of up to 4 bytes
-// (UDP_GRO delivers an int and IP_TOS a byte, or IPV6_TCLASS an int;
-// UDP_SEGMENT takes a uint16 and IP_TOS or IPV6_TCLASS an int) on 32- and
-// 64-bit Linux.
-const cmsgBuf = 64
+// cmsgBuf holds three control messages with payloads of up to 4 bytes
+// (UDP_GRO delivers an int, IP_TOS a byte or IPV6_TCLASS an int, and
+// SO_RXQ_OVFL a uint32; UDP_SEGMENT takes a uint16 and IP_TOS or
+// IPV6_TCLASS an int) on 32- and 64-bit Linux.
+const cmsgBuf = 96
 
 // cmsgSpace is one message's control buffer, aligned for the cmsghdr
 // (whose length field is a size_t) written into it.
@@ -211,12 +223,29 @@ func Listen(cfg Config) (*Underlay, error) {
 		u.Close()
 		return nil, fmt.Errorf("underlay: receive the outer ECN field: %w", err)
 	}
+	// The kernel's count of datagrams it dropped for the socket comes
+	// with every datagram (SO_RXQ_OVFL), so that what was lost before
+	// the switch could read it is counted too.
+	if err := u.rx.setInt(unix.SOL_SOCKET, unix.SO_RXQ_OVFL, 1); err != nil {
+		u.log.Warn("the kernel does not report receive buffer overflows (SO_RXQ_OVFL); datagrams it drops are not counted", zap.Error(err))
+	}
+	// A receive buffer smaller than asked (no CAP_NET_ADMIN, a low
+	// net.core.rmem_max) overflows sooner under bursts; say so once.
+	if got, err := u.rx.getInt(unix.SOL_SOCKET, unix.SO_RCVBUF); err == nil && got < socketBuffer {
+		u.log.Warn("the underlay's receive buffer is smaller than asked; bursts may overflow it (see rx_overflow)",
+			zap.Int("bytes", got), zap.Int("asked", socketBuffer))
+	}
 	if !cfg.NoOffload {
 		// Without GRO (an old kernel) every datagram is a slot of its own.
-		u.rx.setInt(unix.SOL_UDP, unix.UDP_GRO, 1)
+		if err := u.rx.setInt(unix.SOL_UDP, unix.UDP_GRO, 1); err != nil {
+			u.log.Warn("the kernel refuses UDP GRO on the underlay; receiving datagram by datagram", zap.Error(err))
+		}
 		// A kernel that knows UDP_SEGMENT answers getsockopt for it.
 		_, gsoErr := u.tx[0].getInt(unix.SOL_UDP, unix.UDP_SEGMENT)
 		u.gso.Store(gsoErr == nil)
+		if gsoErr != nil {
+			u.log.Warn("the kernel has no UDP GSO (UDP_SEGMENT); sending datagram by datagram", zap.Error(gsoErr))
+		}
 	}
 	for i := range u.riov {
 		u.rhdrs[i].hdr.Iov = &u.riov[i]
@@ -285,7 +314,8 @@ func openSock(local netip.AddrPort, v4 bool) (*udpSock, error) {
 		return nil, fmt.Errorf("set don't-fragment: %w", err)
 	}
 	// The FORCE variants exceed net.core.[rw]mem_max as root; the plain
-	// ones are capped by it otherwise.
+	// ones are capped by it otherwise (without an error: Listen reads
+	// back what it got).
 	if s.setInt(unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, socketBuffer) != nil {
 		s.setInt(unix.SOL_SOCKET, unix.SO_RCVBUF, socketBuffer)
 	}
@@ -373,7 +403,13 @@ func (u *Underlay) recv(msgs []vswitch.RecvMsg, wait bool) (int, error) {
 		m.N = int(h.len)
 		m.SegSize, m.ECN = 0, 0
 		if h.hdr.Controllen > 0 {
-			m.SegSize, m.ECN = recvCmsgs(u.rctrl[i].b[:h.hdr.Controllen])
+			var drops uint32
+			var ok bool
+			m.SegSize, m.ECN, drops, ok = recvCmsgs(u.rctrl[i].b[:h.hdr.Controllen])
+			if ok && drops != u.lastDrops {
+				u.overflow.Add(uint64(drops - u.lastDrops))
+				u.lastDrops = drops
+			}
 		}
 		if m.SegSize >= m.N {
 			m.SegSize = 0
@@ -409,9 +445,10 @@ func (u *Underlay) recvmmsg(fd uintptr) bool {
 }
 
 // recvCmsgs returns the segment size of a UDP_GRO control message (an
-// int, in the host's byte order; 0 without one) and the ECN field of an
-// IP_TOS (a byte) or IPV6_TCLASS (an int) one.
-func recvCmsgs(ctrl []byte) (segSize int, ecn uint8) {
+// int, in the host's byte order; 0 without one), the ECN field of an
+// IP_TOS (a byte) or IPV6_TCLASS (an int) one, and the drop count of an
+// SO_RXQ_OVFL one (a uint32; hasDrops says there was one).
+func recvCmsgs(ctrl []byte) (segSize int, ecn uint8, drops uint32, hasDrops bool) {
 	for len(ctrl) >= unix.SizeofCmsghdr {
 		h := (*unix.Cmsghdr)(unsafe.Pointer(&ctrl[0]))
 		l := int(h.Len)
@@ -431,10 +468,20 @@ func recvCmsgs(ctrl []byte) (segSize int, ecn uint8) {
 			ecn = data[0] & 3
 		case h.Level == unix.IPPROTO_IPV6 && h.Type == unix.IPV6_TCLASS && len(data) >= 4:
 			ecn = uint8(binary.NativeEndian.Uint32(data)) & 3
+		case h.Level == unix.SOL_SOCKET && h.Type == unix.SO_RXQ_OVFL && len(data) >= 4:
+			drops, hasDrops = binary.NativeEndian.Uint32(data), true
 		}
 		ctrl = ctrl[min(len(ctrl), unix.CmsgSpace(l-unix.SizeofCmsghdr)):]
 	}
-	return segSize, ecn
+	return segSize, ecn, drops, hasDrops
+}
+
+// Stats returns what the underlay counted: the datagrams the kernel
+// dropped for the receive socket (as of the last datagram received: the
+// kernel reports the count with each) and the GSO messages sent again
+// one datagram at a time.
+func (u *Underlay) Stats() vswitch.UnderlayStats {
+	return vswitch.UnderlayStats{RXOverflow: u.overflow.Load(), TXGSOSplit: u.gsoSplits.Load()}
 }
 
 // putCmsgs writes the control messages a send of m needs into c and
@@ -559,6 +606,14 @@ func (u *Underlay) sendOn(s *udpSock, idx int, msgs []vswitch.SendMsg) (failed i
 				if errors.Is(err, unix.EIO) && u.gso.Swap(false) {
 					u.log.Warn("the kernel cannot send UDP GSO on this route; sending datagrams one by one", zap.Error(err))
 				}
+				// EINVAL refuses one message (a segment larger than the
+				// route's MTU, say): it is split, counted, and logged
+				// the first time.
+				if errors.Is(err, unix.EINVAL) && !u.einvalLogged.Swap(true) {
+					u.log.Warn("the kernel refused a UDP GSO message; sending it datagram by datagram (counted as tx_gso_split)",
+						zap.Stringer("vtep", m.Dst.Addr()), zap.Int("segment", m.SegSize), zap.Error(err))
+				}
+				u.gsoSplits.Add(1)
 				err = u.sendSplit(s, m)
 			}
 			if err != nil {

@@ -302,3 +302,63 @@ func TestUDPUnderlayECN(t *testing.T) {
 		}
 	}
 }
+
+// Datagrams the kernel drops because the receive buffer is full are
+// counted (SO_RXQ_OVFL): after a burst into a small buffer that nobody
+// reads, what arrived plus what overflowed is what was sent.
+func TestUDPUnderlayOverflow(t *testing.T) {
+	ns := underlayNetns(t)
+	local := netip.MustParseAddrPort("198.18.0.1:4792")
+	ul, err := listen(ns, udp.Config{Local: local, SrcPortMin: 50000, SrcPortMax: 50100, NoOffload: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ul.Close()
+	if err := udp.SetRecvBuffer(ul, 4096); err != nil {
+		t.Fatal(err)
+	}
+	const burst = 2000
+	d := make([]byte, 200)
+	msgs := make([]vswitch.SendMsg, 64)
+	for i := range msgs {
+		msgs[i] = vswitch.SendMsg{Iov: [][]byte{d}, Dst: local, Flow: uint16(i)}
+	}
+	for sent := 0; sent < burst; sent += len(msgs) {
+		if failed, err := ul.Send(msgs[:min(len(msgs), burst-sent)]); failed != 0 {
+			t.Fatalf("Send: %d failed: %v", failed, err)
+		}
+	}
+	// One more after the burst, once the buffer has room, carries the
+	// kernel's final count.
+	recv := make([]vswitch.RecvMsg, ul.BatchSize())
+	for i := range recv {
+		recv[i].Buf = make([]byte, 1<<16)
+	}
+	got := 0
+	drain := func() {
+		for {
+			k, err := ul.TryRecv(recv)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if k == 0 {
+				return
+			}
+			got += k
+		}
+	}
+	drain()
+	if _, err := ul.Send(msgs[:1]); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for got+int(ul.Stats().RXOverflow) < burst+1 && time.Now().Before(deadline) {
+		drain()
+		time.Sleep(time.Millisecond)
+	}
+	over := ul.Stats().RXOverflow
+	if over == 0 || got+int(over) != burst+1 {
+		t.Fatalf("sent %d, received %d, overflowed %d", burst+1, got, over)
+	}
+	t.Logf("sent %d: received %d, %d overflowed", burst+1, got, over)
+}
