@@ -3,7 +3,9 @@ package vswitch
 import (
 	"bytes"
 	"context"
+	"errors"
 	"testing"
+	"time"
 
 	"github.com/vxswitch/vxswitch/encap"
 	"github.com/vxswitch/vxswitch/fib"
@@ -249,5 +251,121 @@ func TestPeersOnly(t *testing.T) {
 	rcv, acc := accounting(a.sw)
 	if rcv != 6 || acc != 6 {
 		t.Errorf("received %d, accounted %d, want 6", rcv, acc)
+	}
+}
+
+// failingTAP is a fake TAP whose reads fail, as a TAP deleted from
+// outside does, once fail is closed.
+type failingTAP struct {
+	*fakeTAP
+	fail chan struct{}
+}
+
+func (f failingTAP) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
+	select {
+	case <-f.fail:
+		return 0, errTAPGone
+	default:
+	}
+	select {
+	case fr := <-f.fromKernel:
+		f.put(bufs, sizes, 0, offset, fr)
+		return 1, nil
+	case <-f.fail:
+		return 0, errTAPGone
+	case <-f.closed:
+		return 0, tap.ErrClosed
+	}
+}
+
+var errTAPGone = errors.New("read /dev/net/tun: file descriptor in bad state")
+
+// A network whose TAP fails reports it once, keeps its MAC table and
+// counters, and works again on the TAP ReplaceTAP gives it; ReplaceTAP
+// refuses once the network is gone.
+func TestReplaceTAP(t *testing.T) {
+	w := newWire()
+	ul := w.attach("198.18.0.1:4789")
+	sw, err := New(Config{Underlay: ul})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- sw.Run(context.Background()) }()
+	defer func() { sw.Close(); <-done }()
+	peer := w.attach("198.18.0.2:4789")
+
+	first := failingTAP{newFakeTAP("vxlan256"), make(chan struct{})}
+	failed := make(chan error, 4)
+	n, err := sw.AddNetwork(NetworkConfig{VNI: 256, TAP: first, OnTAPFailure: func(_ *Network, err error) { failed <- err }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.FIB().Add(macB, peer.addr.Addr(), fib.Static)
+	f := frame(macB, macA, 0x0800, []byte("before"))
+	first.fromKernel <- kframe{b: f}
+	if d := <-peer.in; !bytes.Equal(d.b[8:], f) {
+		t.Fatalf("peer got % x", d.b)
+	}
+	close(first.fail)
+	select {
+	case err := <-failed:
+		if !errors.Is(err, errTAPGone) {
+			t.Errorf("OnTAPFailure got %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("OnTAPFailure not called")
+	}
+	if !errors.Is(n.Err(), errTAPGone) {
+		t.Errorf("Err() = %v", n.Err())
+	}
+
+	second := newFakeVnetTAP("vxlan256")
+	if err := n.ReplaceTAP(func() (tap.Device, error) {
+		select {
+		case <-first.closed:
+		default:
+			t.Error("the new TAP was opened before the old one was closed")
+		}
+		return second, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if n.Err() != nil || !n.Offload() {
+		t.Errorf("after ReplaceTAP: Err %v, Offload %v", n.Err(), n.Offload())
+	}
+	f = frame(macB, macA, 0x0800, []byte("after"))
+	second.fromKernel <- kframe{b: f}
+	if d := <-peer.in; !bytes.Equal(d.b[8:], f) {
+		t.Fatalf("peer got % x", d.b)
+	}
+	in := frame(macA, macB, 0x0800, []byte("in"))
+	peer.Send([]SendMsg{{Iov: [][]byte{vxlan(256, in)}, Dst: ul.addr}})
+	if got := recvFrame(t, second); !bytes.Equal(got, in) {
+		t.Fatalf("TAP got % x", got)
+	}
+	if e, ok := n.FIB().Get(macB); !ok || e.Source != fib.Static {
+		t.Errorf("static entry lost: %+v %v", e, ok)
+	}
+	waitFor(t, "counters kept", func() bool { s := n.Stats(); return s.TXFrames == 2 && s.RXFrames >= 1 })
+	select {
+	case err := <-failed:
+		t.Errorf("OnTAPFailure called again: %v", err)
+	default:
+	}
+	// An open that fails leaves the network without a TAP; try again.
+	boom := errors.New("no /dev/net/tun")
+	if err := n.ReplaceTAP(func() (tap.Device, error) { return nil, boom }); !errors.Is(err, boom) {
+		t.Errorf("ReplaceTAP with a failing open: %v", err)
+	}
+	third := newFakeTAP("vxlan256")
+	if err := n.ReplaceTAP(func() (tap.Device, error) { return third, nil }); err != nil {
+		t.Fatal(err)
+	}
+	if err := sw.RemoveNetwork(256); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.ReplaceTAP(func() (tap.Device, error) { return newFakeTAP("x"), nil }); !errors.Is(err, ErrNoNetwork) {
+		t.Errorf("ReplaceTAP after RemoveNetwork: %v", err)
 	}
 }

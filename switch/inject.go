@@ -34,11 +34,12 @@ var ErrFrameSize = errors.New("frame too short or longer than the TAP's MTU")
 // a batch goes before or after that batch's frames, never between their
 // bytes.
 func (n *Network) Inject(frame []byte) error {
-	if len(frame) < encap.EthernetHeaderLen || len(frame) > n.maxFrame+encap.VLANTagLen {
-		return ErrFrameSize
-	}
 	var err error
 	n.tapMu.Lock()
+	if len(frame) < encap.EthernetHeaderLen || len(frame) > n.maxFrame+encap.VLANTagLen {
+		n.tapMu.Unlock()
+		return ErrFrameSize
+	}
 	w := &n.inject
 	if n.off != nil {
 		// A zero header: no GSO, no partial checksum.

@@ -181,7 +181,11 @@ const inlineBatch = 8
 // if the TX loop holds it, it is at work and will send them.
 func (r *rxLoop) drainTX() {
 	for _, n := range r.touched {
-		if n.poll == nil || !n.txMu.TryLock() {
+		if !n.txMu.TryLock() {
+			continue
+		}
+		if n.poll == nil { // read under txMu: ReplaceTAP changes it
+			n.txMu.Unlock()
 			continue
 		}
 		if k, _ := n.poll.TryRead(r.inline.bufs, r.inline.sizes, txHeadroom); k > 0 {

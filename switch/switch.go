@@ -176,6 +176,15 @@ type NetworkConfig struct {
 	// defaults, 300 s and 65536).
 	Aging      time.Duration
 	MaxLearned int
+	// OnTAPFailure, if set, is called when the network's TAP fails: a
+	// read returned an error other than the device being closed (it was
+	// deleted behind the switch's back, say). From then on the network
+	// sends nothing and frames for it are dropped as tap_error, until
+	// ReplaceTAP gives it a new TAP; its FIB and counters are kept. It
+	// is called once per failure, from the failed TX loop's goroutine,
+	// after that loop has stopped; it must not block (start the repair
+	// on a goroutine of its own).
+	OnTAPFailure func(n *Network, err error)
 }
 
 // Network is one VNI served by a Switch.
@@ -199,6 +208,13 @@ type Network struct {
 	noGRO atomic.Bool
 	// failed holds the error that stopped the TX loop, if one did.
 	failed atomic.Pointer[error]
+	// onFail is NetworkConfig.OnTAPFailure.
+	onFail func(*Network, error)
+	// txDone is closed when the current TX loop has returned; removed is
+	// set when the network left the switch. Both guarded by ctlMu, as
+	// are changes of the TAP (ReplaceTAP).
+	txDone  chan struct{}
+	removed bool
 	// rxGen and rxNow cache the clock for the RX loop's current batch,
 	// rxTouched marks the network as written to in batch rxTouched;
 	// only the RX loop touches them.
@@ -219,7 +235,12 @@ type Network struct {
 	filters atomic.Pointer[filterChain]
 	gw      *gatewayFilter // nil without a gateway address
 	proxy   neighborProxy
-	// ctlMu serialises the control plane's changes to the chain.
+	// ctlMu serialises the control plane's changes: the filter chain,
+	// and the TAP (the fields above that describe it, tap to uso and
+	// maxFrame, are written under ctlMu, txMu and tapMu, after the TX
+	// loop stopped; so the RX loop and Inject, which read them under
+	// tapMu, the RX loop's drain under txMu, and the TX loop, which
+	// starts after, see them whole).
 	ctlMu sync.Mutex
 	fib   *fib.Table
 	s     *Switch
@@ -243,15 +264,9 @@ func (s *Switch) AddNetwork(cfg NetworkConfig) (*Network, error) {
 	if err != nil {
 		return nil, err
 	}
-	n := &Network{vni: cfg.VNI, tap: cfg.TAP, fib: table, s: s, maxFrame: cfg.TAP.MTU() + encap.EthernetHeaderLen,
+	n := &Network{vni: cfg.VNI, fib: table, s: s, onFail: cfg.OnTAPFailure,
 		log: s.log.With(zap.Uint32("vni", cfg.VNI), zap.String("tap", cfg.TAP.Name()))}
-	if o, ok := cfg.TAP.(tap.Offloader); ok && o.VNetHdr() {
-		n.off = o
-	}
-	n.poll, _ = cfg.TAP.(tap.Poller)
-	if u, ok := cfg.TAP.(tap.UDPOffloader); ok && n.off != nil {
-		n.uso = u.USO()
-	}
+	n.setTAP(cfg.TAP)
 	if cfg.Gateway.IsValid() {
 		if !cfg.Gateway.Is4() {
 			return nil, fmt.Errorf("gateway %s: only IPv4 gateways are filtered", cfg.Gateway)
@@ -273,13 +288,93 @@ func (s *Switch) AddNetwork(cfg NetworkConfig) (*Network, error) {
 	next := maps.Clone(old)
 	next[cfg.VNI] = n
 	s.nets.Store(&next)
+	n.startTXLocked() // nobody else has n yet: no ctlMu needed
+	return n, nil
+}
+
+// setTAP makes dev the network's TAP. Called before the network's loops
+// start, or with ctlMu, txMu and tapMu held and the TX loop stopped.
+func (n *Network) setTAP(dev tap.Device) {
+	n.tap, n.off, n.poll, n.uso = dev, nil, nil, false
+	n.maxFrame = dev.MTU() + encap.EthernetHeaderLen
+	if o, ok := dev.(tap.Offloader); ok && o.VNetHdr() {
+		n.off = o
+	}
+	n.poll, _ = dev.(tap.Poller)
+	if u, ok := dev.(tap.UDPOffloader); ok && n.off != nil {
+		n.uso = u.USO()
+	}
+	n.noGRO.Store(false)
+	n.noUSO.Store(false)
+}
+
+// startTXLocked starts a TX loop for the network's TAP; with s.mu held
+// (AddNetwork) or ctlMu (ReplaceTAP), after checking the switch is open.
+// When the loop stops on a failure it records it and calls onFail.
+func (n *Network) startTXLocked() {
+	s := n.s
 	s.wg.Add(1)
+	done := make(chan struct{})
+	n.txDone = done
 	tx := newTxLoop(n)
 	go func() {
 		defer s.wg.Done()
-		tx.run()
+		err := tx.run()
+		if err != nil {
+			n.log.Error("TAP failed; the network sends nothing until its TAP is replaced", zap.Error(err))
+			n.failed.Store(&err)
+		}
+		close(done)
+		if err != nil && n.onFail != nil {
+			n.onFail(n, err)
+		}
 	}()
-	return n, nil
+}
+
+// ReplaceTAP gives a running network a new TAP, keeping its MAC table,
+// peers, filters and counters: the way back after its TAP failed (see
+// NetworkConfig.OnTAPFailure). It closes the current TAP, waits for the
+// TX loop to stop, calls open for the new one (which must be made after
+// the old is gone: they share a name) and starts a TX loop on it. If
+// open fails, the network is left without a working TAP (frames for it
+// are dropped as tap_error) and ReplaceTAP may be called again. It fails
+// with ErrNoNetwork after the network was removed and ErrClosed after
+// the switch was closed; then the TAP open made is closed.
+func (n *Network) ReplaceTAP(open func() (tap.Device, error)) error {
+	n.ctlMu.Lock()
+	defer n.ctlMu.Unlock()
+	if n.removed {
+		return fmt.Errorf("vni %d: %w", n.vni, ErrNoNetwork)
+	}
+	n.tap.Close() // it may be closed already
+	<-n.txDone
+	dev, err := open()
+	if err != nil {
+		return err
+	}
+	n.txMu.Lock()
+	n.tapMu.Lock()
+	n.setTAP(dev)
+	n.tapMu.Unlock()
+	n.txMu.Unlock()
+	n.failed.Store(nil)
+	n.s.mu.Lock()
+	defer n.s.mu.Unlock()
+	if n.s.closed {
+		dev.Close()
+		return ErrClosed
+	}
+	n.startTXLocked()
+	n.log.Info("TAP replaced; the network sends again", zap.String("tap", dev.Name()))
+	return nil
+}
+
+// closeTAP closes the network's TAP for good: it is leaving the switch.
+func (n *Network) closeTAP() error {
+	n.ctlMu.Lock()
+	defer n.ctlMu.Unlock()
+	n.removed = true
+	return n.tap.Close()
 }
 
 // RemoveNetwork stops serving vni and closes its TAP.
@@ -295,7 +390,7 @@ func (s *Switch) RemoveNetwork(vni uint32) error {
 	delete(next, vni)
 	s.nets.Store(&next)
 	s.mu.Unlock()
-	return n.tap.Close()
+	return n.closeTAP()
 }
 
 // Stats returns the switch-level counters: datagrams received, lost in
@@ -326,7 +421,7 @@ func (s *Switch) Close() error {
 
 	err := s.ul.Close()
 	for _, n := range nets {
-		if cerr := n.tap.Close(); cerr != nil && err == nil {
+		if cerr := n.closeTAP(); cerr != nil && err == nil {
 			err = cerr
 		}
 	}
@@ -342,7 +437,8 @@ func (n *Network) VNI() uint32 { return n.vni }
 func (n *Network) FIB() *fib.Table { return n.fib }
 
 // Err returns the error that stopped the network's TX loop (the TAP was
-// deleted behind the daemon's back, say), or nil while it runs.
+// deleted behind the daemon's back, say), or nil while it runs; ReplaceTAP
+// clears it.
 func (n *Network) Err() error {
 	if p := n.failed.Load(); p != nil {
 		return *p
@@ -352,7 +448,11 @@ func (n *Network) Err() error {
 
 // Offload reports whether the network's TAP exchanges TSO superframes
 // (virtio-net headers) rather than single frames.
-func (n *Network) Offload() bool { return n.off != nil }
+func (n *Network) Offload() bool {
+	n.ctlMu.Lock()
+	defer n.ctlMu.Unlock()
+	return n.off != nil
+}
 
 // Stats returns the network's counters.
 func (n *Network) Stats() Counters { return n.c.snapshot() }

@@ -102,11 +102,12 @@ func newTxBuffers(batch int) *txLoop {
 
 func (t *txLoop) setNetwork(n *Network) { t.n = n }
 
-// run reads batches until the TAP is closed. With a TAP that can be read
-// without blocking, it reads and sends under the network's txMu, so that
-// the RX loop can drain the TAP too (see rxLoop.drainTX) without
-// reordering frames.
-func (t *txLoop) run() {
+// run reads batches until the TAP is closed (then it returns nil) or
+// fails (it returns the error). With a TAP that can be read without
+// blocking, it reads and sends under the network's txMu, so that the RX
+// loop can drain the TAP too (see rxLoop.drainTX) without reordering
+// frames.
+func (t *txLoop) run() error {
 	for {
 		var k int
 		var err error
@@ -128,12 +129,10 @@ func (t *txLoop) run() {
 			}
 		}
 		if err != nil {
-			if !errors.Is(err, tap.ErrClosed) {
-				t.n.log.Error("TAP read failed; the network stops sending until the daemon restarts", zap.Error(err))
-				e := err // storing &err itself would move err to the heap on every iteration
-				t.n.failed.Store(&e)
+			if errors.Is(err, tap.ErrClosed) {
+				return nil
 			}
-			return
+			return err
 		}
 	}
 }

@@ -122,6 +122,7 @@ name): docker network create -d vxswitch --ipam-driver vxswitch --subnet
 	f.StringVar(&offload, "offload", "on", "on: TAP TSO/checksum offloads and UDP GSO/GRO; off: one frame per system call")
 	f.StringVar(&srcPorts, "src-port-range", "49152-65535", "outer UDP source ports, chosen per inner flow (RFC 7348)")
 	f.DurationVar(&cfg.BusyPoll, "busy-poll", 0, "keep polling this long after the last frame before sleeping (lower latency, more CPU; e.g. 50us)")
+	f.BoolVar(&cfg.PeersOnly, "peers-only", false, "accept VXLAN only from VTEPs a network knows (its peers, static and store entries); drop the rest as unknown_vtep")
 	f.DurationVar(&cfg.Aging, "aging", fib.DefaultAging, "age after which a learned MAC entry without traffic is removed")
 	f.IntVar(&cfg.MaxLearned, "max-learned", fib.DefaultMaxLearned, "learned MAC entries per network at most")
 	f.StringVar(&cfg.Store.URL, "store", "", "cluster store: etcd://HOST:PORT[,HOST:PORT...] (default: none; every host configured by hand)")

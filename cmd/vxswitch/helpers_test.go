@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net"
 	"os"
 	"strings"
 	"sync"
@@ -70,6 +71,7 @@ type cluster struct {
 	ds    []*topo.Daemon
 	nets  []*topo.VXNet
 	ctrs  []*topo.Container
+	macs  []net.HardwareAddr // the containers'
 }
 
 func newCluster(t *testing.T, n int, daemonArgs ...string) *cluster {
@@ -94,7 +96,7 @@ func newClusterOn(t *testing.T, opts topo.Options, n int, daemonArgs ...string) 
 	tp.MustMesh(nets...)
 	for i, nt := range c.nets {
 		ct := tp.MustContainer(fmt.Sprintf("c%d", i+1))
-		tp.MustAttach(nt, ct, fmt.Sprintf("10.0.0.%d/24", i+2))
+		c.macs = append(c.macs, tp.MustAttach(nt, ct, fmt.Sprintf("10.0.0.%d/24", i+2)))
 		c.ctrs = append(c.ctrs, ct)
 	}
 	return c

@@ -70,6 +70,10 @@ type Config struct {
 	// BusyPoll keeps the datapath loops polling for this long after they
 	// last found work before they sleep (0: never poll).
 	BusyPoll time.Duration
+	// PeersOnly accepts VXLAN datagrams for a network only from the VTEPs
+	// it knows: its peers (static, or from the store) and the VTEPs of
+	// its static and store MAC entries (vswitch.Config.PeersOnly).
+	PeersOnly bool
 	// Aging and MaxLearned configure every network's MAC table (zero: 300
 	// s and 65536).
 	Aging      time.Duration
@@ -107,12 +111,17 @@ type Daemon struct {
 	swDone   chan error
 	closeOne sync.Once
 	closeErr error
+	// stopping is closed when Close begins; the goroutines started with
+	// goBackground (healTAP, watchUnderlay) stop on it and are counted
+	// in bg; bgMu orders starting one before Close's wait.
+	stopping chan struct{}
+	bgMu     sync.Mutex
 
 	cluster *cluster // nil without a store
 	ipam    ipam
 
-	// The daemon's own background work (the reservation sweeper),
-	// stopped by Close before it takes mu.
+	// The daemon's own background work (the reservation sweeper, and
+	// what goBackground starts), stopped by Close before it takes mu.
 	bgCancel context.CancelFunc
 	bg       sync.WaitGroup
 
@@ -168,7 +177,7 @@ func New(cfg Config) (*Daemon, error) {
 	if cfg.Aging < 0 || cfg.MaxLearned < 0 {
 		return nil, errors.New("--aging and --max-learned must not be negative")
 	}
-	d := &Daemon{cfg: cfg, log: cfg.Logger, nets: map[string]*network{}}
+	d := &Daemon{cfg: cfg, log: cfg.Logger, nets: map[string]*network{}, stopping: make(chan struct{})}
 	if err := d.open(); err != nil {
 		d.release()
 		return nil, err
@@ -211,7 +220,8 @@ func (d *Daemon) open() error {
 	if err != nil {
 		return err
 	}
-	d.sw, err = vswitch.New(vswitch.Config{Underlay: ul, Port: cfg.Port, Logger: d.log, Clock: cfg.Clock, BusyPoll: cfg.BusyPoll})
+	d.sw, err = vswitch.New(vswitch.Config{Underlay: ul, Port: cfg.Port, Logger: d.log, Clock: cfg.Clock, BusyPoll: cfg.BusyPoll,
+		PeersOnly: cfg.PeersOnly})
 	if err != nil {
 		ul.Close()
 		return err
@@ -282,6 +292,23 @@ func (d *Daemon) lock(dir string) error {
 	return nil
 }
 
+// goBackground runs fn on a goroutine Close waits for, unless the daemon
+// is closing.
+func (d *Daemon) goBackground(fn func()) {
+	d.bgMu.Lock()
+	defer d.bgMu.Unlock()
+	select {
+	case <-d.stopping:
+		return
+	default:
+	}
+	d.bg.Add(1)
+	go func() {
+		defer d.bg.Done()
+		fn()
+	}()
+}
+
 // Socket is the path of the control socket.
 func (d *Daemon) Socket() string { return filepath.Join(d.cfg.RunDir, SocketName) }
 
@@ -314,6 +341,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 // leaves the networks' namespaces in place (see Run).
 func (d *Daemon) Close() error {
 	d.closeOne.Do(func() {
+		d.bgMu.Lock()
+		close(d.stopping)
+		d.bgMu.Unlock()
 		if d.srv != nil {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			d.srv.Shutdown(ctx)

@@ -384,6 +384,9 @@ func (d *Daemon) start(n *network) error {
 	}
 	swn, err := d.sw.AddNetwork(vswitch.NetworkConfig{
 		VNI: n.VNI, TAP: dev, Gateway: n.Gateway, Aging: d.cfg.Aging, MaxLearned: d.maxLearned(n.MaxLearned),
+		OnTAPFailure: func(swn *vswitch.Network, err error) {
+			d.goBackground(func() { d.healTAP(n, swn) })
+		},
 	})
 	if err != nil {
 		dev.Close()
@@ -423,6 +426,46 @@ func (d *Daemon) createTAP(n *network) (tap.Device, error) {
 		return nil, fmt.Errorf("network %s (netns %s): %w", n.Name, n.netns, err)
 	}
 	return dev, nil
+}
+
+// healTAP gives a network whose TAP failed (deleted from outside, say)
+// a new one on br0, making br0 again if it is gone too, while the switch
+// keeps the network's MAC table and counters. It retries, backing off up
+// to 5 s, until it succeeds, the network stops, or the daemon does.
+func (d *Daemon) healTAP(n *network, swn *vswitch.Network) {
+	log := d.log.With(zap.String("network", n.Name), zap.Uint32("vni", n.VNI), zap.String("netns", n.netns))
+	log.Warn("the network's TAP failed; making it again", zap.Error(swn.Err()))
+	for delay := 100 * time.Millisecond; ; delay = min(2*delay, 5*time.Second) {
+		d.mu.Lock()
+		select {
+		case <-d.stopping:
+			d.mu.Unlock()
+			return
+		default:
+		}
+		if n.sw != swn {
+			d.mu.Unlock()
+			return // stopped, or started again with a TAP of its own
+		}
+		err := d.setupBridge(n)
+		if err == nil {
+			err = swn.ReplaceTAP(func() (tap.Device, error) { return d.createTAP(n) })
+		}
+		d.mu.Unlock()
+		switch {
+		case err == nil:
+			log.Info("the network's TAP is back on its bridge", zap.String("tap", tapName(n.VNI)))
+			return
+		case errors.Is(err, vswitch.ErrNoNetwork), errors.Is(err, vswitch.ErrClosed):
+			return
+		}
+		log.Warn("cannot make the network's TAP again; retrying", zap.Duration("in", delay), zap.Error(err))
+		select {
+		case <-d.stopping:
+			return
+		case <-time.After(delay):
+		}
+	}
 }
 
 // stop removes the network from the switch (closing its TAP) and stops

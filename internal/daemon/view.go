@@ -30,7 +30,7 @@ func (d *Daemon) networkView(n *network, v ...*store.View) api.Network {
 		out.Gateway = n.Gateway.String()
 	}
 	if n.sw != nil && n.sw.Err() != nil {
-		out.Problem = fmt.Sprintf("TAP %s failed: %v; restart the daemon", out.TAP, n.sw.Err())
+		out.Problem = fmt.Sprintf("TAP %s failed: %v; the daemon is making it again", out.TAP, n.sw.Err())
 	}
 	peers := n.Peers
 	if n.sw != nil {
