@@ -365,7 +365,7 @@ func (n *Network) ReplaceTAP(open func() (tap.Device, error)) error {
 		return ErrClosed
 	}
 	n.startTXLocked()
-	n.log.Info("TAP replaced; the network sends again", zap.String("tap", dev.Name()))
+	n.log.Info("TAP replaced; the network sends again")
 	return nil
 }
 
