@@ -3,9 +3,14 @@ package vswitch
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
+	"net/netip"
 	"testing"
 	"time"
+
+	"github.com/google/gopacket"
+	"github.com/google/gopacket/layers"
 
 	"github.com/vxswitch/vxswitch/encap"
 	"github.com/vxswitch/vxswitch/fib"
@@ -367,5 +372,119 @@ func TestReplaceTAP(t *testing.T) {
 	}
 	if err := n.ReplaceTAP(func() (tap.Device, error) { return newFakeTAP("x"), nil }); !errors.Is(err, ErrNoNetwork) {
 		t.Errorf("ReplaceTAP after RemoveNetwork: %v", err)
+	}
+}
+
+// A frame from the TAP too long for the underlay (its MTU lowered after
+// the network was made, or a VLAN tag on a full-size frame) is answered
+// with ICMP "fragmentation needed" or ICMPv6 "packet too big" into the
+// TAP and dropped as too_big; a TCP superframe is cut to fit, and
+// answered; the answers are rate-limited.
+func TestTooBigForTheUnderlay(t *testing.T) {
+	w := newWire()
+	a := newFastRig(t, w, "198.18.0.1:4789")
+	peer := w.attach("198.18.0.2:4789")
+	a.n.FIB().Add(macA, peer.addr.Addr(), fib.Static)
+	const maxInner = 1400 - 36 // an IPv4 underlay of MTU 1400
+	a.sw.SetMaxInnerFrame(maxInner)
+
+	expectAnswer := func(what string, mtu int) {
+		t.Helper()
+		k := recvK(t, a.tap)
+		p := gopacket.NewPacket(k.b, layers.LayerTypeEthernet, gopacket.Default)
+		icmp, ok := p.Layer(layers.LayerTypeICMPv4).(*layers.ICMPv4)
+		if !ok {
+			icmp6, ok6 := p.Layer(layers.LayerTypeICMPv6).(*layers.ICMPv6)
+			if !ok6 || icmp6.TypeCode.Type() != layers.ICMPv6TypePacketTooBig || int(binary.BigEndian.Uint32(icmp6.Payload[:4])) != mtu {
+				t.Fatalf("%s: answer %v", what, p)
+			}
+			return
+		}
+		if icmp.TypeCode != layers.CreateICMPv4TypeCode(3, 4) || int(icmp.Seq) != mtu {
+			t.Fatalf("%s: answer %v, want fragmentation needed with MTU %d", what, p, mtu)
+		}
+		if eth := p.Layer(layers.LayerTypeEthernet).(*layers.Ethernet); !bytes.Equal(eth.DstMAC, macB[:]) || !bytes.Equal(eth.SrcMAC, macA[:]) {
+			t.Errorf("%s: answer from %v to %v", what, eth.SrcMAC, eth.DstMAC)
+		}
+	}
+
+	// A full-size plain frame (DF set): answered, not sent.
+	full := tcpFrame(t, make([]byte, 1450-40))
+	a.tap.fromKernel <- kframe{b: full}
+	expectAnswer("full-size frame", maxInner-14)
+	waitFor(t, "too_big drop", func() bool { s := a.n.Stats(); return s.Drops["too_big"] == 1 && s.PMTUAnswered == 1 })
+
+	// A frame that fits goes out.
+	small := tcpFrame(t, make([]byte, 100))
+	a.tap.fromKernel <- kframe{b: small}
+	if d := <-peer.in; !bytes.Equal(d.b[8:], small) {
+		t.Fatal("a small frame did not go out")
+	}
+
+	// A TSO superframe: cut to fit, every byte sent, and answered.
+	payload := make([]byte, 20*testMSS)
+	for i := range payload {
+		payload[i] = byte(i)
+	}
+	a.tap.fromKernel <- superframe(t, payload)
+	expectAnswer("superframe", maxInner-14)
+	var got []byte
+	for len(got) < len(payload) {
+		d := <-peer.in
+		if len(d.b)-8 > maxInner {
+			t.Fatalf("a %d-byte inner frame went out", len(d.b)-8)
+		}
+		got = append(got, validTCP(t, d.b[8:]).ApplicationLayer().Payload()...)
+	}
+	if !bytes.Equal(got, payload) {
+		t.Fatal("the cut superframe's payload differs")
+	}
+
+	// A VLAN-tagged full-size frame on an underlay of MTU 1500.
+	a.sw.SetMaxInnerFrame(1500 - 36)
+	a.tap.fromKernel <- kframe{b: tagged(tcpFrame(t, make([]byte, 1450-40)))}
+	expectAnswer("tagged frame", 1500-36-18)
+	// Counted after the answer was written: wait for the counters.
+	waitFor(t, "two too_big drops, three answers", func() bool { s := a.n.Stats(); return s.Drops["too_big"] == 2 && s.PMTUAnswered == 3 })
+
+	// IPv4 without DF: dropped, not answered.
+	a.sw.SetMaxInnerFrame(maxInner)
+	noDF := bytes.Clone(full)
+	noDF[14+6] = 0
+	encap.IPv4(noDF[14:]).UpdateChecksum()
+	before := a.n.Stats()
+	a.tap.fromKernel <- kframe{b: noDF}
+	waitFor(t, "too_big drop", func() bool { return a.n.Stats().Drops["too_big"] == before.Drops["too_big"]+1 })
+	if a.n.Stats().PMTUAnswered != before.PMTUAnswered {
+		t.Error("answered a frame without DF")
+	}
+}
+
+// The "too big" answers of a network are a token bucket: a burst of 50,
+// then one a millisecond (by the switch's clock, here a fake one).
+func TestTooBigRateLimit(t *testing.T) {
+	clk := &fakeClock{t: time.Unix(1000, 0)}
+	w := newWire()
+	a := newSwitchRig(t, w, "198.18.0.1:4789", Config{Clock: clk, MaxInnerFrame: 1400 - 36}, 256, newFakeVnetTAP("vxlan256"))
+	a.n.FIB().AddPeer(netip.MustParseAddr("198.18.0.2"))
+	full := tcpFrame(t, make([]byte, 1450-40))
+	flood := func(k int) {
+		before := a.n.Stats().Drops["too_big"]
+		for range k {
+			a.tap.fromKernel <- kframe{b: full}
+		}
+		waitFor(t, "too_big drops", func() bool { return a.n.Stats().Drops["too_big"] == before+uint64(k) })
+	}
+	flood(200)
+	if n := a.n.Stats().PMTUAnswered; n != icmpBurst {
+		t.Errorf("%d answers to a burst of 200, want %d", n, icmpBurst)
+	}
+	clk.Advance(10 * time.Millisecond)
+	flood(200)
+	if n := a.n.Stats().PMTUAnswered; n != icmpBurst+10 {
+		t.Errorf("%d answers after 10 ms more, want %d", n, icmpBurst+10)
+	}
+	for range icmpBurst + 10 {
+		recvK(t, a.tap)
 	}
 }

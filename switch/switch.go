@@ -59,6 +59,12 @@ type Config struct {
 	// per network, so a VTEP known in one network cannot send into
 	// another.
 	PeersOnly bool
+	// MaxInnerFrame is the longest inner Ethernet frame (VLAN tags
+	// included) the underlay carries in one datagram: its MTU less the
+	// outer IP, UDP and VXLAN headers (36 bytes over IPv4, 56 over IPv6).
+	// 0 means unknown: frames are sent whatever their size. See
+	// SetMaxInnerFrame.
+	MaxInnerFrame int
 }
 
 // Switch is a VXLAN switch serving many networks over one underlay.
@@ -71,8 +77,11 @@ type Switch struct {
 	poll  time.Duration
 	// peersOnly: see Config.PeersOnly.
 	peersOnly bool
-	gsoUL     gsoReporter // nil: the underlay always sends GSO messages as such
-	global    counters    // drops counted before a datagram reaches a network
+	// maxInner: see Config.MaxInnerFrame; the TX loops load it once a
+	// batch.
+	maxInner atomic.Int64
+	gsoUL    gsoReporter // nil: the underlay always sends GSO messages as such
+	global   counters    // drops counted before a datagram reaches a network
 
 	mu     sync.Mutex // guards writes to nets and the closed flag
 	nets   atomic.Pointer[map[uint32]*Network]
@@ -97,6 +106,7 @@ func New(cfg Config) (*Switch, error) {
 		peersOnly: cfg.PeersOnly,
 	}
 	s.gsoUL, _ = cfg.Underlay.(gsoReporter)
+	s.SetMaxInnerFrame(cfg.MaxInnerFrame)
 	if s.log == nil {
 		s.log = zap.NewNop()
 	}
@@ -109,6 +119,21 @@ func New(cfg Config) (*Switch, error) {
 	empty := map[uint32]*Network{}
 	s.nets.Store(&empty)
 	return s, nil
+}
+
+// SetMaxInnerFrame tells the switch the longest inner frame the underlay
+// carries now (see Config.MaxInnerFrame), when the underlay's MTU
+// changes. From the next batch on, each TX loop answers a frame from its
+// TAP that is longer, as a router answers a packet too big for its next
+// hop: with an ICMP "fragmentation needed" (IPv4 with Don't Fragment
+// set) or ICMPv6 "packet too big" written into the TAP (Inject) from the
+// frame's destination, rate-limited per network, so that the sender's
+// TCP lowers its path MTU instead of stalling; the frame is dropped as
+// too_big. A TCP superframe is cut into segments that fit instead (and
+// answered too, so the sender learns); a UDP superframe cannot be cut.
+// The check is one comparison per frame, without system calls.
+func (s *Switch) SetMaxInnerFrame(n int) {
+	s.maxInner.Store(int64(max(n, 0)))
 }
 
 // gso reports whether the underlay sends UDP_SEGMENT messages as such.
@@ -249,6 +274,38 @@ type Network struct {
 
 	lastMoveLog atomic.Int64 // unix nanos of the last "MAC moved" log line
 	movesMuted  atomic.Uint64
+
+	// The token bucket of the ICMP "too big" answers (icmpAllow); guarded
+	// by txMu, like everything the TX path does.
+	icmpTokens int
+	icmpLast   int64
+}
+
+const (
+	// icmpBurst and icmpEvery bound the "too big" answers of a network:
+	// a burst of 50, then one a millisecond, as Linux's default
+	// icmp_msgs_per_sec (1000) and icmp_msgs_burst (50). A sender that
+	// ignores them costs at most that much work here.
+	icmpBurst = 50
+	icmpEvery = int64(time.Millisecond)
+)
+
+// icmpAllow reports whether the network may send another "too big"
+// answer at time now (unix nanoseconds), and takes a token if so. With
+// txMu held.
+func (n *Network) icmpAllow(now int64) bool {
+	if n.icmpLast == 0 {
+		n.icmpTokens, n.icmpLast = icmpBurst, now
+	}
+	if d := now - n.icmpLast; d >= icmpEvery {
+		n.icmpTokens = min(icmpBurst, n.icmpTokens+int(d/icmpEvery))
+		n.icmpLast += d / icmpEvery * icmpEvery
+	}
+	if n.icmpTokens == 0 {
+		return false
+	}
+	n.icmpTokens--
+	return true
 }
 
 // AddNetwork adds a network and starts its TX loop. It fails with

@@ -1,6 +1,7 @@
 package vswitch
 
 import (
+	"encoding/binary"
 	"errors"
 	"net"
 	"net/netip"
@@ -66,6 +67,10 @@ type txLoop struct {
 	// open is the index in msgs of the message extend may add datagrams
 	// to, or -1; its iovecs start at iov[openAt].
 	open, openAt int
+	// maxInner is the switch's MaxInnerFrame for this batch (0: no
+	// limit), and icmp the scratch a "too big" answer is built in.
+	maxInner int
+	icmp     [encap.TooBigMaxLen]byte
 }
 
 // txStats are a batch's counts, added to the network's counters once per
@@ -226,6 +231,7 @@ func schedYield() { unix.RawSyscall(unix.SYS_SCHED_YIELD, 0, 0, 0) }
 // batch encapsulates and sends the k frames just read.
 func (t *txLoop) batch(k int) {
 	t.now = t.n.fib.Now()
+	t.maxInner = int(t.n.s.maxInner.Load())
 	for i := range k {
 		t.frame(t.bufs[i], t.sizes[i])
 	}
@@ -265,6 +271,11 @@ func (t *txLoop) frame(buf []byte, size int) {
 	ecn := encap.EncapECN(encap.FrameECN(frame))
 	switch vh.GSOType &^ tap.GSOECN {
 	case tap.GSONone:
+		if t.maxInner > 0 && len(frame) > t.maxInner {
+			t.tooBig(frame)
+			n.c.dropTX(DropTooBig)
+			return
+		}
 		if vh.Flags&tap.VirtioNetHdrFNeedsCsum != 0 {
 			if encap.CompleteChecksum(frame, int(vh.CsumStart), int(vh.CsumOffset)) != nil {
 				n.c.dropTX(DropBadGSO)
@@ -369,6 +380,11 @@ func (t *txLoop) super(frame []byte, size int, udp bool, vteps []netip.Addr, flo
 			n.c.dropTX(DropOversize)
 			return
 		}
+		if t.maxInner > 0 && s.HeaderLen()+size > t.maxInner {
+			t.tooBig(frame)
+			n.c.dropTX(DropTooBig)
+			return
+		}
 		t.usup, hl, segs = s, s.HeaderLen(), s.Segments()
 	} else {
 		s, err := encap.ParseTCPSuper(frame, size)
@@ -379,8 +395,17 @@ func (t *txLoop) super(frame []byte, size int, udp bool, vteps []netip.Addr, flo
 		hl = s.HeaderLen()
 		// A sender whose MTU exceeds the overlay's (GSO frames skip the
 		// bridge's MTU check) would make datagrams the underlay cannot
-		// carry; TCP segments may always be cut smaller.
-		if limit := n.maxFrame - hl; size > limit && s.SetMSS(limit) == nil {
+		// carry; TCP segments may always be cut smaller. When the
+		// underlay is what is too small, the sender is told too, so
+		// that its next superframes fit.
+		limit := n.maxFrame
+		if t.maxInner > 0 && t.maxInner < limit {
+			limit = t.maxInner
+			if hl+size > limit {
+				t.tooBig(frame)
+			}
+		}
+		if limit -= hl; size > limit && s.SetMSS(limit) == nil {
 			size = limit
 		}
 		t.tsup, segs = s, s.Segments()
@@ -414,6 +439,29 @@ func (t *txLoop) super(frame []byte, size int, udp bool, vteps []netip.Addr, flo
 			t.msgs = append(t.msgs, SendMsg{Iov: t.iov[at:len(t.iov)], Dst: netip.AddrPortFrom(v, n.s.port), SegSize: seg, Flow: flow, ECN: ecn})
 		}
 		t.count(k, bytes, len(vteps)*k, flooded)
+	}
+}
+
+// tooBig answers frame, too long for the underlay, with an ICMP
+// "fragmentation needed" or ICMPv6 "packet too big" into the TAP (see
+// Switch.SetMaxInnerFrame and encap.PutTooBig), if the network's rate
+// limit allows and the frame may be answered.
+func (t *txLoop) tooBig(frame []byte) {
+	n := t.n
+	l3 := encap.EthernetHeaderLen
+	for tags := 0; tags < 2 && len(frame) >= l3+encap.VLANTagLen; tags++ {
+		if et := binary.BigEndian.Uint16(frame[l3-2:]); et != encap.EtherTypeVLAN && et != encap.EtherTypeQinQ {
+			break
+		}
+		l3 += encap.VLANTagLen
+	}
+	// The answer must fit the TAP itself.
+	b := t.icmp[:min(len(t.icmp), n.maxFrame)]
+	if !n.icmpAllow(t.now) {
+		return
+	}
+	if k := encap.PutTooBig(b, frame, t.maxInner-l3); k > 0 && n.Inject(b[:k]) == nil {
+		n.c.pmtuAnswered.Add(1)
 	}
 }
 

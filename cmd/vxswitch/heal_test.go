@@ -123,3 +123,51 @@ func TestUnderlayFaults(t *testing.T) {
 		})
 	}
 }
+
+// The underlay's MTU lowered to 1400 on both hosts after the network was
+// made (overlay MTU 1450): frames that no longer fit are answered with
+// ICMP "fragmentation needed" into the sender's network, so TCP adapts
+// and transfers both ways complete with the same SHA-256.
+func TestUnderlayMTULowered(t *testing.T) { offloadModes(t, testUnderlayMTULowered) }
+
+func testUnderlayMTULowered(t *testing.T, args []string) {
+	c := newCluster(t, 2, args...)
+	ping(t, c.ctrs[0], "10.0.0.3")
+	for _, h := range c.hosts {
+		if out, err := h.Run(testCtx(t), "ip", "link", "set", topo.UnderlayIf, "mtu", "1400"); err != nil {
+			t.Fatalf("ip link set mtu: %v: %s", err, out)
+		}
+	}
+	transfer(t, c.ctrs[0], c.ctrs[1], "10.0.0.3:5001", 16<<20)
+	transfer(t, c.ctrs[1], c.ctrs[0], "10.0.0.2:5001", 16<<20)
+	// c1 sent first, full-size, and was told; c1's answer to c2's SYN
+	// then carried the smaller MSS its path MTU allows.
+	if s := stats(t, c.nets[0]); s.PMTUAnswered == 0 {
+		t.Errorf("h1 answered no frame as too big: %+v", s.Counters)
+	}
+	for i, n := range c.nets {
+		s := stats(t, n)
+		t.Logf("h%d: %d frames answered as too big, drops %v", i+1, s.PMTUAnswered, s.Drops)
+	}
+	// A network made now gets the lower MTU (the daemon saw it: it
+	// answered frames by it).
+	cli(t, c.ds[0], "network", "create", "later", "--subnet", "10.9.0.0/24")
+	if out := cli(t, c.ds[0], "network", "inspect", "later"); !strings.Contains(out, `"mtu": 1350`) {
+		t.Errorf("a network made after the change:\n%s", out)
+	}
+}
+
+// The default overlay MTU follows a route through the underlay that sets
+// a lower MTU than its link's.
+func TestOverlayMTUFollowsRoute(t *testing.T) {
+	tp := topo.New(t)
+	h := tp.MustHost("h1")
+	if out, err := h.Run(testCtx(t), "ip", "route", "replace", "198.18.0.0/24", "dev", topo.UnderlayIf, "mtu", "1300"); err != nil {
+		t.Fatalf("ip route: %v: %s", err, out)
+	}
+	d := h.MustVXSwitch(topo.DaemonOptions{Binary: vxbin(t)})
+	cli(t, d, "network", "create", "net", "--subnet", "10.0.0.0/24")
+	if out := cli(t, d, "network", "inspect", "net"); !strings.Contains(out, `"mtu": 1250`) {
+		t.Errorf("network on an underlay routed with MTU 1300:\n%s", out)
+	}
+}

@@ -104,7 +104,7 @@ type Daemon struct {
 	cfg      Config
 	log      *zap.Logger
 	sw       *vswitch.Switch
-	ulIf     ulLink // the underlay interface that holds the VTEP
+	ulIf     ulLink // the underlay interface that holds the VTEP; its mtu is kept current (mtu.go) under mu
 	locks    []*os.File
 	ln       net.Listener
 	srv      *http.Server
@@ -209,6 +209,10 @@ func (d *Daemon) open() error {
 	if d.ulIf, err = underlayLink(cfg.Netns, cfg.VTEP); err != nil {
 		return err
 	}
+	// Lowered by any route through the link that sets an MTU (mtu.go).
+	if mtu, err := underlayMTU(cfg.Netns, d.ulIf.index, cfg.VTEP.Is4()); err == nil {
+		d.ulIf.mtu = mtu
+	}
 	var ul *udp.Underlay
 	err = nsutil.Do(cfg.Netns, func() (err error) {
 		ul, err = udp.Listen(udp.Config{
@@ -221,7 +225,7 @@ func (d *Daemon) open() error {
 		return err
 	}
 	d.sw, err = vswitch.New(vswitch.Config{Underlay: ul, Port: cfg.Port, Logger: d.log, Clock: cfg.Clock, BusyPoll: cfg.BusyPoll,
-		PeersOnly: cfg.PeersOnly})
+		PeersOnly: cfg.PeersOnly, MaxInnerFrame: d.maxInnerFrame()})
 	if err != nil {
 		ul.Close()
 		return err
@@ -268,6 +272,7 @@ func (d *Daemon) open() error {
 		defer d.bg.Done()
 		d.sweepReservations(bgCtx)
 	}()
+	d.goBackground(d.watchUnderlay)
 	d.log.Info("vxswitch daemon ready", zap.Stringer("vtep", cfg.VTEP), zap.Uint16("port", cfg.Port), zap.Bool("offload", cfg.Offload),
 		zap.String("socket", sock), zap.String("state_dir", cfg.StateDir), zap.Int("networks", len(d.nets)))
 	return nil

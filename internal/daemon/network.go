@@ -78,7 +78,8 @@ func (d *Daemon) netnsPath(vni uint32) string {
 func tapName(vni uint32) string { return "vxlan" + strconv.FormatUint(uint64(vni), 10) }
 
 // maxMTU is the largest overlay MTU the underlay carries without
-// fragmenting.
+// fragmenting, by its current MTU (see mtu.go); a new network gets it by
+// default.
 func (d *Daemon) maxMTU() int {
 	if d.cfg.VTEP.Is4() {
 		return d.ulIf.mtu - vxlanOverhead
