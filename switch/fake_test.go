@@ -193,6 +193,7 @@ type fakeUnderlay struct {
 	noGSO     atomic.Bool // GSOEnabled reports false, as after the kernel refused UDP_SEGMENT
 	in        chan datagram
 	held      *datagram // taken from in but not yet returned
+	polled    atomic.Int64 // slots TryRecv returned: only busy polling calls it
 	mu        sync.Mutex
 	sent      []datagram
 	sends     []sendRec // one per SendMsg
@@ -238,7 +239,9 @@ func (u *fakeUnderlay) TryRecv(msgs []RecvMsg) (int, error) {
 		return 0, net.ErrClosed
 	default:
 	}
-	return u.recv(msgs, false)
+	n, err := u.recv(msgs, false)
+	u.polled.Add(int64(n))
+	return n, err
 }
 
 func (u *fakeUnderlay) recv(msgs []RecvMsg, wait bool) (int, error) {

@@ -152,6 +152,9 @@ func TestTXSplitsSuperframes(t *testing.T) {
 	if !bytes.Equal(got, payload) {
 		t.Error("segments do not carry the superframe's payload")
 	}
+	// The batch's counters are added after its datagrams left, TXDatagrams
+	// last: wait for them rather than read them as the last send returns.
+	waitFor(t, "the batch's counters", func() bool { return a.n.Stats().TXDatagrams == uint64(wantSegs) })
 	if s := a.n.Stats(); s.TXFrames != uint64(wantSegs) || s.TXFlooded != 0 || len(s.Drops) != 0 {
 		t.Errorf("counters %+v", s)
 	}
@@ -281,6 +284,32 @@ func TestBusyPoll(t *testing.T) {
 		}
 		if f := recvFrame(t, a.tap); f[14] != byte(i) {
 			t.Fatalf("a: frame %d is %d", i, f[14])
+		}
+	}
+}
+
+// Busy polling is what receives: with a poll time longer than the test,
+// the RX loop never goes back to a blocking Recv once it started, so every
+// datagram is taken by TryRecv, which only polling calls; without busy
+// polling, TryRecv is never called.
+func TestBusyPollPolls(t *testing.T) {
+	for _, poll := range []time.Duration{time.Hour, 0} {
+		w := newWire()
+		p := newPollingTAP("a")
+		a := newFastRigWith(t, w, "198.18.0.1:4789", p.fakeTAP, p, poll)
+		peer := w.attach("198.18.0.2:4789")
+		for i := range 20 {
+			f := frame(macA, macB, 0x0800, []byte{byte(i)})
+			peer.Send([]SendMsg{{Iov: [][]byte{vxlan(256, f)}, Dst: a.ul.addr}})
+			if got := recvFrame(t, a.tap); !bytes.Equal(got, f) {
+				t.Fatalf("frame %d: % x", i, got)
+			}
+		}
+		switch polled := a.ul.polled.Load(); {
+		case poll > 0 && polled != 20:
+			t.Errorf("busy polling took %d of 20 datagrams by polling", polled)
+		case poll == 0 && polled != 0:
+			t.Errorf("without busy polling, %d datagrams were polled", polled)
 		}
 	}
 }

@@ -11,6 +11,8 @@ import (
 
 	"github.com/google/gopacket"
 	"github.com/google/gopacket/layers"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/vxswitch/vxswitch/encap"
 	"github.com/vxswitch/vxswitch/fib"
@@ -486,5 +488,37 @@ func TestTooBigRateLimit(t *testing.T) {
 	}
 	for range icmpBurst + 10 {
 		recvK(t, a.tap)
+	}
+}
+
+// MAC moves between VTEPs are counted (fib Stats.Moved) and logged at
+// most once a second per network, with the number of moves left unsaid.
+func TestMACMovesLoggedRateLimited(t *testing.T) {
+	clk := &fakeClock{t: time.Unix(1000, 0)}
+	core, logs := observer.New(zap.InfoLevel)
+	w := newWire()
+	a := newSwitchRig(t, w, "198.18.0.1:4789", Config{Clock: clk, Logger: zap.New(core)}, 256, newFakeTAP("vxlan256"))
+	v1, v2 := w.attach("198.18.0.2:4789"), w.attach("198.18.0.3:4789")
+	f := frame(macA, macB, 0x0800, []byte("moving"))
+	for i := range 100 {
+		u := v1
+		if i%2 == 1 {
+			u = v2
+		}
+		u.Send([]SendMsg{{Iov: [][]byte{vxlan(256, f)}, Dst: a.ul.addr}})
+		recvFrame(t, a.tap)
+	}
+	if m := a.n.FIB().Stats().Moved; m != 99 {
+		t.Errorf("%d moves counted, want 99", m)
+	}
+	if n := logs.FilterMessage("MAC moved to another VTEP").Len(); n != 1 {
+		t.Errorf("%d log lines for 99 moves in one instant, want 1", n)
+	}
+	clk.Advance(2 * time.Second)
+	v1.Send([]SendMsg{{Iov: [][]byte{vxlan(256, f)}, Dst: a.ul.addr}})
+	recvFrame(t, a.tap)
+	lines := logs.FilterMessage("MAC moved to another VTEP").All()
+	if len(lines) != 2 || lines[1].ContextMap()["suppressed"] != uint64(98) {
+		t.Errorf("after 2 s: %d lines (%v); want 2, the last saying 98 suppressed", len(lines), lines)
 	}
 }
