@@ -14,6 +14,9 @@
 //	      (an ARP request or NS it can answer is answered into the TAP
 //	       with Inject, and goes no further)
 //	    → FIB lookup of the destination MAC
+//	    → size check against the underlay (SetMaxInnerFrame): a frame
+//	      too big is answered with ICMP "too big" into the TAP (Inject)
+//	      and dropped; a TCP superframe is cut to fit
 //	    → VXLAN header written in place in the headroom
 //	    → one datagram to the known VTEP, or a copy to every peer in the
 //	      flood list for broadcast, multicast and unknown unicast
@@ -22,10 +25,13 @@
 //	RX, one goroutine per switch:
 //	  underlay receive (a batch of datagrams)
 //	    → VXLAN header validation (flags exactly 0x08, reserved bits zero)
-//	    → demultiplex by VNI → source MAC check
+//	    → demultiplex by VNI → with PeersOnly, the sender must be a VTEP
+//	      the network knows → source MAC check
 //	    → filter chain (the gateway filter; the proxy lets received
 //	      frames pass)
 //	    → learn inner source MAC → outer source IP
+//	    → checksums checked before any is rewritten (a partial one
+//	      completed, a superframe split for the TAP)
 //	    → TAP write of the inner frame (no copy: it is a subslice)
 //
 // The filter chain (filter.go) is per network: an immutable list behind
@@ -55,21 +61,31 @@
 // Received frames are only ever written to the TAP, never sent back to the
 // overlay (split horizon), so the overlay cannot loop. Every frame that is
 // not forwarded is counted under a drop reason; nothing is logged per packet.
+// Every received datagram ends in exactly one counter (see
+// SwitchCounters): a switch-level drop, a delivered frame (RXFrames, one per
+// datagram), or a network's receive drop (Counters.RXDrops); the kernel's
+// own drops for the socket are read as it reports them (RXOverflow).
+//
+// A TAP that fails (deleted from outside, say) stops its network's TX loop,
+// which reports it (NetworkConfig.OnTAPFailure); Network.ReplaceTAP gives
+// the running network a new one, keeping its MAC table and counters.
 //
 // # Concurrency
 //
 // Switch methods may be called concurrently, and so may Network's
-// (SetNeighbors, Inject, FIB, Stats). The VNI→network map is an immutable
+// (SetNeighbors, Inject, ReplaceTAP, FIB, Stats). The VNI→network map is an immutable
 // map behind an atomic pointer, replaced under Switch.mu when a network is
 // added or removed, so the RX loop reads it without a lock; a network's
 // filter chain and neighbour table likewise. Each loop owns its buffers
 // for its whole life. Counters are atomics, written by the loop that owns
 // them and read by Stats at any time.
 //
-// Locks, none of them taken per frame: a network's txMu is held while a
+// Locks, none of them taken per frame: a network's ctlMu serialises its
+// control changes (the filter chain, ReplaceTAP, which also takes txMu and
+// tapMu to swap the TAP's fields); its txMu is held while a
 // batch is read from its TAP and sent (by its TX loop, or by the RX loop
 // draining the TAP); its tapMu while the RX loop writes a batch's frames
-// to its TAP, and while Inject writes one. Order: txMu before tapMu (the
-// TX path may inject while it holds txMu); the RX loop releases every
-// tapMu before it drains a TAP under txMu.
+// to its TAP, and while Inject writes one. Order: ctlMu, then txMu, then
+// tapMu (the TX path may inject while it holds txMu); the RX loop releases
+// every tapMu before it drains a TAP under txMu.
 package vswitch
