@@ -192,7 +192,7 @@ type fakeUnderlay struct {
 	gro       bool
 	noGSO     atomic.Bool // GSOEnabled reports false, as after the kernel refused UDP_SEGMENT
 	in        chan datagram
-	held      *datagram // taken from in but not yet returned
+	held      *datagram    // taken from in but not yet returned
 	polled    atomic.Int64 // slots TryRecv returned: only busy polling calls it
 	mu        sync.Mutex
 	sent      []datagram
