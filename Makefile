@@ -17,7 +17,7 @@ test:
 
 # Tests that need no root (netns tests skip).
 unit:
-	$(GO) test -race -count=1 ./encap/ ./fib/ ./switch/
+	$(GO) test -race -count=1 ./encap/ ./fib/ ./switch/...
 
 demo:
 	./scripts/demo.sh
