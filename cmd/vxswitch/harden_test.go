@@ -2,12 +2,15 @@ package main_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"net"
 	"net/netip"
+	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -190,26 +193,49 @@ func (r *rogue) pacedBarrage(t *testing.T, d *topo.Daemon, vtep netip.Addr, kind
 				continue
 			}
 			inChunk = 0
-			last, stalled := uint64(0), time.Now()
+			last, moved, probed := uint64(0), time.Now(), 0
 			for {
-				st, err := d.Client.Stats(ctx, "")
+				cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+				st, err := d.Client.Stats(cctx, "")
+				cancel()
 				if err != nil {
-					t.Fatal(err)
+					t.Fatalf("stats during the barrage (%d sent): %v", r.sent.Load(), err)
 				}
 				arrived, _, _ := accounted(st)
 				if arrived >= uint64(r.sent.Load()) {
 					break
 				}
 				if arrived != last {
-					last, stalled = arrived, time.Now()
-				} else if time.Since(stalled) > 50*time.Millisecond {
+					last, moved, probed = arrived, time.Now(), 0
+				} else if time.Since(moved) > time.Duration(probed+1)*50*time.Millisecond {
+					if probed == 20 {
+						break // lost on the path (see below); go on
+					}
 					r.send(t, vtep, probe)
-					stalled = time.Now()
+					probed++
 				}
 				time.Sleep(time.Millisecond)
 			}
 		}
 	}
+}
+
+// softnetDrops is how many packets the machine's per-CPU backlogs have
+// dropped (the second column of /proc/net/softnet_stat, summed over
+// CPUs): every namespace's.
+func softnetDrops() uint64 {
+	b, err := os.ReadFile("/proc/net/softnet_stat")
+	if err != nil {
+		return 0
+	}
+	var n uint64
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) > 1 {
+			v, _ := strconv.ParseUint(f[1], 16, 64)
+			n += v
+		}
+	}
+	return n
 }
 
 // daemonStats is `vxswitch stats --json`.
@@ -256,6 +282,7 @@ func testHostileDatagrams(t *testing.T, args []string) {
 	kinds["valid"] = vxlanDatagram(256, innerUDP(t, rogueMAC, net.HardwareAddr{0x02, 0xee, 0, 0, 0, 2}, net.IP{10, 0, 0, 99}, net.IP{10, 0, 0, 98}, 9, []byte("ok")))
 	vtep := c.hosts[0].Addr
 	start := time.Now()
+	pathDrops0 := softnetDrops()
 	r.pacedBarrage(t, c.ds[0], vtep, kinds, hostilePerKind)
 	t.Logf("fired %d datagrams in %v", r.sent.Load(), time.Since(start).Round(time.Millisecond))
 
@@ -294,8 +321,7 @@ func testHostileDatagrams(t *testing.T, args []string) {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("not every datagram accounted for: sent %d, arrived %d (received %d, %d lost in the kernel), placed %d\n%+v",
-				r.sent.Load(), arrived, received, st.Switch.RXOverflow, placed, st)
+			break
 		}
 		if arrived < uint64(r.sent.Load()) {
 			r.send(t, vtep, probe)
@@ -303,8 +329,21 @@ func testHostileDatagrams(t *testing.T, args []string) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	arrived, received, placed := accounted(st)
-	if arrived != uint64(r.sent.Load()) || placed != received {
-		t.Fatalf("sent %d; received %d and %d lost in the kernel; %d accounted for", r.sent.Load(), received, st.Switch.RXOverflow, placed)
+	// What the daemon received it always accounts for, exactly.
+	if placed != received {
+		t.Fatalf("received %d datagrams, accounted for %d\n%+v", received, placed, st)
+	}
+	// All that was sent arrived for its socket, unless the machine's
+	// kernel dropped some on the path (a CPU's backlog between veth hops,
+	// shared with every other namespace on the machine): those are
+	// counted in /proc/net/softnet_stat, machine-wide, and never reach
+	// the daemon.
+	if lost := uint64(r.sent.Load()) - arrived; arrived > uint64(r.sent.Load()) || lost > softnetDrops()-pathDrops0 {
+		snmp, _ := c.hosts[0].Run(testCtx(t), "cat", "/proc/net/snmp")
+		t.Fatalf("sent %d; received %d and %d lost in the kernel (socket); %d dropped on the machine's paths meanwhile\n%+v\nh1's /proc/net/snmp:\n%s",
+			r.sent.Load(), received, st.Switch.RXOverflow, softnetDrops()-pathDrops0, st, snmp)
+	} else if lost > 0 {
+		t.Logf("%d datagrams were lost on the path before the daemon's socket (the machine's backlogs dropped %d meanwhile)", lost, softnetDrops()-pathDrops0)
 	}
 	n := st.Networks[0]
 	for _, reason := range []string{"short", "bad_flags", "reserved_bits", "unknown_vni"} {
