@@ -176,7 +176,9 @@ type SwitchCounters struct {
 	// RXOverflow counts datagrams the kernel dropped for the underlay
 	// socket before the switch could read them (SO_RXQ_OVFL: a full
 	// receive buffer, or a bad outer UDP checksum). The kernel reports
-	// it with the next datagram received.
+	// it with the next datagram received. With UDP GRO on the socket it
+	// counts a dropped GRO buffer once, whatever it held, so under
+	// overflow with offloads on it is a lower bound.
 	RXOverflow uint64 `json:"rx_overflow"`
 	// TXGSOSplit counts UDP_SEGMENT messages the kernel refused that were
 	// sent again one datagram at a time.

@@ -234,7 +234,8 @@ type SwitchCounters struct {
 	RXDatagrams uint64 `json:"rx_datagrams"`
 	// RXOverflow counts datagrams the kernel dropped for the socket
 	// before the daemon read them (a full receive buffer, a bad outer UDP
-	// checksum), as the kernel reports it with the next datagram.
+	// checksum), as the kernel reports it with the next datagram; with
+	// UDP GRO a dropped GRO buffer counts once, so it is a lower bound.
 	RXOverflow uint64 `json:"rx_overflow"`
 	// TXGSOSplit counts UDP GSO messages the kernel refused, sent again
 	// one datagram at a time.
