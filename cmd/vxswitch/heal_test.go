@@ -78,7 +78,7 @@ func testTAPDeleted(t *testing.T, args []string) {
 // The underlay link going down and up again, and the peer's daemon
 // restarting, each during a TCP transfer: the transfer completes with
 // the same SHA-256.
-func TestUnderlayFaults(t *testing.T) {
+func TestLinkFlapAndPeerRestart(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
 		fault func(t *testing.T, c *cluster)
