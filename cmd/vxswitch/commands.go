@@ -15,14 +15,20 @@ import (
 )
 
 func newNetworkCmd(c *cli) *cobra.Command {
-	cmd := &cobra.Command{Use: "network", Short: "Create, list, inspect and remove networks; attach namespaces"}
+	cmd := &cobra.Command{Use: "network", Short: "Create, list, inspect and remove networks; attach namespaces",
+		Example: `  vxswitch network create app --vni 300 --subnet 10.20.0.0/24 --gateway 10.20.0.1
+  vxswitch network attach app --netns c1 --ip 10.20.0.2
+  vxswitch network ls`}
 
 	var create api.NetworkCreate
 	var subnets []string
 	createCmd := &cobra.Command{
 		Use:   "create NAME --subnet CIDR [--subnet CIDR6] [--vni N] [--gateway IP] [--mtu N] [--egress | --internal] [--max-learned N]",
 		Short: "Create a network: a namespace with br0 and a TAP, served by the daemon (with a store: once, for the cluster)",
-		Args:  cobra.ExactArgs(1),
+		Example: `  vxswitch network create app --vni 300 --subnet 10.20.0.0/24 --gateway 10.20.0.1   # by hand: the same on every host
+  vxswitch network create web-net --subnet 10.0.0.0/24                               # with a store: once, VNI 256, gateway 10.0.0.1
+  vxswitch network create dual --subnet 10.30.0.0/24 --subnet fd00:30::/64 --egress  # dual-stack, with a way out`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			create.Name = args[0]
 			if err := splitSubnets(subnets, &create); err != nil {
@@ -54,6 +60,7 @@ func newNetworkCmd(c *cli) *cobra.Command {
 
 	ls := &cobra.Command{
 		Use: "ls", Aliases: []string{"list"}, Short: "List networks", Args: cobra.NoArgs,
+		Example: "  vxswitch network ls",
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			nets, err := c.client().Networks(cmd.Context())
 			if err != nil {
@@ -86,6 +93,8 @@ func newNetworkCmd(c *cli) *cobra.Command {
 	}
 	inspect := &cobra.Command{
 		Use: "inspect NAME", Short: "Show a network as JSON (netns path, TAP, endpoints, peers)", Args: cobra.ExactArgs(1),
+		Example: `  vxswitch network inspect app
+  nsenter --net="$(vxswitch network inspect app | jq -r .netns)" bridge fdb show br br0`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			n, err := c.client().Network(cmd.Context(), args[0])
 			if err != nil {
@@ -96,6 +105,7 @@ func newNetworkCmd(c *cli) *cobra.Command {
 	}
 	rm := &cobra.Command{
 		Use: "rm NAME", Aliases: []string{"remove"}, Short: "Remove a network without endpoints", Args: cobra.ExactArgs(1),
+		Example: "  vxswitch network rm app",
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return c.client().RemoveNetwork(cmd.Context(), args[0])
 		},
@@ -105,7 +115,10 @@ func newNetworkCmd(c *cli) *cobra.Command {
 	attach := &cobra.Command{
 		Use:   "attach NAME --netns NS [--name NAME] [--ip CIDR] [--ip6 CIDR6] [--mac MAC] [--ifname eth0]",
 		Short: "Join a network namespace (a container) to a network with a veth on br0",
-		Args:  cobra.ExactArgs(1),
+		Example: `  ip netns add c1 && vxswitch network attach app --netns c1 --ip 10.20.0.2
+  vxswitch network attach web-net --netns c1 --name web --alias www                  # with a store: the next free address
+  vxswitch network attach app --netns /proc/4242/ns/net --ifname eth1 --mac 02:42:0a:14:00:09`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ep, err := c.client().Attach(cmd.Context(), args[0], att)
 			if err != nil {
@@ -132,6 +145,8 @@ func newNetworkCmd(c *cli) *cobra.Command {
 	var det api.Detach
 	detach := &cobra.Command{
 		Use: "detach NAME --netns NS | --id ID", Short: "Remove a namespace from a network", Args: cobra.ExactArgs(1),
+		Example: `  vxswitch network detach app --netns c1
+  vxswitch network detach app --id "$(vxswitch network inspect app | jq -r '.endpoints[0].id')"`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if (det.Netns == "") == (det.ID == "") {
 				return fmt.Errorf("give the endpoint's --netns or its --id (one of them)")
@@ -147,22 +162,27 @@ func newNetworkCmd(c *cli) *cobra.Command {
 }
 
 func newPeerCmd(c *cli) *cobra.Command {
-	cmd := &cobra.Command{Use: "peer", Short: "Manage a network's flood list (remote VTEPs)"}
+	cmd := &cobra.Command{Use: "peer", Short: "Manage a network's flood list (remote VTEPs)",
+		Example: `  vxswitch peer add app 192.0.2.11
+  vxswitch peer ls app`}
 	cmd.AddCommand(
 		&cobra.Command{
 			Use: "add NAME VTEP_IP", Short: "Add a remote VTEP to a network's flood list", Args: cobra.ExactArgs(2),
+			Example: "  vxswitch peer add app 192.0.2.11",
 			RunE: func(cmd *cobra.Command, args []string) error {
 				return c.client().AddPeer(cmd.Context(), args[0], args[1])
 			},
 		},
 		&cobra.Command{
 			Use: "rm NAME VTEP_IP", Aliases: []string{"del"}, Short: "Remove a remote VTEP from a network's flood list", Args: cobra.ExactArgs(2),
+			Example: "  vxswitch peer rm app 192.0.2.11",
 			RunE: func(cmd *cobra.Command, args []string) error {
 				return c.client().RemovePeer(cmd.Context(), args[0], args[1])
 			},
 		},
 		&cobra.Command{
 			Use: "ls NAME", Aliases: []string{"list"}, Short: "List a network's peers", Args: cobra.ExactArgs(1),
+			Example: "  vxswitch peer ls app",
 			RunE: func(cmd *cobra.Command, args []string) error {
 				peers, err := c.client().Peers(cmd.Context(), args[0])
 				if err != nil {
@@ -179,12 +199,16 @@ func newPeerCmd(c *cli) *cobra.Command {
 }
 
 func newFDBCmd(c *cli) *cobra.Command {
-	cmd := &cobra.Command{Use: "fdb", Short: "Show and edit MAC tables"}
+	cmd := &cobra.Command{Use: "fdb", Short: "Show and edit MAC tables",
+		Example: `  vxswitch fdb show
+  vxswitch fdb add app 02:42:0a:14:00:03 192.0.2.11 --ip 10.20.0.3`}
 	var asJSON bool
 	show := &cobra.Command{
 		Use:   "show [NAME] [--json]",
 		Short: "Show MAC table entries, one a line, in the style of `bridge fdb show`",
-		Args:  cobra.MaximumNArgs(1),
+		Example: `  vxswitch fdb show              # every network
+  vxswitch fdb show app --json`,
+		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			name := ""
 			if len(args) == 1 {
@@ -207,6 +231,8 @@ func newFDBCmd(c *cli) *cobra.Command {
 	var ips []string
 	add := &cobra.Command{
 		Use: "add NAME MAC VTEP_IP [--ip IP]...", Short: "Add (or replace) a static entry: frames to MAC go to VTEP_IP", Args: cobra.ExactArgs(3),
+		Example: `  vxswitch fdb add app 02:42:0a:14:00:03 192.0.2.11
+  vxswitch fdb add app 02:42:0a:14:00:03 192.0.2.11 --ip 10.20.0.3   # and answer ARP for 10.20.0.3 here`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return c.client().AddFDB(cmd.Context(), args[0], args[1], args[2], ips...)
 		},
@@ -214,6 +240,7 @@ func newFDBCmd(c *cli) *cobra.Command {
 	add.Flags().StringArrayVar(&ips, "ip", nil, "an address of the station with MAC: the switch answers ARP or neighbour solicitations for it (repeatable)")
 	rm := &cobra.Command{
 		Use: "rm NAME MAC", Aliases: []string{"del"}, Short: "Remove a static (or learned) entry", Args: cobra.ExactArgs(2),
+		Example: "  vxswitch fdb rm app 02:42:0a:14:00:03",
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return c.client().RemoveFDB(cmd.Context(), args[0], args[1])
 		},
@@ -239,6 +266,8 @@ func fdbLine(e api.FDBEntry) string {
 func newInfoCmd(c *cli) *cobra.Command {
 	return &cobra.Command{
 		Use: "info", Short: "Show the daemon: version, VTEP, directories, and its link to the cluster store", Args: cobra.NoArgs,
+		Example: `  vxswitch info
+  vxswitch info | jq -r .store.state`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			info, err := c.client().Info(cmd.Context())
 			if err != nil {
@@ -250,9 +279,12 @@ func newInfoCmd(c *cli) *cobra.Command {
 }
 
 func newHostCmd(c *cli) *cobra.Command {
-	cmd := &cobra.Command{Use: "host", Short: "List the cluster's hosts, remove one that will not come back (with a store)"}
+	cmd := &cobra.Command{Use: "host", Short: "List the cluster's hosts, remove one that will not come back (with a store)",
+		Example: `  vxswitch host ls
+  vxswitch host rm 198.18.0.3`}
 	ls := &cobra.Command{
 		Use: "ls", Aliases: []string{"list"}, Short: "List the hosts of the cluster store with their VTEP and state", Args: cobra.NoArgs,
+		Example: "  vxswitch host ls",
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			hosts, err := c.client().Hosts(cmd.Context())
 			if err != nil {
@@ -272,7 +304,8 @@ func newHostCmd(c *cli) *cobra.Command {
 	}
 	rm := &cobra.Command{
 		Use: "rm VTEP", Aliases: []string{"remove"}, Args: cobra.ExactArgs(1),
-		Short: "Release every endpoint and address of a host that is down and will not come back",
+		Example: "  vxswitch host rm 198.18.0.3   # its lease expired and it will not come back",
+		Short:   "Release every endpoint and address of a host that is down and will not come back",
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return c.client().RemoveHost(cmd.Context(), args[0])
 		},
@@ -285,6 +318,8 @@ func newStatsCmd(c *cli) *cobra.Command {
 	var asJSON bool
 	cmd := &cobra.Command{
 		Use: "stats [NAME] [--json]", Short: "Show traffic counters, drops by reason and MAC table sizes", Args: cobra.MaximumNArgs(1),
+		Example: `  vxswitch stats
+  vxswitch stats app --json | jq '.networks[0].drops'`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			name := ""
 			if len(args) == 1 {

@@ -46,6 +46,8 @@ With --docker-plugin /run/docker/plugins/vxswitch.sock it is also the
 Docker engine's network and IPAM driver "vxswitch" (the socket's base
 name): docker network create -d vxswitch --ipam-driver vxswitch --subnet
 10.0.0.0/24 mynet maps to the cluster network mynet on every engine.`,
+		Example: `  vxswitch daemon --vtep 192.0.2.10                                          # by hand
+  nsenter --net=/run/netns/h1 vxswitch daemon --vtep 198.18.0.1 --run-dir /run/vxswitch-h1 --state-dir /var/lib/vxswitch-h1`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ip, err := netip.ParseAddr(vtep)

@@ -4,14 +4,13 @@
 package main
 
 import (
-	"errors"
-	"fmt"
 	"os"
 
 	"github.com/vxswitch/vxswitch/internal/cni"
 )
 
-// version is set at build time with -ldflags "-X main.version=...".
+// version is set at build time with -ldflags "-X main.version=..."
+// (scripts/build.sh); otherwise it comes from the build info (version.go).
 var version = "dev"
 
 func main() {
@@ -20,16 +19,7 @@ func main() {
 		cni.Main(version)
 		return
 	}
-	if err := newRootCmd().Execute(); err != nil {
-		var ee exitError
-		if !errors.As(err, &ee) {
-			fmt.Fprintf(os.Stderr, "vxswitch: %v\n", err)
-		}
-		os.Exit(1)
+	if cmd, err := newRootCmd().ExecuteC(); err != nil {
+		exit(cmd, err) // one line (errors.go)
 	}
 }
-
-// exitError ends the program with status 1 after the message was printed.
-type exitError struct{}
-
-func (exitError) Error() string { return "exit status 1" }

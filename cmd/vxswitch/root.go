@@ -44,7 +44,15 @@ to it over its socket (--socket, or VXSWITCH_SOCKET).`,
 	}
 	root.PersistentFlags().StringVar(&c.socket, "socket", defaultSocket(), "daemon control socket (env VXSWITCH_SOCKET)")
 	root.AddCommand(newDaemonCmd(), newNetworkCmd(c), newPeerCmd(c), newFDBCmd(c), newHostCmd(c), newStatsCmd(c), newInfoCmd(c))
+	root.AddCommand(newVersionCmd(c), newCompletionCmd())
+	// One-line errors for cobra's own (errors.go), and network names
+	// completed from the daemon (completion.go).
+	root.Args = cobra.ArbitraryArgs // unknown commands: refuseUnknown's one line, not cobra's "Did you mean this?"
+	refuseUnknown(root)
 	refuseUnknownSubcommands(root)
+	oneLineArgs(root)
+	root.SetFlagErrorFunc(flagError)
+	c.completeNetworks(root)
 	return root
 }
 
@@ -57,20 +65,26 @@ to it over its socket (--socket, or VXSWITCH_SOCKET).`,
 func refuseUnknownSubcommands(cmd *cobra.Command) {
 	for _, sub := range cmd.Commands() {
 		if sub.HasSubCommands() && !sub.Runnable() {
-			sub.RunE = func(cmd *cobra.Command, args []string) error {
-				if len(args) == 0 {
-					return cmd.Help()
-				}
-				mean := ""
-				if cmd.SuggestionsMinimumDistance <= 0 {
-					cmd.SuggestionsMinimumDistance = 2 // cobra's default, which it sets for the root only
-				}
-				if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
-					mean = fmt.Sprintf(" (did you mean %s?)", strings.Join(s, " or "))
-				}
-				return fmt.Errorf("unknown command %q for %q%s; see '%s --help'", args[0], cmd.CommandPath(), mean, cmd.CommandPath())
-			}
+			refuseUnknown(sub)
 		}
 		refuseUnknownSubcommands(sub)
+	}
+}
+
+// refuseUnknown makes the command group cmd print its help when run alone
+// and refuse anything else with one line and its suggestions.
+func refuseUnknown(cmd *cobra.Command) {
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		if len(args) == 0 {
+			return cmd.Help()
+		}
+		mean := ""
+		if cmd.SuggestionsMinimumDistance <= 0 {
+			cmd.SuggestionsMinimumDistance = 2 // cobra's default, which it sets for the root only
+		}
+		if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
+			mean = fmt.Sprintf(" (did you mean %s?)", strings.Join(s, " or "))
+		}
+		return fmt.Errorf("unknown command %q for %q%s; see '%s --help'", args[0], cmd.CommandPath(), mean, cmd.CommandPath())
 	}
 }
