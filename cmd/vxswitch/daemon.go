@@ -23,6 +23,7 @@ func newDaemonCmd() *cobra.Command {
 		advertise, egressSubnet                      string
 		dnsUpstreams                                 []string
 		dockerPlugin, dockerHost                     string
+		socketGroup                                  string
 		cfg                                          daemon.Config
 	)
 	cmd := &cobra.Command{
@@ -47,6 +48,7 @@ Docker engine's network and IPAM driver "vxswitch" (the socket's base
 name): docker network create -d vxswitch --ipam-driver vxswitch --subnet
 10.0.0.0/24 mynet maps to the cluster network mynet on every engine.`,
 		Example: `  vxswitch daemon --vtep 192.0.2.10                                          # by hand
+  vxswitch daemon --vtep 198.18.0.1 --store etcd://198.18.0.100:2379 --socket-group vxswitch
   nsenter --net=/run/netns/h1 vxswitch daemon --vtep 198.18.0.1 --run-dir /run/vxswitch-h1 --state-dir /var/lib/vxswitch-h1`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -99,6 +101,12 @@ name): docker network create -d vxswitch --ipam-driver vxswitch --subnet
 			if dockerPlugin == "" && cmd.Flags().Changed("docker-host") {
 				return fmt.Errorf("--docker-host is for the Docker plugin: give --docker-plugin /run/docker/plugins/vxswitch.sock too")
 			}
+			if cfg.SocketGID, err = lookupGroup(socketGroup); err != nil {
+				return err
+			}
+			if err := daemon.CheckMountNamespace(cfg.RunDir); err != nil {
+				return err // started with ip netns exec: its namespaces would die with it
+			}
 			d, err := daemon.New(cfg)
 			if err != nil {
 				return err
@@ -137,6 +145,7 @@ name): docker network create -d vxswitch --ipam-driver vxswitch --subnet
 	f.StringVar(&egressSubnet, "egress-subnet", daemon.DefaultEgressSubnet.String(), "subnet of this host's egress bridge vxgw0, for endpoints of --egress networks")
 	f.StringVar(&dockerPlugin, "docker-plugin", "", "serve Docker's network and IPAM driver on this unix socket, e.g. /run/docker/plugins/vxswitch.sock (the driver's name is its base name)")
 	f.StringVar(&dockerHost, "docker-host", docker.DefaultEngine, "the Docker engine's API, for names the plugin is not told (unix:///PATH or tcp://HOST:PORT)")
+	f.StringVar(&socketGroup, "socket-group", "", "group (name or GID) whose members may use the control socket, besides root (mode 0660)")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	f.StringVar(&logFormat, "log-format", "console", "console or json")
 	cmd.MarkFlagRequired("vtep")

@@ -94,6 +94,9 @@ type Config struct {
 	// EgressSubnet is the IPv4 subnet of the host's egress bridge, for
 	// endpoints of --egress networks; invalid means DefaultEgressSubnet.
 	EgressSubnet netip.Prefix
+	// SocketGID is the group the control socket (mode 0660) is given, so
+	// that its members may use it besides root; 0 leaves the daemon's.
+	SocketGID int
 	// ReservationTTL is how long ReserveAddress holds an address no
 	// endpoint claims (0: DefaultReservationTTL).
 	ReservationTTL time.Duration
@@ -260,6 +263,11 @@ func (d *Daemon) open() error {
 	}
 	if err := os.Chmod(sock, 0o660); err != nil {
 		return err
+	}
+	if cfg.SocketGID != 0 {
+		if err := os.Chown(sock, -1, cfg.SocketGID); err != nil {
+			return fmt.Errorf("give %s to group %d (--socket-group): %w", sock, cfg.SocketGID, err)
+		}
 	}
 	// Requests are a few hundred bytes from a local client: a client that
 	// takes longer than this is stuck, and must not hold a connection.
