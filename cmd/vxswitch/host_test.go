@@ -114,7 +114,7 @@ func TestVersion(t *testing.T) {
 	bin := vxbin(t)
 	d := tp.MustHost("h1").MustVXSwitch(topo.DaemonOptions{Binary: bin})
 	out := cli(t, d, "version")
-	m := regexp.MustCompile(`^client: (\S+) \(go[^,]+, linux/\w+\)\ndaemon: (\S+) \(pid \d+, vtep 198\.18\.0\.1, socket `+regexp.QuoteMeta(d.Socket())+`\)\n$`).FindStringSubmatch(out)
+	m := regexp.MustCompile(`^client: (\S+) \(go[^,]+, linux/\w+\)\ndaemon: (\S+) \(pid \d+, vtep 198\.18\.0\.1, socket ` + regexp.QuoteMeta(d.Socket()) + `\)\n$`).FindStringSubmatch(out)
 	if m == nil || m[1] != m[2] || m[1] == "" {
 		t.Errorf("version: %q", out)
 	}
