@@ -149,7 +149,9 @@ func (d *Daemon) handle(fn func(*http.Request) (any, error)) http.HandlerFunc {
 		// hold every other request up.
 		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
 		var out any
-		if err != nil {
+		if errors.As(err, new(*http.MaxBytesError)) {
+			err = bad("request body over %d bytes: a request is one small JSON object", maxBody)
+		} else if err != nil {
 			err = bad("bad request body: %v", err)
 		} else {
 			r.Body = io.NopCloser(bytes.NewReader(body))
@@ -220,11 +222,5 @@ func apiFIBStats(s fib.Stats) api.FIBStats {
 // instead of being built whole by json.Encoder.
 type jsonWriter interface{ writeJSON(io.Writer) error }
 
-func decode(r *http.Request, v any) error {
-	dec := json.NewDecoder(r.Body)
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return bad("bad request body: %v", err)
-	}
-	return nil
-}
+// decode reads and checks a request body (validate.go).
+func decode(r *http.Request, v any) error { return decodeRequest(r.Body, v) }
