@@ -61,11 +61,10 @@ func CheckMountNamespace(runDir string) error {
 
 // mount is a line of /proc/PID/mountinfo.
 type mount struct {
-	id       int
-	point    string
-	shared   int // peer group (shared:N), 0 if not shared
-	master   int // peer group it receives from (master:N), 0 if none
-	optional string
+	id     int
+	point  string
+	shared int // peer group (shared:N), 0 if not shared
+	master int // peer group it receives from (master:N), 0 if none
 }
 
 // parseMountinfo reads /proc/PID/mountinfo (proc(5)).
