@@ -147,7 +147,7 @@ func TestStateRoundTrip(t *testing.T) {
 	if got, err := loadState(dir); err != nil || !reflect.DeepEqual(got, ds) {
 		t.Errorf("dual-stack round trip:\n got %+v, %v\nwant %+v", got, err, ds)
 	}
-	if ents, _ := os.ReadDir(dir); len(ents) != 1 {
+	if ents, _ := os.ReadDir(dir); len(ents) != 2 { // state.json and state.json.prev
 		t.Errorf("temporary files left: %v", ents)
 	}
 	os.WriteFile(filepath.Join(dir, stateFileName), []byte("{"), 0o644)

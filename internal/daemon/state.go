@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -119,8 +120,27 @@ func (e epState) holder() string {
 	return "endpoint " + e.ID
 }
 
+// prevFileName is the state file as it was before the last save: the
+// last good copy, for an operator whose state.json was damaged outside
+// vxswitch (a disk error, a hand edit).
+const prevFileName = stateFileName + ".prev"
+
+// tmpPattern names saveState's temporary files; one left by a crash
+// between its creation and its rename is removed by loadState.
+const tmpPattern = "." + stateFileName + ".*"
+
+// loadState reads the state file. A file that is empty, truncated, not
+// JSON or inconsistent (a network or an endpoint listed twice) is refused
+// with one line that names the last good copy, if there is one, and the
+// command that puts it back: the daemon never starts from a state it
+// cannot trust, and never writes over the damaged file.
 func loadState(dir string) (state, error) {
 	path := filepath.Join(dir, stateFileName)
+	if tmps, err := filepath.Glob(filepath.Join(dir, tmpPattern)); err == nil {
+		for _, t := range tmps {
+			os.Remove(t) // never renamed: the save it was for did not happen
+		}
+	}
 	data, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return state{Version: stateVersion}, nil
@@ -128,20 +148,69 @@ func loadState(dir string) (state, error) {
 	if err != nil {
 		return state{}, fmt.Errorf("read state: %w", err)
 	}
-	var st state
-	if err := json.Unmarshal(data, &st); err != nil {
-		return state{}, fmt.Errorf("state file %s is corrupt (%v); move it away to start empty", path, err)
-	}
-	if st.Version != stateVersion && st.Version != stateVersionIPv6 {
+	st, err := parseState(data)
+	if errors.Is(err, errVersion) {
 		return state{}, fmt.Errorf("state file %s has version %d, this vxswitch reads versions %d and %d", path, st.Version, stateVersion, stateVersionIPv6)
 	}
+	if err != nil {
+		return state{}, fmt.Errorf("state file %s is corrupt (%v); %s", path, err, recovery(dir))
+	}
 	return st, nil
+}
+
+// errVersion: a state file of a version this vxswitch does not read.
+var errVersion = errors.New("unknown state file version")
+
+// parseState decodes and checks a state file's contents.
+func parseState(data []byte) (state, error) {
+	if len(bytes.TrimSpace(data)) == 0 {
+		return state{}, errors.New("it is empty")
+	}
+	var st state
+	if err := json.Unmarshal(data, &st); err != nil {
+		return state{}, err
+	}
+	if st.Version != stateVersion && st.Version != stateVersionIPv6 {
+		return st, errVersion
+	}
+	names, vnis := map[string]bool{}, map[uint32]bool{}
+	for _, n := range st.Networks {
+		if names[n.Name] || vnis[n.VNI] {
+			return state{}, fmt.Errorf("network %s or VNI %d is listed twice", n.Name, n.VNI)
+		}
+		names[n.Name], vnis[n.VNI] = true, true
+		ids, ips := map[string]bool{}, map[netip.Addr]bool{}
+		for _, ep := range n.Endpoints {
+			if (ep.ID != "" && ids[ep.ID]) || (ep.IP.IsValid() && ips[ep.IP.Addr()]) {
+				return state{}, fmt.Errorf("network %s lists endpoint %s or address %s twice", n.Name, ep.ID, ep.IP.Addr())
+			}
+			ids[ep.ID], ips[ep.IP.Addr()] = ep.ID != "", true
+		}
+	}
+	return st, nil
+}
+
+// recovery says what an operator can do about a damaged state file in
+// dir: start from the last good copy if there is one, or from nothing.
+func recovery(dir string) string {
+	path, prev := filepath.Join(dir, stateFileName), filepath.Join(dir, prevFileName)
+	data, err := os.ReadFile(prev)
+	if err == nil {
+		if _, err = parseState(data); err == nil {
+			fi, _ := os.Stat(prev)
+			return fmt.Sprintf("the copy before the last change, saved %s, is %s: `mv %s %s` to start from it, or move %s away to start with no networks",
+				fi.ModTime().UTC().Format(time.RFC3339), prev, prev, path, path)
+		}
+	}
+	return fmt.Sprintf("there is no good earlier copy (%s); move %s away to start with no networks", prev, path)
 }
 
 // saveState replaces the state file atomically: the new contents are written
 // to a temporary file in the same directory, flushed to disk, and renamed
 // over the old file, and the directory is flushed, so a crash at any moment
-// leaves either the old or the new file, never a torn one.
+// leaves either the old or the new file, never a torn one. The old file
+// stays as state.json.prev (a hard link made before the rename: no copy,
+// and state.json exists throughout).
 func saveState(dir string, st state) error {
 	st.Version = stateVersion
 	for _, n := range st.Networks {
@@ -170,7 +239,14 @@ func saveState(dir string, st state) error {
 	if err := tmp.Close(); err != nil {
 		return fmt.Errorf("save state: %w", err)
 	}
-	if err := os.Rename(tmp.Name(), filepath.Join(dir, stateFileName)); err != nil {
+	path, prev := filepath.Join(dir, stateFileName), filepath.Join(dir, prevFileName)
+	if err := os.Remove(prev); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("save state: %w", err)
+	}
+	if err := os.Link(path, prev); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("save state: keep the previous copy: %w", err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
 		return fmt.Errorf("save state: %w", err)
 	}
 	d, err := os.Open(dir)
