@@ -246,6 +246,7 @@ func (d *Daemon) open() error {
 	for _, ns := range st.Networks {
 		d.restore(ns)
 	}
+	d.sweepLeftovers()
 	if d.cluster != nil {
 		// Networks and endpoints are up from the state file already:
 		// the datapath does not wait for the store.

@@ -51,12 +51,15 @@ func (d *Daemon) attach(ctx context.Context, name string, req api.Attach) (_ api
 		return api.Endpoint{}, err
 	}
 	i := slices.IndexFunc(n.Endpoints, func(e epState) bool { return e.ID == ep.ID })
+	crashpoint("attach:allocated")
 	if err := d.joinEndpoint(n, i, tgt, &u); err != nil {
 		return api.Endpoint{}, err
 	}
+	crashpoint("attach:plumbed")
 	if err := d.commit(); err != nil {
 		return api.Endpoint{}, err
 	}
+	crashpoint("attach:committed")
 	ep = n.Endpoints[i]
 	if n.Cluster && d.cluster != nil {
 		d.cluster.publish(ctx, n, ep)

@@ -241,15 +241,18 @@ func (d *Daemon) createNetwork(ctx context.Context, req api.NetworkCreate) (api.
 		return api.Network{}, err
 	}
 	u.push(func() { nsutil.Delete(n.netns) })
+	crashpoint("create:namespace")
 	if err := d.start(n); err != nil {
 		return api.Network{}, err
 	}
 	u.push(func() { d.stop(n) })
+	crashpoint("create:started")
 	d.nets[n.Name] = n
 	u.push(func() { delete(d.nets, n.Name) })
 	if err = d.commit(); err != nil {
 		return api.Network{}, err
 	}
+	crashpoint("create:committed")
 	d.log.Info("network created", zap.String("network", n.Name), zap.Uint32("vni", n.VNI),
 		zap.Stringer("subnet", n.Subnet), zap.String("subnet6", prefixString(n.Subnet6)), zap.String("netns", n.netns))
 	return d.networkView(n), nil
@@ -511,7 +514,9 @@ func (d *Daemon) removeNetwork(ctx context.Context, name string) (err error) {
 	if err := d.commit(); err != nil {
 		return err
 	}
+	crashpoint("rm:committed")
 	d.stop(n)
+	crashpoint("rm:stopped")
 	if err := nsutil.Delete(n.netns); err != nil {
 		d.log.Warn("network removed but its namespace could not be deleted", zap.String("netns", n.netns), zap.Error(err))
 	}
@@ -591,4 +596,69 @@ func randomMAC() (net.HardwareAddr, error) {
 	}
 	mac[0] = mac[0]&^0x01 | 0x02
 	return mac, nil
+}
+
+// sweepLeftovers removes, once every network is restored, what an
+// operation that a crash (SIGKILL, a power cut) interrupted made and the
+// state file does not list: a network's namespace under RunDir/netns
+// (made before the create was saved, or kept after the rm was), and a
+// veth pair in a network's namespace that no endpoint of it names
+// (plumbed before the attach was saved, or kept after the detach was);
+// deleting its bridge end takes the container's end with it, so the
+// container can be attached again under the same interface name. Both
+// places are this daemon's own: RunDir is locked, and a network's
+// namespace holds nothing else's links.
+func (d *Daemon) sweepLeftovers() {
+	owned := map[string]*network{}
+	for _, n := range d.nets {
+		owned[n.netns] = n
+	}
+	dir := filepath.Join(d.cfg.RunDir, "netns")
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		d.log.Warn("cannot look for leftovers of interrupted operations", zap.String("dir", dir), zap.Error(err))
+		return
+	}
+	for _, e := range ents {
+		path := filepath.Join(dir, e.Name())
+		n, ok := owned[path]
+		if !ok {
+			if err := nsutil.Delete(path); err != nil {
+				d.log.Warn("cannot remove a namespace no network owns", zap.String("netns", path), zap.Error(err))
+				continue
+			}
+			d.log.Warn("removed a namespace no network owns: left by an operation a crash interrupted", zap.String("netns", path))
+			continue
+		}
+		if !nsutil.IsNetns(path) {
+			continue // the network is down; restore said why
+		}
+		d.sweepVeths(n)
+	}
+}
+
+// sweepVeths deletes the veths in n's namespace that none of its
+// endpoints names (see sweepLeftovers).
+func (d *Daemon) sweepVeths(n *network) {
+	h, err := nsutil.Handle(n.netns)
+	if err != nil {
+		return
+	}
+	defer h.Close()
+	links, err := h.LinkList()
+	if err != nil {
+		return
+	}
+	for _, l := range links {
+		name := l.Attrs().Name
+		if l.Type() != "veth" || slices.ContainsFunc(n.Endpoints, func(e epState) bool { return e.Veth == name }) {
+			continue
+		}
+		if err := h.LinkDel(l); err != nil {
+			d.log.Warn("cannot delete a veth no endpoint owns", zap.String("network", n.Name), zap.String("veth", name), zap.Error(err))
+			continue
+		}
+		d.log.Warn("deleted a veth no endpoint owns: left by an attach or detach a crash interrupted", zap.String("network", n.Name),
+			zap.String("netns", n.netns), zap.String("veth", name))
+	}
 }

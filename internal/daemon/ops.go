@@ -697,6 +697,7 @@ func (d *Daemon) deleteEndpoint(ctx context.Context, n *network, i int) (err err
 	if err := d.commit(); err != nil {
 		return err
 	}
+	crashpoint("detach:committed")
 	delete(n.epProbs, ep.ID)
 	if ep.Veth != "" {
 		if err := d.unplumb(n, ep); err != nil {

@@ -239,6 +239,7 @@ func saveState(dir string, st state) error {
 	if err := tmp.Close(); err != nil {
 		return fmt.Errorf("save state: %w", err)
 	}
+	crashpoint("save:written")
 	path, prev := filepath.Join(dir, stateFileName), filepath.Join(dir, prevFileName)
 	if err := os.Remove(prev); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("save state: %w", err)
@@ -246,6 +247,7 @@ func saveState(dir string, st state) error {
 	if err := os.Link(path, prev); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("save state: keep the previous copy: %w", err)
 	}
+	crashpoint("save:linked")
 	if err := os.Rename(tmp.Name(), path); err != nil {
 		return fmt.Errorf("save state: %w", err)
 	}
