@@ -315,7 +315,9 @@ func (c *cluster) publish(ctx context.Context, n *network, ep epState) {
 	if err := c.st.Publish(ctx, c.lease.ID, ep.record(n.Name, c.advertise)); err != nil {
 		c.log.Warn("cannot publish the endpoint now; it is published when the store answers again",
 			zap.String("network", n.Name), zap.String("id", ep.ID), zap.Error(err))
+		return
 	}
+	c.log.Info("endpoint published to the cluster store", zap.String("network", n.Name), zap.String("id", ep.ID), zap.String("mac", ep.MAC))
 }
 
 // record is the store's form of a local endpoint.
@@ -386,6 +388,7 @@ func (c *cluster) apply(v *store.View) {
 	d := c.d
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	c.logHosts(c.view, v)
 	c.view = v
 	for _, n := range d.sortedNets() {
 		if !n.Cluster {

@@ -143,6 +143,9 @@ type network struct {
 	// dnsRecs are the names it answers, replaced by syncNetwork.
 	dns     *dnsserver.Server
 	dnsRecs *dnsserver.Live
+	// storeMACs are the store's MAC entries last installed, whose
+	// changes logStoreEntries logs.
+	storeMACs map[fib.MAC]netip.Addr
 }
 
 // New checks the configuration, takes the run and state directories,

@@ -222,6 +222,7 @@ func (d *Daemon) removeFDB(name, macText string) (err error) {
 			}
 			return err
 		}
+		d.log.Info("learned entry flushed", zap.String("network", name), zap.Stringer("mac", mac))
 		return nil
 	}
 	var u undo

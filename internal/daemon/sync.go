@@ -74,9 +74,8 @@ func (d *Daemon) syncNetwork(n *network) {
 	}
 	if r, err := t.Sync(fib.Store, entries); err != nil {
 		log.Error("cannot install entries from the cluster store", zap.Error(err))
-	} else if r.Added+r.Replaced+r.Removed > 0 {
-		log.Info("MAC entries from the cluster store changed", zap.Int("added", r.Added+r.Replaced), zap.Int("removed", r.Removed),
-			zap.Int("entries", len(entries)), zap.Int("shadowed", r.Shadowed))
+	} else {
+		d.logStoreEntries(log, n, entries, r.Shadowed)
 	}
 	old := t.FloodList()
 	if changed, err := t.SetPeers(peers); err != nil {
