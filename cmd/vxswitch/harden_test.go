@@ -283,6 +283,7 @@ func testHostileDatagrams(t *testing.T, args []string) {
 	vtep := c.hosts[0].Addr
 	start := time.Now()
 	pathDrops0 := softnetDrops()
+	lines := logLines(c.ds[0])
 	r.pacedBarrage(t, c.ds[0], vtep, kinds, hostilePerKind)
 	t.Logf("fired %d datagrams in %v", r.sent.Load(), time.Since(start).Round(time.Millisecond))
 
@@ -359,8 +360,12 @@ func testHostileDatagrams(t *testing.T, args []string) {
 	if n.RXFrames < hostilePerKind/2 {
 		t.Errorf("%d frames delivered of %d valid ones", n.RXFrames, hostilePerKind)
 	}
-	t.Logf("sent %d: %d received, %d lost in the kernel (receive buffer); switch drops %v; network: %d delivered, drops %v",
-		r.sent.Load(), received, st.Switch.RXOverflow, st.Switch.Drops, n.RXFrames, n.RXDrops)
+	logged := logLines(c.ds[0]) - lines
+	t.Logf("sent %d: %d received, %d lost in the kernel (receive buffer); switch drops %v; network: %d delivered, drops %v; %d log lines",
+		r.sent.Load(), received, st.Switch.RXOverflow, st.Switch.Drops, n.RXFrames, n.RXDrops, logged)
+	if logged >= floodLogLines {
+		t.Errorf("the daemon logged %d lines during the barrage, want fewer than %d:\n%s", logged, floodLogLines, c.ds[0].Output())
+	}
 }
 
 // TCP transfers between two daemons, both ways, complete with the same
@@ -397,6 +402,7 @@ func TestHostileDuringTransfer(t *testing.T) {
 	}()
 	// The barrage is on before the transfers start, and each waits
 	// halfway until another 100 000 datagrams were fired.
+	lines := []int{logLines(c.ds[0]), logLines(c.ds[1])}
 	eventually(t, "the barrage to start", func() bool { return r.sent.Load() > 1000 })
 	for _, dir := range [][2]int{{0, 1}, {1, 0}} {
 		halfway, resume := make(chan struct{}), make(chan struct{})
@@ -433,6 +439,13 @@ func TestHostileDuringTransfer(t *testing.T) {
 	t.Logf("fired %d malformed datagrams during the transfers; %d dropped by reason", r.sent.Load(), dropped)
 	if dropped == 0 {
 		t.Error("nothing dropped: the barrage missed")
+	}
+	for i, d := range c.ds {
+		if logged := logLines(d) - lines[i]; logged >= floodLogLines {
+			t.Errorf("h%d's daemon logged %d lines during the barrage, want fewer than %d:\n%s", i+1, logged, floodLogLines, d.Output())
+		} else {
+			t.Logf("h%d's daemon logged %d lines during the barrage", i+1, logged)
+		}
 	}
 }
 
