@@ -150,27 +150,14 @@ func (r *rogue) send(t *testing.T, vtep netip.Addr, d []byte) {
 	r.sent.Add(1)
 }
 
-// barrage sends every hostile kind perKind times to vtep, interleaved.
-func (r *rogue) barrage(t *testing.T, vtep netip.Addr, kinds map[string][]byte, perKind int) {
-	t.Helper()
-	all := make([][]byte, 0, len(kinds))
-	for _, d := range kinds {
-		all = append(all, d)
-	}
-	for range perKind {
-		for _, d := range all {
-			r.send(t, vtep, d)
-		}
-	}
-}
-
 // pathChunk is how many datagrams pacedBarrage has in flight at most: well
 // below a CPU's backlog of frames between two veth hops
 // (net.core.netdev_max_backlog, 1000), which overflows, out of the
 // daemon's sight, when the softirqs that drain it are starved.
 const pathChunk = 400
 
-// pacedBarrage is barrage with at most pathChunk datagrams on their way:
+// pacedBarrage sends every hostile kind perKind times to vtep,
+// interleaved, with at most pathChunk datagrams on their way:
 // after each chunk it waits, through the daemon's API, until the daemon
 // has received them or the kernel has dropped them for its socket, so
 // that none is lost on the path before (which would not be the daemon's
