@@ -399,7 +399,9 @@ func (d *Daemon) restoreEndpoint(n *network, ep epState) error {
 	defer nh.Close()
 	if l, err := nh.LinkByName(ep.Veth); err == nil {
 		if br, err := nh.LinkByName(bridgeName); err == nil && l.Attrs().MasterIndex != br.Attrs().Index {
-			nh.LinkSetMaster(l, br)
+			if err := nh.LinkSetMaster(l, br); err != nil {
+				return fmt.Errorf("put %s back on %s: %w", ep.Veth, bridgeName, err)
+			}
 		}
 		if err := nh.LinkSetUp(l); err != nil {
 			return err
