@@ -249,7 +249,14 @@ func (d *Daemon) open() error {
 	for _, ns := range st.Networks {
 		d.restore(ns)
 	}
-	d.sweepLeftovers()
+	d.sweepLeftovers(st.loaded)
+	if !st.loaded {
+		// From now on a state file says what the run dir holds, so
+		// that a crash in the first operation is swept at the next start.
+		if err := d.save(); err != nil {
+			return err
+		}
+	}
 	if d.cluster != nil {
 		// Networks and endpoints are up from the state file already:
 		// the datapath does not wait for the store.

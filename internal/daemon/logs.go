@@ -82,14 +82,25 @@ func (c *cluster) logHosts(old, v *store.View) {
 	if old != nil {
 		was = old.Live
 	}
+	joined, left, lines := 0, 0, 0
 	for vtep, l := range v.Live {
 		if _, ok := was[vtep]; !ok && vtep != c.advertise {
-			c.log.Info("host joined the cluster", zap.Stringer("vtep", vtep), zap.String("hostname", l.Hostname), zap.String("version", l.Version))
+			if joined++; lines < maxChangeLines {
+				lines++
+				c.log.Info("host joined the cluster", zap.Stringer("vtep", vtep), zap.String("hostname", l.Hostname), zap.String("version", l.Version))
+			}
 		}
 	}
 	for vtep, l := range was {
 		if _, ok := v.Live[vtep]; !ok && vtep != c.advertise {
-			c.log.Info("host left the cluster (stopped, or its lease expired)", zap.Stringer("vtep", vtep), zap.String("hostname", l.Hostname))
+			if left++; lines < maxChangeLines {
+				lines++
+				c.log.Info("host left the cluster (stopped, or its lease expired)", zap.Stringer("vtep", vtep), zap.String("hostname", l.Hostname))
+			}
 		}
+	}
+	if joined+left > lines {
+		c.log.Info("more hosts joined or left the cluster than logged one by one", zap.Int("joined", joined), zap.Int("left", left),
+			zap.Int("not_logged", joined+left-lines))
 	}
 }

@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"crypto/rand"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -601,28 +602,56 @@ func randomMAC() (net.HardwareAddr, error) {
 // sweepLeftovers removes, once every network is restored, what an
 // operation that a crash (SIGKILL, a power cut) interrupted made and the
 // state file does not list: a network's namespace under RunDir/netns
-// (made before the create was saved, or kept after the rm was), and a
-// veth pair in a network's namespace that no endpoint of it names
-// (plumbed before the attach was saved, or kept after the detach was);
-// deleting its bridge end takes the container's end with it, so the
-// container can be attached again under the same interface name. Both
-// places are this daemon's own: RunDir is locked, and a network's
-// namespace holds nothing else's links.
-func (d *Daemon) sweepLeftovers() {
+// (made before the create was saved, or kept after the rm was), a veth
+// pair in a network's namespace that no endpoint of it names (plumbed
+// before the attach was saved, or kept after the detach was), and an
+// egress pair on vxgw0 that no endpoint names; deleting a pair's bridge
+// end takes the container's end with it, so the container can be
+// attached again under the same interface name.
+//
+// "Not in the state file" proves a leftover only when that state file
+// is the one the run dir was last used with. When no state file was
+// loaded (a new or wiped state dir, or one an operator moved away to
+// start empty), or RunDir's owner file names another state dir (a
+// second daemon on the same run dir), nothing is removed: what is there
+// is logged and recorded as kept in the owner file, and later starts
+// keep it too (a new network with the same VNI replaces a kept
+// namespace, as makeNamespace does). Only names vxswitch makes are
+// touched (vx-VNI, vxe + 8 hex digits).
+func (d *Daemon) sweepLeftovers(stateLoaded bool) {
+	own := d.readRunDirOwner()
+	sweep := stateLoaded && own.StateDir == d.stateDirAbs()
+	kept := map[string]bool{}
+	for _, k := range own.Kept {
+		kept[k] = true
+	}
+	next := runDirOwner{StateDir: d.stateDirAbs()}
+	keep := func(name, what string) {
+		if !kept[name] {
+			d.log.Warn("kept a "+what+" the state file does not list (the state file is new, or another state dir's)", zap.String("name", name))
+		}
+		next.Kept = append(next.Kept, name)
+	}
 	owned := map[string]*network{}
 	for _, n := range d.nets {
 		owned[n.netns] = n
 	}
 	dir := filepath.Join(d.cfg.RunDir, "netns")
 	ents, err := os.ReadDir(dir)
-	if err != nil {
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		d.log.Warn("cannot look for leftovers of interrupted operations", zap.String("dir", dir), zap.Error(err))
-		return
 	}
 	for _, e := range ents {
 		path := filepath.Join(dir, e.Name())
 		n, ok := owned[path]
 		if !ok {
+			if !netnsNameRE.MatchString(e.Name()) {
+				continue
+			}
+			if !sweep || kept[e.Name()] {
+				keep(e.Name(), "namespace")
+				continue
+			}
 			if err := nsutil.Delete(path); err != nil {
 				d.log.Warn("cannot remove a namespace no network owns", zap.String("netns", path), zap.Error(err))
 				continue
@@ -630,10 +659,97 @@ func (d *Daemon) sweepLeftovers() {
 			d.log.Warn("removed a namespace no network owns: left by an operation a crash interrupted", zap.String("netns", path))
 			continue
 		}
-		if !nsutil.IsNetns(path) {
-			continue // the network is down; restore said why
+		if sweep && nsutil.IsNetns(path) {
+			d.sweepVeths(n)
 		}
-		d.sweepVeths(n)
+	}
+	d.sweepEgressVeths(func(name string) bool {
+		if !sweep || kept[name] {
+			keep(name, "egress veth")
+			return false
+		}
+		return true
+	})
+	d.writeRunDirOwner(next)
+}
+
+// netnsNameRE and egressVethRE match the names vxswitch gives a
+// network's namespace and an endpoint's egress veth.
+var (
+	netnsNameRE  = regexp.MustCompile(`^vx-[0-9]+$`)
+	egressVethRE = regexp.MustCompile(`^vxe[0-9a-f]{8}$`)
+)
+
+// runDirOwner is RunDir/owner.json: the state dir whose state file lists
+// what RunDir holds, and what a start that could not tell kept (see
+// sweepLeftovers). RunDir is a tmpfs: it goes with the namespaces at a
+// reboot.
+type runDirOwner struct {
+	StateDir string   `json:"state_dir"`
+	Kept     []string `json:"kept,omitempty"`
+}
+
+const ownerFile = "owner.json"
+
+func (d *Daemon) readRunDirOwner() runDirOwner {
+	var o runDirOwner
+	if b, err := os.ReadFile(filepath.Join(d.cfg.RunDir, ownerFile)); err == nil {
+		json.Unmarshal(b, &o) // unreadable: owned by nobody, nothing is swept
+	}
+	return o
+}
+
+func (d *Daemon) writeRunDirOwner(o runDirOwner) {
+	path := filepath.Join(d.cfg.RunDir, ownerFile)
+	b, _ := json.Marshal(o)
+	if err := os.WriteFile(path, append(b, '\n'), 0o644); err != nil {
+		d.log.Warn("cannot record the state dir in the run dir; leftovers of a crash will be kept at the next start", zap.String("file", path), zap.Error(err))
+	}
+}
+
+func (d *Daemon) stateDirAbs() string {
+	if p, err := filepath.Abs(d.cfg.StateDir); err == nil {
+		return p
+	}
+	return d.cfg.StateDir
+}
+
+// sweepEgressVeths deletes the egress veths on vxgw0 that no endpoint
+// names and del allows (see sweepLeftovers): with them go the
+// container's eth1 and its egress address, which pickEgressIP would
+// otherwise hand out again.
+func (d *Daemon) sweepEgressVeths(del func(name string) bool) {
+	h, err := nsutil.Handle(d.cfg.Netns)
+	if err != nil {
+		return
+	}
+	defer h.Close()
+	br, err := h.LinkByName(egressBridge)
+	if err != nil {
+		return // no egress network was ever made here
+	}
+	named := map[string]bool{}
+	for _, n := range d.nets {
+		for _, ep := range n.Endpoints {
+			if ep.EgressVeth != "" {
+				named[ep.EgressVeth] = true
+			}
+		}
+	}
+	links, err := h.LinkList()
+	if err != nil {
+		return
+	}
+	for _, l := range links {
+		a := l.Attrs()
+		if l.Type() != "veth" || a.MasterIndex != br.Attrs().Index || !egressVethRE.MatchString(a.Name) || named[a.Name] || !del(a.Name) {
+			continue
+		}
+		if err := h.LinkDel(l); err != nil {
+			d.log.Warn("cannot delete an egress veth no endpoint owns", zap.String("veth", a.Name), zap.Error(err))
+			continue
+		}
+		d.log.Warn("deleted an egress veth no endpoint owns: left by an attach or detach a crash interrupted", zap.String("veth", a.Name))
 	}
 }
 

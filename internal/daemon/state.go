@@ -29,6 +29,8 @@ const stateFileName = "state.json"
 type state struct {
 	Version  int        `json:"version"`
 	Networks []netState `json:"networks"`
+	// loaded says the state came from a file (not a first start).
+	loaded bool
 }
 
 type netState struct {
@@ -155,6 +157,7 @@ func loadState(dir string) (state, error) {
 	if err != nil {
 		return state{}, fmt.Errorf("state file %s is corrupt (%v); %s", path, err, recovery(dir))
 	}
+	st.loaded = true
 	return st, nil
 }
 
@@ -197,12 +200,15 @@ func recovery(dir string) string {
 	data, err := os.ReadFile(prev)
 	if err == nil {
 		if _, err = parseState(data); err == nil {
-			fi, _ := os.Stat(prev)
-			return fmt.Sprintf("the copy before the last change, saved %s, is %s: `mv %s %s` to start from it, or move %s away to start with no networks",
-				fi.ModTime().UTC().Format(time.RFC3339), prev, prev, path, path)
+			mod := "at an unknown time"
+			if fi, err := os.Stat(prev); err == nil {
+				mod = fi.ModTime().UTC().Format(time.RFC3339)
+			}
+			return fmt.Sprintf("the copy before the last change, saved %s, is %s: `mv %s %s` to start from it, or move %s away to start with no networks (their namespaces are kept)",
+				mod, prev, prev, path, path)
 		}
 	}
-	return fmt.Sprintf("there is no good earlier copy (%s); move %s away to start with no networks", prev, path)
+	return fmt.Sprintf("there is no good earlier copy (%s); move %s away to start with no networks (their namespaces are kept)", prev, path)
 }
 
 // saveState replaces the state file atomically: the new contents are written
@@ -245,7 +251,12 @@ func saveState(dir string, st state) error {
 		return fmt.Errorf("save state: %w", err)
 	}
 	if err := os.Link(path, prev); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("save state: keep the previous copy: %w", err)
+		// A file system without hard links (vfat, some FUSE ones): a
+		// copy does; the previous copy is a convenience, never a reason
+		// to refuse a change (a read-only directory fails the rename).
+		if old, rerr := os.ReadFile(path); rerr == nil {
+			os.WriteFile(prev, old, 0o600)
+		}
 	}
 	crashpoint("save:linked")
 	if err := os.Rename(tmp.Name(), path); err != nil {

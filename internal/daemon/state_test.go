@@ -32,6 +32,11 @@ func mustLoad(t *testing.T, dir string) state {
 	if err != nil {
 		t.Fatal(err)
 	}
+	_, statErr := os.Stat(filepath.Join(dir, stateFileName))
+	if st.loaded != (statErr == nil) {
+		t.Fatalf("loadState: loaded %v, but the file's stat says %v", st.loaded, statErr)
+	}
+	st.loaded = false // compared with states that were never loaded
 	return st
 }
 

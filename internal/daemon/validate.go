@@ -68,14 +68,22 @@ func jsonProblem(err error, v any) string {
 		return fmt.Sprintf("not JSON at byte %d (%v)", syntax.Offset, syntax)
 	case errors.As(err, &typ):
 		if typ.Field == "" {
-			return fmt.Sprintf("want a JSON object, got %s", typ.Value)
+			return fmt.Sprintf("want a JSON object, got %s", cut(typ.Value))
 		}
-		return fmt.Sprintf("field %s: want %s, got %s", typ.Field, jsonKind(typ.Type), typ.Value)
+		return fmt.Sprintf("field %s: want %s, got %s", cut(typ.Field), jsonKind(typ.Type), cut(typ.Value))
 	}
 	if f, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
-		return fmt.Sprintf("unknown field %s; known: %s", f, strings.Join(jsonFields(v), ", "))
+		return fmt.Sprintf("unknown field %s; known: %s", cut(f), strings.Join(jsonFields(v), ", "))
 	}
-	return strings.TrimPrefix(err.Error(), "json: ")
+	return cut(strings.TrimPrefix(err.Error(), "json: "))
+}
+
+// cut bounds text from a request that an error line repeats.
+func cut(s string) string {
+	if len(s) > maxQuoted {
+		return s[:maxQuoted] + "…"
+	}
+	return s
 }
 
 func jsonKind(t reflect.Type) string {
