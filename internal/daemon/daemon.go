@@ -130,6 +130,8 @@ type Daemon struct {
 
 	mu   sync.Mutex // guards nets and every change to namespaces, links and state
 	nets map[string]*network
+
+	gone goneWatch // endpoints whose container went without a detach (watch.go)
 }
 
 // network is a configured network and what the daemon made for it.
@@ -292,6 +294,7 @@ func (d *Daemon) open() error {
 		d.sweepReservations(bgCtx)
 	}()
 	d.goBackground(d.watchUnderlay)
+	d.goBackground(d.watchGone)
 	d.log.Info("vxswitch daemon ready", zap.Stringer("vtep", cfg.VTEP), zap.Uint16("port", cfg.Port), zap.Bool("offload", cfg.Offload),
 		zap.String("socket", sock), zap.String("state_dir", cfg.StateDir), zap.Int("networks", len(d.nets)))
 	return nil

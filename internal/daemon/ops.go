@@ -699,6 +699,7 @@ func (d *Daemon) deleteEndpoint(ctx context.Context, n *network, i int) (err err
 	}
 	crashpoint("detach:committed")
 	delete(n.epProbs, ep.ID)
+	d.gone.released(n.Name, ep.ID)
 	if ep.Veth != "" {
 		if err := d.unplumb(n, ep); err != nil {
 			d.log.Warn("endpoint detached but its veth could not be deleted", zap.String("veth", ep.Veth), zap.Error(err))

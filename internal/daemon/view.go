@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"time"
 
 	"github.com/vxswitch/vxswitch/cmd/vxswitch/api"
 	"github.com/vxswitch/vxswitch/fib"
@@ -64,7 +65,11 @@ func (d *Daemon) networkView(n *network, v ...*store.View) api.Network {
 				}
 			}
 		}
+		if t, ok := d.gone.goneSince(n.Name, e.ID); ok {
+			ae.State, ae.Gone = "gone", t.Format(time.RFC3339Nano)
+		}
 		switch {
+		case ae.State == "gone":
 		case !e.Reserved.IsZero():
 			ae.State = "reserved"
 		case !e.joined():

@@ -147,7 +147,12 @@ type Endpoint struct {
 	// store, "created" is an endpoint that holds its addresses but is not
 	// joined to a container (yet), as Docker makes them, and "reserved" an
 	// address Docker's IPAM asked for before its endpoint exists.
+	// "gone" is one of this host's whose container went without a
+	// detach (its namespace was destroyed); Gone says when that was
+	// found (RFC 3339). It is released as soon as it can be (the store
+	// answers), and then no longer listed.
 	State string `json:"state,omitempty"`
+	Gone  string `json:"gone,omitempty"`
 	// Problem is set when the endpoint could not be restored (its
 	// namespace is gone, say); its configuration is kept until detached.
 	Problem string `json:"problem,omitempty"`
