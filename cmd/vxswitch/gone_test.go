@@ -1,0 +1,171 @@
+package main_test
+
+import (
+	"fmt"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/vxswitch/vxswitch/bench/topo"
+	"github.com/vxswitch/vxswitch/cmd/vxswitch/api"
+	"github.com/vxswitch/vxswitch/internal/nsutil"
+)
+
+// killNetns destroys a container's namespace as a killed runtime leaves
+// it: the process in it is SIGKILLed (by PID) and reaped, then its file
+// is removed (`ip netns del`), with no detach. The kernel destroys the
+// namespace, and the veth pair with it, asynchronously.
+func killNetns(t *testing.T, ct *topo.Container, p *topo.Proc) {
+	t.Helper()
+	p.Cmd.Process.Signal(syscall.SIGKILL)
+	<-p.Done()
+	if err := nsutil.Delete(ct.Path); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// localEndpoint is host d's own endpoint of network with ID id, if listed.
+func localEndpoint(t *testing.T, d *topo.Daemon, network, id string) (api.Endpoint, bool) {
+	t.Helper()
+	for _, e := range networkJSON(t, d, network).Endpoints {
+		if e.ID == id {
+			return e, true
+		}
+	}
+	return api.Endpoint{}, false
+}
+
+// attachJSON attaches ct on d and returns the endpoint.
+func attachJSON(t *testing.T, d *topo.Daemon, network string, ct *topo.Container, args ...string) api.Endpoint {
+	t.Helper()
+	cli(t, d, append([]string{"network", "attach", network, "--netns", ct.Name}, args...)...)
+	for _, e := range networkJSON(t, d, network).Endpoints {
+		if e.Netns == ct.Path {
+			return e
+		}
+	}
+	t.Fatalf("%s is not listed after attach", ct.Name)
+	return api.Endpoint{}
+}
+
+// TestGoneNamespace: a container namespace destroyed without a detach is
+// noticed by its host, which releases its endpoint everywhere: its
+// address (the next attach gets it), its MAC entry and name on the other
+// host, its veth. While the store is away it is listed as gone, and
+// released when the store answers; one that went while the daemon was
+// down is released at start instead of coming back. Containers that live
+// on keep their endpoints and keep talking throughout.
+func TestGoneNamespace(t *testing.T) {
+	c := newStoreCluster(t, 2, storeOpts{})
+	h1, h2 := c.ds[0], c.ds[1]
+	cli(t, h1, "network", "create", "gnet", "--subnet", "10.0.0.0/24")
+	keep := c.tp.MustContainer("keep")
+	kept := attachJSON(t, h1, "gnet", keep)
+	peer := c.tp.MustContainer("peer")
+	peerIP := strings.Split(attachJSON(t, h2, "gnet", peer).IP, "/")[0]
+	netns := networkJSON(t, h1, "gnet").Netns
+	ping(t, keep, peerIP)
+
+	// victim is a container of h1 with a process in it, attached as name.
+	type victim struct {
+		ct   *topo.Container
+		proc *topo.Proc
+		ep   api.Endpoint
+	}
+	newVictim := func(name string) victim {
+		ct := c.tp.MustContainer(name)
+		p, err := ct.Start("sleep", "1000000")
+		if err != nil {
+			t.Fatal(err)
+		}
+		v := victim{ct: ct, proc: p, ep: attachJSON(t, h1, "gnet", ct, "--name", name)}
+		eventually(t, "h2 has "+name+"'s MAC entry", func() bool { return hasFDB(t, h2, "gnet", v.ep.MAC+" dst 198.18.0.1 vni 256 store") })
+		return v
+	}
+	// releasedEverywhere waits until no host lists v and h2 has dropped
+	// its MAC entry and name, and checks that its veth went.
+	releasedEverywhere := func(t *testing.T, v victim) {
+		t.Helper()
+		for i, d := range c.ds {
+			eventually(t, fmt.Sprintf("h%d no longer lists %s", i+1, v.ct.Name), func() bool {
+				for _, e := range networkJSON(t, d, "gnet").Endpoints {
+					if e.ID == v.ep.ID || e.IP == v.ep.IP {
+						return false
+					}
+				}
+				return true
+			})
+		}
+		eventually(t, "h2 drops "+v.ct.Name+"'s MAC entry", func() bool { return !hasFDB(t, h2, "gnet", v.ep.MAC+" dst 198.18.0.1 vni 256 store") })
+		eventually(t, v.ct.Name+"'s name stops resolving on h2", func() bool {
+			_, err := inNetns(t, peer, "getent", "hosts", v.ct.Name)
+			return err != nil
+		})
+		if out, err := nsExec(t, netns, "ip", "-o", "link", "show", v.ep.Veth); err == nil {
+			t.Errorf("%s's veth is still in the network's namespace: %s", v.ct.Name, out)
+		}
+		if _, ok := localEndpoint(t, h1, "gnet", kept.ID); !ok {
+			t.Fatal("the endpoint whose container lives was released too")
+		}
+		ping(t, keep, peerIP)
+	}
+
+	t.Run("released everywhere", func(t *testing.T) {
+		v := newVictim("victim")
+		eventually(t, "the victim's name resolves on h2", func() bool {
+			out, err := inNetns(t, peer, "getent", "hosts", "victim")
+			return err == nil && strings.HasPrefix(out, strings.Split(v.ep.IP, "/")[0]+" ")
+		})
+		killNetns(t, v.ct, v.proc)
+		releasedEverywhere(t, v)
+		if !strings.Contains(h1.Output(), "container is gone without a detach") {
+			t.Errorf("h1 did not log the gone endpoint:\n%s", h1.Output())
+		}
+		// The store no longer holds the address: the next attach, on the
+		// other host, gets it.
+		if next := attachJSON(t, h2, "gnet", c.tp.MustContainer("next")); next.IP != v.ep.IP {
+			t.Errorf("the next attach got %s, want the released %s", next.IP, v.ep.IP)
+		}
+	})
+
+	t.Run("gone while the store is away", func(t *testing.T) {
+		v := newVictim("away")
+		m := c.etcd.Member(0)
+		m.Stop()
+		t.Cleanup(func() {
+			if !m.Running() {
+				m.Start()
+			}
+		})
+		killNetns(t, v.ct, v.proc)
+		var gone api.Endpoint
+		eventually(t, "h1 lists the endpoint as gone", func() bool {
+			var ok bool
+			gone, ok = localEndpoint(t, h1, "gnet", v.ep.ID)
+			return ok && gone.State == "gone"
+		})
+		if at, err := time.Parse(time.RFC3339Nano, gone.Gone); err != nil || at.IsZero() {
+			t.Errorf("gone endpoint's time %q: %v", gone.Gone, err)
+		}
+		if err := m.Start(); err != nil {
+			t.Fatal(err)
+		}
+		releasedEverywhere(t, v)
+	})
+
+	t.Run("gone while the daemon is down", func(t *testing.T) {
+		v := newVictim("down")
+		if err := h1.Stop(); err != nil {
+			t.Fatal(err)
+		}
+		killNetns(t, v.ct, v.proc)
+		if err := h1.Start(); err != nil {
+			t.Fatal(err)
+		}
+		releasedEverywhere(t, v)
+		if ep, ok := localEndpoint(t, h1, "gnet", kept.ID); !ok || ep.Problem != "" || ep.State != "up" {
+			t.Errorf("the living endpoint after the restart: %+v (listed %v)", ep, ok)
+		}
+	})
+}
