@@ -279,6 +279,33 @@ func (e *Engine) Stop() {
 	e.proc = nil
 }
 
+// Kill kills dockerd (SIGKILL, by the PID Start started) and waits for
+// it, as a crash would: it cleans up nothing, its sandboxes stay mounted
+// and its containers keep running under their shims. Start starts it
+// again.
+func (e *Engine) Kill() {
+	if e.proc == nil {
+		return
+	}
+	e.proc.Cmd.Process.Signal(syscall.SIGKILL)
+	<-e.proc.Done()
+	e.past.WriteString(e.proc.Output())
+	e.proc = nil
+}
+
+// InMountNS runs a command in the engine's mount namespace, where its
+// /run is (its sandboxes' namespaces are mounted under
+// /run/docker/netns), and returns its combined output.
+func (e *Engine) InMountNS(ctx context.Context, name string, args ...string) (string, error) {
+	cmd := exec.CommandContext(ctx, "nsenter", append([]string{"--mount=/proc/" + strconv.Itoa(e.holder.PID()) + "/ns/mnt", "--", name}, args...)...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return string(out), fmt.Errorf("%s %s in %s's engine mount namespace: %w: %s", name, strings.Join(args, " "), e.Host.Name, err, strings.TrimSpace(string(out)))
+	}
+	return string(out), nil
+}
+
 // Output is what dockerd said, every run.
 func (e *Engine) Output() string {
 	if e.proc == nil {
