@@ -279,20 +279,6 @@ func (e *Engine) Stop() {
 	e.proc = nil
 }
 
-// Kill kills dockerd (SIGKILL, by the PID Start started) and waits for
-// it, as a crash would: it cleans up nothing, its sandboxes stay mounted
-// and its containers keep running under their shims. Start starts it
-// again.
-func (e *Engine) Kill() {
-	if e.proc == nil {
-		return
-	}
-	e.proc.Cmd.Process.Signal(syscall.SIGKILL)
-	<-e.proc.Done()
-	e.past.WriteString(e.proc.Output())
-	e.proc = nil
-}
-
 // InMountNS runs a command in the engine's mount namespace, where its
 // /run is (its sandboxes' namespaces are mounted under
 // /run/docker/netns), and returns its combined output.

@@ -3,7 +3,10 @@ package main_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -167,6 +170,8 @@ func TestDockerStory(t *testing.T) {
 		t.Errorf("engine 1 pinging client by name: %s", out)
 	}
 
+	t.Run("container gone while its engine is away", func(t *testing.T) { testEngineKilled(t, c) })
+
 	// Removing web releases its endpoint, names and address on every
 	// host: host 2 no longer has it, the name stops answering, and the
 	// next container gets its address.
@@ -205,6 +210,68 @@ func TestDockerStory(t *testing.T) {
 				t.Errorf("host %d: a reservation left: %+v", i+1, e)
 			}
 		}
+	}
+}
+
+// testEngineKilled: a container that goes while its engine is away,
+// without a Leave. dockerd on host 1 stops (with --live-restore it
+// leaves its containers running and tells no driver anything), then
+// the container's process is killed (by its PID); Docker keeps a
+// sandbox's namespace mounted under /run/docker/netns until it cleans up
+// itself, so the namespace goes when that mount does (unmounted here, as
+// a reboot or the engine's mount namespace going would). Host 1's
+// vxswitch notices before dockerd is back and releases the endpoint on
+// both hosts; dockerd, started again, cleans up after the container it
+// lost (its Leave and DeleteEndpoint find nothing, and succeed), and web
+// and client keep talking. (dockerd is stopped, not killed: after a
+// SIGKILL here the next dockerd took the containerd it manages for
+// still running and timed out on its socket.)
+func testEngineKilled(t *testing.T, c *dockerHosts) {
+	e1, e2 := c.engs[0], c.engs[1]
+	docker(t, e1, "run", "-d", "--name", "doomed", "--network", "mynet", topo.BusyboxImage, "sleep", "1000000")
+	eid := docker(t, e1, "inspect", "-f", `{{(index .NetworkSettings.Networks "mynet").EndpointID}}`, "doomed")
+	ip := containerIP(t, e1, "doomed") + "/24"
+	key := docker(t, e1, "inspect", "-f", "{{.NetworkSettings.SandboxKey}}", "doomed")
+	pid, err := strconv.Atoi(docker(t, e1, "inspect", "-f", "{{.State.Pid}}", "doomed"))
+	if err != nil || pid <= 1 {
+		t.Fatalf("doomed's PID: %v", err)
+	}
+	eventually(t, "host 2 has doomed up", func() bool {
+		e, ok := findEndpoint(clusterEndpoints(t, c.ds[1]), "doomed")
+		return ok && e.ID == eid && e.State == "up"
+	})
+
+	e1.Stop()
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e1.InMountNS(testCtx(t), "umount", key); err != nil {
+		t.Fatal(err)
+	}
+	for i, d := range c.ds {
+		eventually(t, fmt.Sprintf("doomed's endpoint released on host %d", i+1), func() bool {
+			for _, e := range clusterEndpoints(t, d) {
+				if e.ID == eid || e.IP == ip {
+					return false
+				}
+			}
+			return true
+		})
+	}
+	if !strings.Contains(c.ds[0].Output(), "container is gone without a detach") {
+		t.Errorf("host 1's vxswitch did not log the gone endpoint")
+	}
+
+	if err := e1.Start(); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "web reachable after dockerd on host 1 came back", func() bool {
+		out, err := fetch(t, e2, "client", "http://web/")
+		return err == nil && strings.TrimSpace(out) == "page-from-web"
+	})
+	docker(t, e1, "rm", "-f", "doomed")
+	if out := docker(t, e1, "run", "--rm", "--network", "mynet", topo.BusyboxImage, "wget", "-qO-", "http://web"); out != "page-from-web" {
+		t.Errorf("a new container on engine 1 after its restart printed %q", out)
 	}
 }
 
