@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -509,5 +510,56 @@ func TestPodman(t *testing.T) {
 	}
 	if n.Netns != "" {
 		t.Errorf("h2 kept the network's namespace %s after its last endpoint left", n.Netns)
+	}
+
+	t.Run("runtime gone without DEL", func(t *testing.T) { testPodmanGone(t, c, pm) })
+}
+
+// testPodmanGone: a container whose runtime goes without a CNI DEL:
+// its conmon and then its process are killed (by the PIDs podman
+// inspect gives, conmon first so that no cleanup runs) and its namespace
+// is removed. vxswitch on its host notices and releases its endpoint
+// and address on both hosts; podman rm afterwards still works (its DEL
+// finds nothing to detach).
+func testPodmanGone(t *testing.T, c *storeCluster, pm *podman) {
+	pm.must("run", "-d", "--name", "victim", "--network", "mynet", "--cgroup-parent", pm.cgroup, "--rootfs", pm.rootfs, "sleep", "600")
+	netns := pm.netnsOf("victim")
+	listed := func(d *topo.Daemon) bool {
+		return slices.ContainsFunc(endpointsOn(t, d, "mynet"), func(e string) bool { return strings.HasPrefix(e, "victim@198.18.0.2=") })
+	}
+	eventually(t, "h1 sees victim at 10.0.0.4", func() bool { return slices.Contains(endpointsOn(t, c.ds[0], "mynet"), "victim@198.18.0.2=10.0.0.4/24") })
+	for _, f := range strings.Fields(pm.must("inspect", "--format", "{{.State.ConmonPid}} {{.State.Pid}}", "victim")) {
+		pid, err := strconv.Atoi(f)
+		if err != nil || pid <= 1 {
+			t.Fatalf("podman inspect victim: PID %q", f)
+		}
+		if err := unix.Kill(pid, unix.SIGKILL); err != nil {
+			t.Fatalf("kill %d: %v", pid, err)
+		}
+	}
+	if err := nsutil.Delete(netns); err != nil {
+		t.Fatal(err)
+	}
+	for i, d := range c.ds {
+		eventually(t, fmt.Sprintf("h%d no longer lists victim", i+1), func() bool { return !listed(d) })
+	}
+	if !strings.Contains(c.ds[1].Output(), "container is gone without a detach") {
+		t.Errorf("h2 did not log the gone endpoint")
+	}
+	// Its address is free: the next attach, on the other host, gets the
+	// lowest free one, which was victim's.
+	if out := cli(t, c.ds[0], "network", "attach", "mynet", "--netns", c.tp.MustContainer("after").Name); !strings.HasPrefix(out, "10.0.0.4/24 ") {
+		t.Errorf("after victim went, h1 handed out %q, want victim's 10.0.0.4", out)
+	}
+	// podman, its conmon gone, finds out at the first rm that the
+	// container stopped, and removes it at the next.
+	var err error
+	for range 3 {
+		if _, _, err = pm.run("rm", "--force", "--time", "0", "victim"); err == nil {
+			break
+		}
+	}
+	if err != nil {
+		t.Errorf("podman rm of the container whose runtime went: %v", err)
 	}
 }
