@@ -317,6 +317,11 @@ func (d *Daemon) releaseGone(n *network, ep epState, why string) bool {
 		delete(d.gone.marks, key)
 		return true
 	}
+	if n.Cluster && d.cluster != nil && !d.cluster.isReachable() {
+		// Not tried while the store is known away: each try would hold
+		// d.mu, and every request, for the store's timeout.
+		return false
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := d.deleteEndpoint(ctx, n, i); err != nil {
@@ -338,4 +343,11 @@ func (d *Daemon) releaseGone(n *network, ep epState, why string) bool {
 func (g *goneWatch) released(network, id string) {
 	delete(g.marks, goneKey{network, id})
 	g.poke()
+}
+
+// isReachable reports whether the store answered last time.
+func (c *cluster) isReachable() bool {
+	c.smu.Lock()
+	defer c.smu.Unlock()
+	return c.reachable
 }
