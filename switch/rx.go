@@ -59,6 +59,10 @@ type rxLoop struct {
 	// drain their TAPs with (see drainTX).
 	touched []*Network
 	inline  *txLoop
+
+	// peer is the sender of the datagrams being handled and what they
+	// counted so far (peers.go).
+	peer rxPeer
 }
 
 func newRxLoop(s *Switch) *rxLoop {
@@ -128,6 +132,7 @@ func (r *rxLoop) batch(k int) {
 	nets := *r.s.nets.Load()
 	r.gen++
 	r.vetMsg, r.vetNet = nil, nil
+	r.peer = rxPeer{}
 	dgrams := 0
 	for i := range k {
 		m := &r.msgs[i]
@@ -148,6 +153,7 @@ func (r *rxLoop) batch(k int) {
 		}
 	}
 	r.s.global.rxDgrams.Add(uint64(dgrams))
+	r.flushPeer()
 	r.flushRun()
 	r.flushPending()
 	// Every write of the batch is done; drainTX may inject (the proxy's
@@ -221,18 +227,19 @@ func (r *rxLoop) datagram(nets map[uint32]*Network, d []byte, m *RecvMsg) {
 		r.s.global.dropRX(DropUnknownVNI)
 		return
 	}
+	p := r.peerOf(n, m.Src.Addr())
 	if r.s.peersOnly && !r.knownPeer(n, m) {
-		n.c.dropRX(DropUnknownVTEP)
+		n.dropPeerRX(p, DropUnknownVTEP)
 		return
 	}
 	frame := d[encap.VXLANHeaderLen:]
 	if len(frame) < encap.EthernetHeaderLen {
-		n.c.dropRX(DropShort)
+		n.dropPeerRX(p, DropShort)
 		return
 	}
 	src := encap.Ethernet(frame).Src()
 	if encap.IsMulticastMAC(src) || fib.MAC(src).IsZero() {
-		n.c.dropRX(DropBadSrcMAC)
+		n.dropPeerRX(p, DropBadSrcMAC)
 		return
 	}
 	if c := n.filters.Load(); c != nil && !n.runChain(c, fromOverlay, frame) {
@@ -249,9 +256,11 @@ func (r *rxLoop) datagram(nets map[uint32]*Network, d []byte, m *RecvMsg) {
 	// is dropped if the flow cannot hear of it (RFC 6040), after learning
 	// as Linux's vxlan does.
 	if !encap.DecapECN(frame, m.ECN) {
-		n.c.dropRX(DropNotECT)
+		n.dropPeerRX(p, DropNotECT)
 		return
 	}
+	r.peer.frames++
+	r.peer.bytes += uint64(len(frame))
 	// Linux's bridge and veth forward frames up to the MTU plus the
 	// Ethernet header plus one VLAN tag (is_skb_forwardable), so a
 	// tagged frame of full MTU passes as it is; only longer ones are
@@ -528,6 +537,12 @@ func (r *rxLoop) knownPeer(n *Network, m *RecvMsg) bool {
 		r.vetOK = n.fib.KnownVTEP(m.Src.Addr())
 	}
 	return r.vetOK
+}
+
+// dropPeerRX counts a datagram from peer p dropped for reason r.
+func (n *Network) dropPeerRX(p *peerCounters, r DropReason) {
+	n.c.dropRX(r)
+	p.rxDrops[r].Add(1)
 }
 
 func vxlanDropReason(err error) DropReason {

@@ -272,6 +272,13 @@ type Network struct {
 	c     counters
 	log   *zap.Logger
 
+	// peers are the per-VTEP counters (peers.go): read lock-free,
+	// extended copy-on-write under peerMu; otherPeer counts the VTEPs
+	// beyond the bound on unknown ones.
+	peers     atomic.Pointer[peerSet]
+	peerMu    sync.Mutex
+	otherPeer peerCounters
+
 	lastMoveLog atomic.Int64 // unix nanos of the last "MAC moved" log line
 	movesMuted  atomic.Uint64
 
@@ -324,6 +331,7 @@ func (s *Switch) AddNetwork(cfg NetworkConfig) (*Network, error) {
 	n := &Network{vni: cfg.VNI, fib: table, s: s, onFail: cfg.OnTAPFailure,
 		log: s.log.With(zap.Uint32("vni", cfg.VNI), zap.String("tap", cfg.TAP.Name()))}
 	n.setTAP(cfg.TAP)
+	n.peers.Store(&peerSet{m: map[netip.Addr]*peerCounters{}})
 	if cfg.Gateway.IsValid() {
 		if !cfg.Gateway.Is4() {
 			return nil, fmt.Errorf("gateway %s: only IPv4 gateways are filtered", cfg.Gateway)

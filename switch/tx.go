@@ -71,6 +71,8 @@ type txLoop struct {
 	// limit), and icmp the scratch a "too big" answer is built in.
 	maxInner int
 	icmp     [encap.TooBigMaxLen]byte
+	// peers caches the counters of the VTEPs the loop sends to.
+	peers peerCache
 }
 
 // txStats are a batch's counts, added to the network's counters once per
@@ -105,7 +107,11 @@ func newTxBuffers(batch int) *txLoop {
 	return t
 }
 
-func (t *txLoop) setNetwork(n *Network) { t.n = n }
+func (t *txLoop) setNetwork(n *Network) {
+	if t.n != n {
+		t.n, t.peers = n, peerCache{}
+	}
+}
 
 // run reads batches until the TAP is closed (then it returns nil) or
 // fails (it returns the error). With a TAP that can be read without
@@ -493,6 +499,7 @@ func (t *txLoop) flush() {
 				t.n.log.Debug("underlay send failed", zap.Int("datagrams", failed), zap.Error(err))
 			}
 		}
+		t.countPeers()
 	}
 	clear(t.iov) // hold no pointers into buffers between batches
 	t.msgs, t.iov, t.nhdr, t.open = t.msgs[:0], t.iov[:0], 0, -1

@@ -38,6 +38,10 @@ type SendMsg struct {
 	// ECN is the outer IP header's ECN field for every datagram of the
 	// message (see encap.EncapECN); the DSCP bits stay 0.
 	ECN uint8
+	// Failed is set by Send when it could not send the message (all of
+	// its datagrams are counted as failed); the caller clears it before
+	// it sends the message again.
+	Failed bool
 }
 
 // Datagrams returns how many datagrams m is.
@@ -73,7 +77,7 @@ type Underlay interface {
 	Recv(msgs []RecvMsg) (n int, err error)
 	// Send sends every message (keeping the order of each flow's) and
 	// returns how many datagrams could not be sent (all of a message's
-	// that failed) and the first error. The caller owns msgs and may
+	// that failed, which it marks Failed) and the first error. The caller owns msgs and may
 	// reuse them when Send returns.
 	Send(msgs []SendMsg) (failed int, err error)
 	// BatchSize is the largest number of slots one Recv fills.

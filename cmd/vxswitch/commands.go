@@ -343,6 +343,10 @@ func newStatsCmd(c *cli) *cobra.Command {
 				fmt.Fprintf(w, "  fdb: %d learned (at most %d), %d static, %d store, %d peers; %d moves, %d refused (table full)\n",
 					n.FIB.Learned, n.FIB.MaxLearned, n.FIB.Static, n.FIB.Store, n.FIB.Peers, n.FIB.Moved, n.FIB.RefusedFull)
 				fmt.Fprintf(w, "  drops: %s\n", drops(n.Drops))
+				for _, p := range n.Peers {
+					fmt.Fprintf(w, "  peer %s: tx %d frames, %d bytes; rx %d frames, %d bytes; drops: %s\n",
+						p.VTEP, p.TXFrames, p.TXBytes, p.RXFrames, p.RXBytes, drops(p.Drops))
+				}
 			}
 			if name == "" {
 				fmt.Fprintf(w, "switch: %d datagrams received, %d lost in the kernel (receive buffer full)\n", st.Switch.RXDatagrams, st.Switch.RXOverflow)

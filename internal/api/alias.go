@@ -35,6 +35,7 @@ type (
 	Counters       = api.Counters
 	SwitchCounters = api.SwitchCounters
 	FIBStats       = api.FIBStats
+	PeerCounters   = api.PeerCounters
 	NetworkStats   = api.NetworkStats
 	Stats          = api.Stats
 	Info           = api.Info

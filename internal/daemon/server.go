@@ -115,22 +115,7 @@ func (d *Daemon) routes() http.Handler {
 		return nil, d.removeFDB(r.PathValue("name"), req.MAC)
 	}))
 	mux.HandleFunc("GET "+api.PathStats, d.handle(func(r *http.Request) (any, error) {
-		name := r.URL.Query().Get("network")
-		out := api.Stats{Switch: apiSwitchCounters(d.sw.Stats()), Networks: []api.NetworkStats{}}
-		if name != "" {
-			if _, err := d.network(name); err != nil {
-				return nil, err
-			}
-		}
-		for _, n := range d.sortedNets() {
-			if (name != "" && n.Name != name) || n.sw == nil {
-				continue
-			}
-			out.Networks = append(out.Networks, api.NetworkStats{
-				Network: n.Name, VNI: n.VNI, Counters: apiCounters(n.sw.Stats()), FIB: apiFIBStats(n.sw.FIB().Stats()),
-			})
-		}
-		return out, nil
+		return d.stats(r.URL.Query().Get("network"))
 	}))
 	// Profiles for finding where the datapath spends its time: `curl
 	// --unix-socket RUN_DIR/vxswitch.sock http://x/debug/pprof/profile`.
@@ -138,6 +123,27 @@ func (d *Daemon) routes() http.Handler {
 	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
 	return mux
+}
+
+// stats returns the counters of the switch and of network name (every
+// network if ""). With d.mu held.
+func (d *Daemon) stats(name string) (api.Stats, error) {
+	out := api.Stats{Switch: apiSwitchCounters(d.sw.Stats()), Networks: []api.NetworkStats{}}
+	if name != "" {
+		if _, err := d.network(name); err != nil {
+			return out, err
+		}
+	}
+	for _, n := range d.sortedNets() {
+		if (name != "" && n.Name != name) || n.sw == nil {
+			continue
+		}
+		out.Networks = append(out.Networks, api.NetworkStats{
+			Network: n.Name, VNI: n.VNI, Counters: apiCounters(n.sw.Stats()), FIB: apiFIBStats(n.sw.FIB().Stats()),
+			Peers: apiPeers(n.sw.PeerStats()),
+		})
+	}
+	return out, nil
 }
 
 // handle runs fn under the daemon's mutex and writes its result as JSON,
@@ -207,6 +213,20 @@ func apiCounters(c vswitch.Counters) api.Counters {
 // reports them.
 func apiSwitchCounters(c vswitch.SwitchCounters) api.SwitchCounters {
 	return api.SwitchCounters{RXDatagrams: c.RXDatagrams, RXOverflow: c.RXOverflow, TXGSOSplit: c.TXGSOSplit, Drops: c.Drops}
+}
+
+// apiPeers is a network's per-VTEP counters as the control API reports
+// them.
+func apiPeers(ps []vswitch.PeerCounters) []api.PeerCounters {
+	out := make([]api.PeerCounters, len(ps))
+	for i, p := range ps {
+		v := "other"
+		if p.VTEP.IsValid() {
+			v = p.VTEP.String()
+		}
+		out[i] = api.PeerCounters{VTEP: v, TXFrames: p.TXFrames, TXBytes: p.TXBytes, RXFrames: p.RXFrames, RXBytes: p.RXBytes, Drops: p.Drops}
+	}
+	return out
 }
 
 // apiFIBStats is a MAC table's figures as the control API reports them.

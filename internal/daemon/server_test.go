@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"encoding/json"
+	"net/netip"
 	"path/filepath"
 	"reflect"
 	"testing"
@@ -75,5 +76,21 @@ func TestAPICounters(t *testing.T) {
 func TestDefaultSocket(t *testing.T) {
 	if got := filepath.Join(DefaultRunDir, SocketName); got != api.DefaultSocket {
 		t.Errorf("the daemon listens at %s by default, api.DefaultSocket is %s", got, api.DefaultSocket)
+	}
+}
+
+// Every per-peer counter reaches the API under its own name; the entry
+// for unknown VTEPs beyond the bound is "other".
+func TestAPIPeers(t *testing.T) {
+	p := vswitch.PeerCounters{VTEP: netip.MustParseAddr("198.18.0.2"), TXFrames: 1, TXBytes: 2, RXFrames: 3, RXBytes: 4,
+		Drops: map[string]uint64{"send_error": 5}}
+	got := apiPeers([]vswitch.PeerCounters{p, {RXFrames: 6}})
+	want := []api.PeerCounters{{VTEP: "198.18.0.2", TXFrames: 1, TXBytes: 2, RXFrames: 3, RXBytes: 4,
+		Drops: map[string]uint64{"send_error": 5}}, {VTEP: "other", RXFrames: 6}}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("apiPeers:\n got %+v\nwant %+v", got, want)
+	}
+	if n := reflect.TypeOf(p).NumField(); n != reflect.TypeOf(api.PeerCounters{}).NumField() || n != 6 {
+		t.Errorf("PeerCounters has %d fields: teach apiPeers and this test the new ones", n)
 	}
 }

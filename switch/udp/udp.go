@@ -560,6 +560,7 @@ func (u *Underlay) Send(msgs []vswitch.SendMsg) (failed int, err error) {
 // (no checksum offload on the route) turns GSO off for good.
 func (u *Underlay) sendOn(s *udpSock, idx int, msgs []vswitch.SendMsg) (failed int, first error) {
 	fail := func(m *vswitch.SendMsg, err error) {
+		m.Failed = true
 		failed += m.Datagrams()
 		if first == nil {
 			first = err

@@ -271,12 +271,37 @@ type FIBStats struct {
 	Shadowed       uint64 `json:"shadowed"`
 }
 
+// PeerCounters are a network's counters for one remote VTEP.
+type PeerCounters struct {
+	// VTEP is the peer's underlay address, or "other" for the entry that
+	// counts together the unknown VTEPs beyond the 64 a network keeps
+	// counters for (senders it was not told about).
+	VTEP string `json:"vtep"`
+	// TXFrames and TXBytes count datagrams sent to the VTEP and their
+	// inner frame bytes (a flooded frame counts for every peer it went
+	// to); datagrams the underlay refused count in Drops as send_error.
+	TXFrames uint64 `json:"tx_frames"`
+	TXBytes  uint64 `json:"tx_bytes"`
+	// RXFrames and RXBytes count frames received from the VTEP that
+	// passed the checks in front of the TAP, and their bytes.
+	RXFrames uint64 `json:"rx_frames"`
+	RXBytes  uint64 `json:"rx_bytes"`
+	// Drops counts by reason the datagrams from the VTEP dropped before
+	// that (unknown_vtep, short, bad_src_mac, ce_not_ect) and those to it
+	// the underlay refused (send_error); only reasons with drops appear.
+	Drops map[string]uint64 `json:"drops,omitempty"`
+}
+
 // NetworkStats is one network's counters and MAC table figures.
 type NetworkStats struct {
 	Network string `json:"network"`
 	VNI     uint32 `json:"vni"`
 	Counters
 	FIB FIBStats `json:"fib"`
+	// Peers are the counters per remote VTEP: every peer on the flood
+	// list and every other VTEP the network exchanged frames with,
+	// sorted by address.
+	Peers []PeerCounters `json:"peers,omitempty"`
 }
 
 // Stats is what `vxswitch stats` shows.

@@ -1,0 +1,277 @@
+package vswitch
+
+import (
+	"maps"
+	"net/netip"
+	"slices"
+	"sync/atomic"
+
+	"github.com/vxswitch/vxswitch/encap"
+)
+
+// Per-peer counters: what a network sent to and received from each remote
+// VTEP.
+//
+// Each network keeps one peerCounters per VTEP in a map behind an atomic
+// pointer (peerSet), replaced copy-on-write under peerMu when a VTEP is
+// first seen; entries are never removed, so a pointer to one stays valid
+// for the network's life. The loops never look a VTEP up per frame:
+//
+//   - the TX side counts per message after the batch's send (flush), with
+//     a few VTEPs' pointers cached in the loop (peerCache), valid as long
+//     as the network's peerSet is the one they were found in; a batch of
+//     unicast frames or a flood to a handful of peers costs no map lookup;
+//   - the RX side resolves the sender of a slot once and keeps the pointer
+//     for the following datagrams from the same sender in the batch
+//     (rxLoop.peerOf), adding its frames and bytes in the loop and to the
+//     peer's atomics when the sender changes or the batch ends.
+//
+// So the cost per frame is a few additions in the loop, and per batch an
+// atomic add per peer and counter. A VTEP gets counters of its own if the
+// network knows it (fib.Table.KnownVTEP: a peer on the flood list or the
+// VTEP of a static or store entry) or while fewer than maxUnknownPeers
+// others have them; the rest, a flood of forged senders, say, share one
+// entry (Network.otherPeer), reported without a VTEP.
+
+// maxUnknownPeers bounds the VTEPs a network keeps counters for that it
+// was not told about (learned ones, strangers): senders are not
+// authenticated, so a flood of forged ones must not grow the map.
+const maxUnknownPeers = 64
+
+// cacheLine separates the counters the TX loop writes from those the RX
+// loop writes, which run on different CPUs.
+const cacheLine = 64
+
+// peerCounters are one remote VTEP's counters in one network.
+type peerCounters struct {
+	vtep netip.Addr // invalid for Network.otherPeer
+	// Written by the network's TX loop (or the RX loop draining its TAP,
+	// under the same txMu).
+	txFrames, txBytes, txFailed atomic.Uint64
+	_                           [cacheLine]byte
+	// Written by the RX loop.
+	rxFrames, rxBytes atomic.Uint64
+	rxDrops           [numDropReasons]atomic.Uint64
+}
+
+// peerSet is a network's per-VTEP counters: immutable once published.
+type peerSet struct {
+	m map[netip.Addr]*peerCounters
+	// unknown counts the entries made for VTEPs the network did not
+	// know then.
+	unknown int
+}
+
+var emptyPeers = &peerSet{m: map[netip.Addr]*peerCounters{}}
+
+// peer returns the counters of the VTEP at a, making them if needed. It
+// looks a up in a map, and on a miss takes peerMu: the loops call it once
+// per batch and sender at most (see the caches above).
+func (n *Network) peer(a netip.Addr) *peerCounters {
+	if p := n.peers.Load().m[a]; p != nil {
+		return p
+	}
+	return n.addPeer(a)
+}
+
+func (n *Network) addPeer(a netip.Addr) *peerCounters {
+	n.peerMu.Lock()
+	defer n.peerMu.Unlock()
+	old := n.peers.Load()
+	if p := old.m[a]; p != nil {
+		return p
+	}
+	key := a.Unmap().WithZone("")
+	p, unknown := old.m[key], old.unknown
+	if p == nil {
+		known := n.fib.KnownVTEP(key)
+		if !known && unknown >= maxUnknownPeers {
+			return &n.otherPeer
+		}
+		if !known {
+			unknown++
+		}
+		p = &peerCounters{vtep: key}
+	}
+	next := maps.Clone(old.m)
+	next[key] = p
+	next[a] = p // a mapped or zoned spelling finds it at once next time
+	n.peers.Store(&peerSet{m: next, unknown: unknown})
+	return p
+}
+
+// peerCache is a TX loop's few last VTEPs and their counters, valid for
+// the peerSet they were found in.
+type peerCache struct {
+	set  *peerSet
+	addr [8]netip.Addr
+	p    [8]*peerCounters
+	next int
+}
+
+// get returns the counters of a for network n through the cache.
+func (c *peerCache) get(n *Network, a netip.Addr) *peerCounters {
+	if s := n.peers.Load(); s != c.set {
+		*c = peerCache{set: s}
+	}
+	for i, p := range c.p {
+		if p != nil && c.addr[i] == a {
+			return p
+		}
+	}
+	p := n.peer(a)
+	// peer may have published a new set; the entry is valid in it too.
+	c.addr[c.next], c.p[c.next] = a, p
+	c.next = (c.next + 1) % len(c.p)
+	return p
+}
+
+// countPeers adds the batch's messages, sent or failed (SendMsg.Failed),
+// to their VTEPs' counters: sent datagrams and their inner frame bytes,
+// and failed datagrams as send_error. Runs of messages to one VTEP add
+// once.
+func (t *txLoop) countPeers() {
+	var p *peerCounters
+	var frames, bytes, failed uint64
+	add := func() {
+		if p == nil {
+			return
+		}
+		if frames != 0 {
+			p.txFrames.Add(frames)
+			p.txBytes.Add(bytes)
+		}
+		if failed != 0 {
+			p.txFailed.Add(failed)
+		}
+		frames, bytes, failed = 0, 0, 0
+	}
+	for i := range t.msgs {
+		m := &t.msgs[i]
+		if q := t.peers.get(t.n, m.Dst.Addr()); q != p {
+			add()
+			p = q
+		}
+		total := 0
+		for _, b := range m.Iov {
+			total += len(b)
+		}
+		d := 1
+		if m.SegSize > 0 {
+			d = max(1, (total+m.SegSize-1)/m.SegSize)
+		}
+		if m.Failed {
+			failed += uint64(d)
+			continue
+		}
+		frames += uint64(d)
+		bytes += uint64(total - d*encap.VXLANHeaderLen)
+	}
+	add()
+}
+
+// rxPeer is the RX loop's running count for the sender of the datagrams
+// it is handling.
+type rxPeer struct {
+	n             *Network
+	addr          netip.Addr
+	p             *peerCounters
+	frames, bytes uint64
+}
+
+// peerOf returns the counters of sender a in network n, adding what the
+// previous sender's datagrams counted first when the sender changes.
+func (r *rxLoop) peerOf(n *Network, a netip.Addr) *peerCounters {
+	c := &r.peer
+	if c.p != nil && c.n == n && c.addr == a {
+		return c.p
+	}
+	r.flushPeer()
+	c.n, c.addr, c.p = n, a, n.peer(a)
+	return c.p
+}
+
+// flushPeer adds the running count to its peer's counters.
+func (r *rxLoop) flushPeer() {
+	c := &r.peer
+	if c.frames != 0 {
+		c.p.rxFrames.Add(c.frames)
+		c.p.rxBytes.Add(c.bytes)
+		c.frames, c.bytes = 0, 0
+	}
+}
+
+// PeerCounters are a network's counters for one remote VTEP.
+type PeerCounters struct {
+	// VTEP is the peer's underlay address; invalid for the entry that
+	// counts, together, the VTEPs beyond the bound on unknown ones (see
+	// Network.PeerStats).
+	VTEP netip.Addr
+	// TXFrames and TXBytes count datagrams sent to the VTEP and their
+	// inner frame bytes (each copy of a flooded frame counts for its
+	// peer; a superframe counts as the segments it was cut into).
+	// Datagrams the underlay refused count in Drops as send_error
+	// instead.
+	TXFrames uint64
+	TXBytes  uint64
+	// RXFrames and RXBytes count frames received from the VTEP for this
+	// network that passed the checks in front of the TAP (known VTEP,
+	// source MAC, filters, ECN), and their bytes; what the TAP or a
+	// checksum verification then refuses is counted only in the
+	// network's drops.
+	RXFrames uint64
+	RXBytes  uint64
+	// Drops counts, by reason, the received datagrams from the VTEP
+	// dropped before that point (unknown_vtep, short, bad_src_mac,
+	// ce_not_ect), and datagrams to it the underlay refused
+	// (send_error). Only reasons with drops appear; nil when none.
+	Drops map[string]uint64
+}
+
+func (p *peerCounters) snapshot() PeerCounters {
+	s := PeerCounters{
+		VTEP:     p.vtep,
+		TXFrames: p.txFrames.Load(), TXBytes: p.txBytes.Load(),
+		RXFrames: p.rxFrames.Load(), RXBytes: p.rxBytes.Load(),
+	}
+	add := func(r DropReason, v uint64) {
+		if v == 0 {
+			return
+		}
+		if s.Drops == nil {
+			s.Drops = map[string]uint64{}
+		}
+		s.Drops[r.String()] += v
+	}
+	for r := range numDropReasons {
+		add(r, p.rxDrops[r].Load())
+	}
+	add(DropSendError, p.txFailed.Load())
+	return s
+}
+
+// PeerStats returns the network's counters per remote VTEP, sorted by
+// address: every VTEP on its flood list (with zeros if nothing was sent
+// or received yet) and every other VTEP it exchanged frames with. The
+// network keeps counters of their own for the VTEPs it knows and for at
+// most 64 others; traffic with the rest is counted together in a last
+// entry with an invalid VTEP, present only when it counted something.
+func (n *Network) PeerStats() []PeerCounters {
+	for _, v := range n.fib.FloodList() {
+		n.peer(v)
+	}
+	set := n.peers.Load()
+	out := make([]PeerCounters, 0, len(set.m)+1)
+	seen := make(map[*peerCounters]bool, len(set.m))
+	for _, p := range set.m {
+		if !seen[p] {
+			seen[p] = true
+			out = append(out, p.snapshot())
+		}
+	}
+	slices.SortFunc(out, func(a, b PeerCounters) int { return a.VTEP.Compare(b.VTEP) })
+	if o := n.otherPeer.snapshot(); o.TXFrames+o.RXFrames != 0 || o.Drops != nil {
+		out = append(out, o)
+	}
+	return out
+}
