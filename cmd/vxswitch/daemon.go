@@ -135,6 +135,7 @@ name): docker network create -d vxswitch --ipam-driver vxswitch --subnet
 	f.BoolVar(&cfg.PeersOnly, "peers-only", false, "accept VXLAN only from VTEPs a network knows (its peers, static and store entries); drop the rest as unknown_vtep")
 	f.DurationVar(&cfg.Aging, "aging", fib.DefaultAging, "age after which a learned MAC entry without traffic is removed")
 	f.IntVar(&cfg.MaxLearned, "max-learned", fib.DefaultMaxLearned, "learned MAC entries per network at most")
+	f.StringVar(&cfg.MetricsAddr, "metrics", "", "serve Prometheus metrics at http://ADDR/metrics (HOST:PORT in the daemon's network namespace; see docs/metrics.md)")
 	f.StringVar(&cfg.Store.URL, "store", "", "cluster store: etcd://HOST:PORT[,HOST:PORT...] (default: none; every host configured by hand)")
 	f.StringVar(&cfg.Store.CACert, "store-cacert", "", "CA certificate (PEM) of etcd's server certificates: reach etcd over TLS")
 	f.StringVar(&cfg.Store.Cert, "store-cert", "", "client certificate (PEM) for etcd's --client-cert-auth")

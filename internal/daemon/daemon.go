@@ -100,6 +100,10 @@ type Config struct {
 	// ReservationTTL is how long ReserveAddress holds an address no
 	// endpoint claims (0: DefaultReservationTTL).
 	ReservationTTL time.Duration
+	// MetricsAddr, when set, is a TCP address (host:port, in the
+	// daemon's own network namespace) to serve Prometheus metrics on,
+	// at /metrics.
+	MetricsAddr string
 }
 
 // Daemon is a running vxswitch daemon.
@@ -119,6 +123,9 @@ type Daemon struct {
 	// in bg; bgMu orders starting one before Close's wait.
 	stopping chan struct{}
 	bgMu     sync.Mutex
+
+	// metricsSrv serves /metrics (Config.MetricsAddr); nil without.
+	metricsSrv *http.Server
 
 	cluster *cluster // nil without a store
 	ipam    ipam
@@ -295,6 +302,9 @@ func (d *Daemon) open() error {
 	}()
 	d.goBackground(d.watchUnderlay)
 	d.goBackground(d.watchGone)
+	if err := d.startMetrics(); err != nil {
+		return err
+	}
 	d.log.Info("vxswitch daemon ready", zap.Stringer("vtep", cfg.VTEP), zap.Uint16("port", cfg.Port), zap.Bool("offload", cfg.Offload),
 		zap.String("socket", sock), zap.String("state_dir", cfg.StateDir), zap.Int("networks", len(d.nets)))
 	return nil
@@ -376,6 +386,7 @@ func (d *Daemon) Close() error {
 			d.srv.Shutdown(ctx)
 			cancel()
 		}
+		d.stopMetrics()
 		if d.cluster != nil {
 			d.cluster.stop() // its callbacks take d.mu
 		}
