@@ -146,11 +146,15 @@ func (t *txLoop) countPeers() {
 		}
 		frames, bytes, failed = 0, 0, 0
 	}
+	var dst netip.Addr
 	for i := range t.msgs {
 		m := &t.msgs[i]
-		if q := t.peers.get(t.n, m.Dst.Addr()); q != p {
-			add()
-			p = q
+		if a := m.Dst.Addr(); p == nil || a != dst {
+			if q := t.peers.get(t.n, a); q != p {
+				add()
+				p = q
+			}
+			dst = a
 		}
 		total := 0
 		for _, b := range m.Iov {
