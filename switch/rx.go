@@ -261,6 +261,9 @@ func (r *rxLoop) datagram(nets map[uint32]*Network, d []byte, m *RecvMsg) {
 	}
 	r.peer.frames++
 	r.peer.bytes += uint64(len(frame))
+	if tr := n.tracer.Load(); tr != nil {
+		tr.record(TraceIn, frame)
+	}
 	// Linux's bridge and veth forward frames up to the MTU plus the
 	// Ethernet header plus one VLAN tag (is_skb_forwardable), so a
 	// tagged frame of full MTU passes as it is; only longer ones are

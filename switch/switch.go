@@ -278,6 +278,8 @@ type Network struct {
 	peers     atomic.Pointer[peerSet]
 	peerMu    sync.Mutex
 	otherPeer peerCounters
+	// tracer, when set, gets a copy of every frame forwarded (trace.go).
+	tracer atomic.Pointer[Tracer]
 
 	lastMoveLog atomic.Int64 // unix nanos of the last "MAC moved" log line
 	movesMuted  atomic.Uint64
@@ -439,6 +441,9 @@ func (n *Network) closeTAP() error {
 	n.ctlMu.Lock()
 	defer n.ctlMu.Unlock()
 	n.removed = true
+	if t := n.tracer.Swap(nil); t != nil {
+		t.stop()
+	}
 	return n.tap.Close()
 }
 

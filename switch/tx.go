@@ -288,6 +288,9 @@ func (t *txLoop) frame(buf []byte, size int) {
 				return
 			}
 		}
+		if tr := n.tracer.Load(); tr != nil {
+			tr.record(TraceOut, frame)
+		}
 		encap.PutVXLAN(buf[txHeadroom-encap.VXLANHeaderLen:], n.vni)
 		d := buf[txHeadroom-encap.VXLANHeaderLen : txHeadroom+size]
 		t.reserve(1, len(vteps))
@@ -415,6 +418,9 @@ func (t *txLoop) super(frame []byte, size int, udp bool, vteps []netip.Addr, flo
 			size = limit
 		}
 		t.tsup, segs = s, s.Segments()
+	}
+	if tr := n.tracer.Load(); tr != nil {
+		tr.record(TraceOut, frame)
 	}
 	dgram := encap.VXLANHeaderLen + hl + size
 	perMsg := max(1, min(MaxGSOSegments, MaxUDPPayload/dgram))

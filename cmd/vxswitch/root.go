@@ -45,6 +45,7 @@ to it over its socket (--socket, or VXSWITCH_SOCKET).`,
 	root.PersistentFlags().StringVar(&c.socket, "socket", defaultSocket(), "daemon control socket (env VXSWITCH_SOCKET)")
 	root.AddCommand(newDaemonCmd(), newNetworkCmd(c), newPeerCmd(c), newFDBCmd(c), newHostCmd(c), newStatsCmd(c), newInfoCmd(c))
 	root.AddCommand(newVersionCmd(c), newCompletionCmd())
+	root.AddCommand(newTraceCmd(c))
 	// One-line errors for cobra's own (errors.go), and network names
 	// completed from the daemon (completion.go).
 	root.Args = cobra.ArbitraryArgs // unknown commands: refuseUnknown's one line, not cobra's "Did you mean this?"

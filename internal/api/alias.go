@@ -16,6 +16,7 @@ const (
 	PathEndpoints = api.PathEndpoints
 	PathPeers     = api.PathPeers
 	PathFDB       = api.PathFDB
+	PathTrace     = api.PathTrace
 	PathAllFDB    = api.PathAllFDB
 	PathStats     = api.PathStats
 	PathInfo      = api.PathInfo

@@ -117,6 +117,7 @@ func (d *Daemon) routes() http.Handler {
 	mux.HandleFunc("GET "+api.PathStats, d.handle(func(r *http.Request) (any, error) {
 		return d.stats(r.URL.Query().Get("network"))
 	}))
+	mux.HandleFunc("GET "+api.PathTrace, d.serveTrace)
 	// Profiles for finding where the datapath spends its time: `curl
 	// --unix-socket RUN_DIR/vxswitch.sock http://x/debug/pprof/profile`.
 	mux.HandleFunc("GET /debug/pprof/", pprof.Index)

@@ -32,6 +32,7 @@ const (
 	PathEndpoints = "/v1/networks/{name}/endpoints"
 	PathPeers     = "/v1/networks/{name}/peers"
 	PathFDB       = "/v1/networks/{name}/fdb"
+	PathTrace     = "/v1/networks/{name}/trace"
 	PathAllFDB    = "/v1/fdb"
 	PathStats     = "/v1/stats"
 	PathInfo      = "/v1/info"
