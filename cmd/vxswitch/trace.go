@@ -71,7 +71,11 @@ the network) and counted; the command prints how many.`,
 			}
 			w := cmd.OutOrStdout()
 			if dropped, ok := st.Dropped(); ok {
-				fmt.Fprintf(w, "%d frames recorded to %s, %d dropped (the trace could not keep up)\n", n, file, dropped)
+				why := ""
+				if dropped > 0 {
+					why = " (the trace could not keep up; the network forwarded them)"
+				}
+				fmt.Fprintf(w, "%d frames recorded to %s, %d dropped%s\n", n, file, dropped, why)
 			} else {
 				fmt.Fprintf(w, "%d frames recorded to %s (interrupted)\n", n, file)
 			}
