@@ -66,6 +66,14 @@
 // datagram), or a network's receive drop (Counters.RXDrops); the kernel's
 // own drops for the socket are read as it reports them (RXOverflow).
 //
+// Per remote VTEP, a network also counts what it sent to and received
+// from it (Network.PeerStats; peers.go says how the loops find a VTEP's
+// counters without a map lookup per frame). Network.StartTrace copies
+// every frame the network forwards, both ways, to a reader through a
+// bounded set of records, dropping (and counting) rather than waiting
+// when the reader is behind; without a trace a frame costs one atomic
+// load.
+//
 // A TAP that fails (deleted from outside, say) stops its network's TX loop,
 // which reports it (NetworkConfig.OnTAPFailure); Network.ReplaceTAP gives
 // the running network a new one, keeping its MAC table and counters.

@@ -17,14 +17,17 @@ import (
 // first seen; entries are never removed, so a pointer to one stays valid
 // for the network's life. The loops never look a VTEP up per frame:
 //
-//   - the TX side counts per message after the batch's send (flush), with
-//     a few VTEPs' pointers cached in the loop (peerCache), valid as long
-//     as the network's peerSet is the one they were found in; a batch of
-//     unicast frames or a flood to a handful of peers costs no map lookup;
+//   - the TX side counts per message after the batch's send (flush), in
+//     a few slots cached in the loop (peerCache), each holding a VTEP's
+//     counters, valid as long as the network's peerSet is the one they
+//     were found in, and adds each slot's sum once a batch; a batch of
+//     unicast frames or a flood to a handful of peers costs no map
+//     lookup and two atomic adds per peer;
 //   - the RX side resolves the sender of a slot once and keeps the pointer
-//     for the following datagrams from the same sender in the batch
-//     (rxLoop.peerOf), adding its frames and bytes in the loop and to the
-//     peer's atomics when the sender changes or the batch ends.
+//     for the slot's other datagrams and the following slots from the
+//     same sender in the batch (rxLoop.peerOf), adding its frames and
+//     bytes in the loop and to the peer's atomics when the sender changes
+//     or the batch ends.
 //
 // So the cost per frame is a few additions in the loop, and per batch an
 // atomic add per peer and counter. A VTEP gets counters of its own if the
@@ -62,8 +65,6 @@ type peerSet struct {
 	unknown int
 }
 
-var emptyPeers = &peerSet{m: map[netip.Addr]*peerCounters{}}
-
 // peer returns the counters of the VTEP at a, making them if needed. It
 // looks a up in a map, and on a miss takes peerMu: the loops call it once
 // per batch and sender at most (see the caches above).
@@ -100,61 +101,65 @@ func (n *Network) addPeer(a netip.Addr) *peerCounters {
 	return p
 }
 
-// peerCache is a TX loop's few last VTEPs and their counters, valid for
-// the peerSet they were found in.
+// peerCache is a TX loop's last few VTEPs, their counters (valid for
+// the peerSet they were found in) and what the batch being counted sent
+// to each, added to the counters once a batch.
 type peerCache struct {
 	set  *peerSet
-	addr [8]netip.Addr
-	p    [8]*peerCounters
+	slot [8]peerSlot
 	next int
 }
 
-// get returns the counters of a for network n through the cache.
-func (c *peerCache) get(n *Network, a netip.Addr) *peerCounters {
-	if s := n.peers.Load(); s != c.set {
-		*c = peerCache{set: s}
+type peerSlot struct {
+	addr                  netip.Addr
+	p                     *peerCounters
+	frames, bytes, failed uint64
+}
+
+// add adds what the slot counted to its peer's counters.
+func (s *peerSlot) add() {
+	if s.frames != 0 {
+		s.p.txFrames.Add(s.frames)
+		s.p.txBytes.Add(s.bytes)
 	}
-	for i, p := range c.p {
-		if p != nil && c.addr[i] == a {
-			return p
+	if s.failed != 0 {
+		s.p.txFailed.Add(s.failed)
+	}
+	s.frames, s.bytes, s.failed = 0, 0, 0
+}
+
+// get returns the slot of VTEP a of network n, finding its counters if
+// the cache does not hold them (and adding what an evicted slot
+// counted).
+func (c *peerCache) get(n *Network, a netip.Addr) *peerSlot {
+	for i := range c.slot {
+		if s := &c.slot[i]; s.p != nil && s.addr == a {
+			return s
 		}
 	}
-	p := n.peer(a)
-	// peer may have published a new set; the entry is valid in it too.
-	c.addr[c.next], c.p[c.next] = a, p
-	c.next = (c.next + 1) % len(c.p)
-	return p
+	s := &c.slot[c.next]
+	c.next = (c.next + 1) % len(c.slot)
+	if s.p != nil {
+		s.add()
+	}
+	*s = peerSlot{addr: a, p: n.peer(a)}
+	return s
 }
 
 // countPeers adds the batch's messages, sent or failed (SendMsg.Failed),
 // to their VTEPs' counters: sent datagrams and their inner frame bytes,
-// and failed datagrams as send_error. Runs of messages to one VTEP add
-// once.
+// and failed datagrams as send_error. It counts in the cache's slots
+// and adds to each peer's atomics once, at the end.
 func (t *txLoop) countPeers() {
-	var p *peerCounters
-	var frames, bytes, failed uint64
-	add := func() {
-		if p == nil {
-			return
-		}
-		if frames != 0 {
-			p.txFrames.Add(frames)
-			p.txBytes.Add(bytes)
-		}
-		if failed != 0 {
-			p.txFailed.Add(failed)
-		}
-		frames, bytes, failed = 0, 0, 0
+	c := &t.peers
+	if set := t.n.peers.Load(); set != c.set {
+		*c = peerCache{set: set} // a slot's counts are always added before this
 	}
-	var dst netip.Addr
+	var s *peerSlot
 	for i := range t.msgs {
 		m := &t.msgs[i]
-		if a := m.Dst.Addr(); p == nil || a != dst {
-			if q := t.peers.get(t.n, a); q != p {
-				add()
-				p = q
-			}
-			dst = a
+		if s == nil || m.Dst.Addr() != s.addr {
+			s = c.get(t.n, m.Dst.Addr())
 		}
 		total := 0
 		for _, b := range m.Iov {
@@ -165,28 +170,37 @@ func (t *txLoop) countPeers() {
 			d = max(1, (total+m.SegSize-1)/m.SegSize)
 		}
 		if m.Failed {
-			failed += uint64(d)
+			s.failed += uint64(d)
 			continue
 		}
-		frames += uint64(d)
-		bytes += uint64(total - d*encap.VXLANHeaderLen)
+		s.frames += uint64(d)
+		s.bytes += uint64(total - d*encap.VXLANHeaderLen)
 	}
-	add()
+	for i := range c.slot {
+		if c.slot[i].p != nil {
+			c.slot[i].add()
+		}
+	}
 }
 
 // rxPeer is the RX loop's running count for the sender of the datagrams
 // it is handling.
 type rxPeer struct {
+	m             *RecvMsg // the slot last looked up, in this batch
 	n             *Network
 	addr          netip.Addr
 	p             *peerCounters
 	frames, bytes uint64
 }
 
-// peerOf returns the counters of sender a in network n, adding what the
-// previous sender's datagrams counted first when the sender changes.
-func (r *rxLoop) peerOf(n *Network, a netip.Addr) *peerCounters {
+// peerOf returns the counters of the sender of slot m in network n,
+// adding what the previous sender's datagrams counted first when the
+// sender changes. The RX loop calls it when the slot or the network
+// changed: the datagrams of a slot (a GRO buffer) share their sender.
+func (r *rxLoop) peerOf(n *Network, m *RecvMsg) *peerCounters {
 	c := &r.peer
+	a := m.Src.Addr()
+	c.m = m
 	if c.p != nil && c.n == n && c.addr == a {
 		return c.p
 	}

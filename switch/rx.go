@@ -227,7 +227,11 @@ func (r *rxLoop) datagram(nets map[uint32]*Network, d []byte, m *RecvMsg) {
 		r.s.global.dropRX(DropUnknownVNI)
 		return
 	}
-	p := r.peerOf(n, m.Src.Addr())
+	// The sender's counters: the datagrams of a slot share them.
+	p := r.peer.p
+	if r.peer.m != m || r.peer.n != n {
+		p = r.peerOf(n, m)
+	}
 	if r.s.peersOnly && !r.knownPeer(n, m) {
 		n.dropPeerRX(p, DropUnknownVTEP)
 		return
