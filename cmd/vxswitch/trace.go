@@ -42,6 +42,9 @@ format has no direction: tell them apart by their MAC addresses.
 The daemon copies frames into a bounded queue and never waits for this
 command: when it cannot keep up, frames are dropped from the trace (not from
 the network) and counted; the command prints how many.`,
+		Example: `  vxswitch trace app --pcap app.pcap --count 1000    # the next 1000 frames, both ways
+  vxswitch trace app --pcap app.pcap --duration 30s   # or Ctrl-C to stop
+  tcpdump -nr app.pcap`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if file == "" {
