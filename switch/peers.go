@@ -23,9 +23,9 @@ import (
 //     were found in, and adds each slot's sum once a batch; a batch of
 //     unicast frames or a flood to a handful of peers costs no map
 //     lookup and two atomic adds per peer;
-//   - the RX side resolves the sender of a slot once and keeps the pointer
-//     for the slot's other datagrams and the following slots from the
-//     same sender in the batch (rxLoop.peerOf), adding its frames and
+//   - the RX side resolves a sender once and keeps the pointer for the
+//     slot's other datagrams and the following ones from the same sender,
+//     in this batch and the next (rxLoop.peerOf), adding its frames and
 //     bytes in the loop and to the peer's atomics when the sender changes
 //     or the batch ends.
 //
@@ -187,7 +187,7 @@ func (t *txLoop) countPeers() {
 // it is handling.
 type rxPeer struct {
 	m             *RecvMsg // the slot last looked up, in this batch
-	n             *Network
+	n             *Network // kept across batches, even after its removal, until another sender comes
 	addr          netip.Addr
 	p             *peerCounters
 	frames, bytes uint64
@@ -201,7 +201,9 @@ func (r *rxLoop) peerOf(n *Network, m *RecvMsg) *peerCounters {
 	c := &r.peer
 	a := m.Src.Addr()
 	c.m = m
-	if c.p != nil && c.n == n && c.addr == a {
+	// A VTEP counted with the others beyond the bound may have been
+	// made known since: look it up again.
+	if c.p != nil && c.n == n && c.addr == a && c.p != &n.otherPeer {
 		return c.p
 	}
 	r.flushPeer()

@@ -132,7 +132,7 @@ func (r *rxLoop) batch(k int) {
 	nets := *r.s.nets.Load()
 	r.gen++
 	r.vetMsg, r.vetNet = nil, nil
-	r.peer = rxPeer{}
+	r.peer.m = nil // slots are reused; the sender's counters stay cached
 	dgrams := 0
 	for i := range k {
 		m := &r.msgs[i]
