@@ -289,6 +289,10 @@ func (d *Daemon) open() error {
 			return fmt.Errorf("give %s to group %d (--socket-group): %w", sock, cfg.SocketGID, err)
 		}
 	}
+	// A port in use fails New, before the background work starts.
+	if err := d.startMetrics(); err != nil {
+		return err
+	}
 	// Requests are a few hundred bytes from a local client: a client that
 	// takes longer than this is stuck, and must not hold a connection.
 	d.srv = &http.Server{Handler: d.routes(), ReadHeaderTimeout: 10 * time.Second,
@@ -302,9 +306,6 @@ func (d *Daemon) open() error {
 	}()
 	d.goBackground(d.watchUnderlay)
 	d.goBackground(d.watchGone)
-	if err := d.startMetrics(); err != nil {
-		return err
-	}
 	d.log.Info("vxswitch daemon ready", zap.Stringer("vtep", cfg.VTEP), zap.Uint16("port", cfg.Port), zap.Bool("offload", cfg.Offload),
 		zap.String("socket", sock), zap.String("state_dir", cfg.StateDir), zap.Int("networks", len(d.nets)))
 	return nil
@@ -386,7 +387,6 @@ func (d *Daemon) Close() error {
 			d.srv.Shutdown(ctx)
 			cancel()
 		}
-		d.stopMetrics()
 		if d.cluster != nil {
 			d.cluster.stop() // its callbacks take d.mu
 		}
@@ -411,6 +411,7 @@ func (d *Daemon) stopBackground() {
 
 func (d *Daemon) release() error {
 	var err error
+	d.stopMetrics()
 	if d.ln != nil {
 		d.ln.Close()
 		os.Remove(d.Socket())

@@ -51,7 +51,8 @@ func (d *Daemon) startMetrics() error {
 	return nil
 }
 
-// stopMetrics stops the metrics server; without d.mu (a scrape takes it).
+// stopMetrics stops the metrics server. It does not wait for a scrape
+// in progress (which takes d.mu), so it may be called with d.mu held.
 func (d *Daemon) stopMetrics() {
 	if d.metricsSrv != nil {
 		d.metricsSrv.Close()
