@@ -3,6 +3,7 @@ package topo
 import (
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime/debug"
 	"testing"
@@ -39,10 +40,16 @@ func TestSourceOf(t *testing.T) {
 }
 
 // A module version is found in the module cache through `go mod download`
-// (here one of vxswitch's own dependencies, which building this package
-// put there), and a module that is nowhere is ErrNoModule with the go
-// command's reason.
+// (here one of vxswitch's own dependencies), and a module that is nowhere
+// is ErrNoModule with the go command's reason.
 func TestGoModDir(t *testing.T) {
+	// A build puts a dependency's .mod and .zip in the cache but not
+	// always its .info, without which an offline `go mod download` fails:
+	// complete it first as .ci/run's `go mod download` does (from the
+	// cache when it is whole, else from the module proxy).
+	if out, err := exec.Command("go", "mod", "download", "github.com/spf13/cobra").CombinedOutput(); err != nil {
+		t.Fatalf("go mod download github.com/spf13/cobra: %v\n%s", err, out)
+	}
 	t.Setenv("GOPROXY", "off") // the module cache only
 	t.Setenv("GOFLAGS", "")
 	dir, err := goModDir(t.TempDir(), "mod", "download", "-json", "github.com/spf13/cobra@v1.10.2")
