@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/miekg/dns"
 	"github.com/vishvananda/netlink"
 
 	"github.com/vxswitch/vxswitch/bench/topo"
@@ -161,6 +162,17 @@ func TestCrashLoop(t *testing.T) {
 		tp.MustAttach(n, tp.MustContainer(fmt.Sprintf("r%d", k)), fmt.Sprintf("10.1.%d.250/24", k))
 	}
 
+	arm := armCrashpoints(t) // for host 1's daemon, started next
+	d1 := h1.MustVXSwitch(topo.DaemonOptions{Binary: bin})
+	cc := &crashCheck{t: t, d: d1, ctrs: crashContainers(tp), peer: h2.Addr.String()}
+	l := &crashLoop{t: t, cc: cc, points: crashPoints, arm: arm, run: crashRun(d1, cc.ctrs), restarted: cc.check}
+	l.loop(*crashIterations)
+}
+
+// armCrashpoints points VXSWITCH_CRASHPOINT, for the daemons started
+// after it, at a file, and returns the function that names the point
+// they die at ("": none).
+func armCrashpoints(t *testing.T) func(point string) {
 	crashFile := filepath.Join(t.TempDir(), "crashpoint")
 	arm := func(point string) {
 		if err := os.WriteFile(crashFile, []byte(point), 0o644); err != nil {
@@ -168,16 +180,26 @@ func TestCrashLoop(t *testing.T) {
 		}
 	}
 	arm("")
-	t.Setenv("VXSWITCH_CRASHPOINT", crashFile) // for host 1's daemon, started next
-	d1 := h1.MustVXSwitch(topo.DaemonOptions{Binary: bin})
+	t.Setenv("VXSWITCH_CRASHPOINT", crashFile)
+	return arm
+}
+
+// crashContainers makes host 1's containers c1..crashCtrs (index 0 is
+// nil).
+func crashContainers(tp *topo.Topo) []*topo.Container {
 	ctrs := make([]*topo.Container, crashCtrs+1)
 	for j := 1; j <= crashCtrs; j++ {
 		ctrs[j] = tp.MustContainer(fmt.Sprintf("c%d", j))
 	}
-	cc := &crashCheck{t: t, d: d1, ctrs: ctrs, peer: h2.Addr.String()}
+	return ctrs
+}
 
-	run := func(ctx context.Context, o crashOp) error {
-		c := d1.Client
+// crashRun returns what runs an operation of the loop on d: network K
+// is VNI 300+K, 10.1.K.0/24 with gateway 10.1.K.1; container cJ joins it
+// as eK.
+func crashRun(d *topo.Daemon, ctrs []*topo.Container) func(context.Context, crashOp) error {
+	return func(ctx context.Context, o crashOp) error {
+		c := d.Client
 		name := fmt.Sprintf("n%d", o.net)
 		switch o.kind {
 		case "create":
@@ -193,15 +215,38 @@ func TestCrashLoop(t *testing.T) {
 			return c.Detach(ctx, name, api.Detach{Netns: ctrs[o.ctr].Path})
 		}
 	}
+}
 
+// crashLoop is the loop both crash tests run on the daemon cc.d: a
+// random operation valid in the model, killed at a crash point or after
+// a random delay, a restart, the audit, and the model checked against
+// what the operation may have left.
+type crashLoop struct {
+	t      *testing.T
+	cc     *crashCheck
+	points map[string][]string // the crash points each kind of operation passes
+	arm    func(point string)
+	run    func(context.Context, crashOp) error
+	// before, if set, runs before each operation (not killed).
+	before func(o crashOp)
+	// restarted audits the restarted daemon and returns the model of
+	// what it has.
+	restarted func(when string) crashModel
+}
+
+func (l *crashLoop) loop(iterations int) {
+	t, cc, d1 := l.t, l.cc, l.cc.d
 	// Calibrate the random delays on this machine: each kind of
 	// operation, done once without a crash; a random kill comes within
 	// that long of the request.
 	model := crashModel{}
 	took := map[string]time.Duration{}
 	for _, o := range []crashOp{{kind: "create", net: 1}, {kind: "attach", net: 1, ctr: 1}, {kind: "detach", net: 1, ctr: 1}, {kind: "rm", net: 1}} {
+		if l.before != nil {
+			l.before(o)
+		}
 		start := time.Now()
-		if err := run(testCtx(t), o); err != nil {
+		if err := l.run(testCtx(t), o); err != nil {
 			t.Fatalf("%s: %v", o, err)
 		}
 		took[o.kind] = time.Since(start)
@@ -216,21 +261,24 @@ func TestCrashLoop(t *testing.T) {
 		acked                   int
 		pointIdx                = map[string]int{}
 	)
-	for i := range *crashIterations {
+	for i := range iterations {
 		ops := model.ops()
 		o := ops[rng.IntN(len(ops))]
 		want := model.apply(o)
+		if l.before != nil {
+			l.before(o)
+		}
 		ctx := testCtx(t)
 		var err error
 		how := ""
 		if i%2 == 0 {
-			pts := crashPoints[o.kind]
+			pts := l.points[o.kind]
 			pt := pts[pointIdx[o.kind]%len(pts)]
 			pointIdx[o.kind]++
 			how = "at " + pt
-			arm(pt)
-			err = run(ctx, o)
-			arm("")
+			l.arm(pt)
+			err = l.run(ctx, o)
+			l.arm("")
 			if cc.alive() {
 				pointMissed++
 				t.Errorf("iteration %d: %s: the daemon passed crash point %s alive (err %v)", i, o, pt, err)
@@ -241,7 +289,7 @@ func TestCrashLoop(t *testing.T) {
 			delay := time.Duration(rng.Int64N(int64(took[o.kind]) + 1))
 			how = fmt.Sprintf("after %v", delay.Round(time.Microsecond))
 			errc := make(chan error, 1)
-			go func() { errc <- run(ctx, o) }()
+			go func() { errc <- l.run(ctx, o) }()
 			time.Sleep(delay)
 			select {
 			case err = <-errc:
@@ -270,7 +318,7 @@ func TestCrashLoop(t *testing.T) {
 		if err := d1.Start(); err != nil {
 			t.Fatalf("iteration %d: %s killed %s: restart: %v\nlog before the kill:\n%s", i, o, how, err, out)
 		}
-		got := cc.check(fmt.Sprintf("iteration %d: %s killed %s", i, o, how))
+		got := l.restarted(fmt.Sprintf("iteration %d: %s killed %s", i, o, how))
 		switch {
 		case err == nil && got.String() != want.String():
 			t.Errorf("iteration %d: %s killed %s was acknowledged, yet the daemon has %s, want %s", i, o, how, got, want)
@@ -283,7 +331,7 @@ func TestCrashLoop(t *testing.T) {
 		model = got
 	}
 	t.Logf("%d iterations: %d kills at crash points, %d random kills (%d with the request in flight, %d acknowledged before the kill); %d kills left something half-made, which the restart removed",
-		*crashIterations, pointKills, randomKills, inFlight, acked, halfMade)
+		iterations, pointKills, randomKills, inFlight, acked, halfMade)
 	if pointMissed > 0 {
 		t.Errorf("%d crash points were not reached", pointMissed)
 	}
@@ -301,7 +349,12 @@ type crashCheck struct {
 	t    *testing.T
 	d    *topo.Daemon
 	ctrs []*topo.Container
-	peer string
+	peer string // host 2's VTEP
+	// self is host 1's VTEP with a cluster store, "" without: then the
+	// networks come from the store (one with no endpoint on host 1 has
+	// no copy there), other hosts' endpoints are listed too, the flood
+	// list is the store's, and names resolve at the gateway.
+	self string
 }
 
 func (c *crashCheck) alive() bool {
@@ -381,7 +434,8 @@ func (c *crashCheck) check(when string) crashModel {
 		t.Fatalf("%s: network ls: %v", when, err)
 	}
 	got := crashModel{}
-	ctrIfs := map[int][]string{} // container → the interfaces its endpoints name
+	ctrIfs := map[int][]string{}  // container → the interfaces its endpoints name
+	ctrNets := map[int][]string{} // container → the networks of its endpoints
 	wantNS := []string{}
 	for _, sum := range nets {
 		n, err := c.d.Client.Network(ctx, sum.Name)
@@ -397,6 +451,10 @@ func (c *crashCheck) check(when string) crashModel {
 			t.Errorf("%s: network %s listed twice", when, n.Name)
 		}
 		got[k] = map[int]bool{}
+		local := slices.DeleteFunc(slices.Clone(n.Endpoints), func(ep api.Endpoint) bool { return c.self != "" && ep.VTEP != c.self })
+		if c.self != "" && n.Netns == "" && len(local) == 0 && n.Problem == "" {
+			continue // the cluster's, with no copy on this host
+		}
 		if n.Problem != "" {
 			t.Errorf("%s: network %s is down: %s", when, n.Name, n.Problem)
 			continue
@@ -427,7 +485,7 @@ func (c *crashCheck) check(when string) crashModel {
 		}
 		ips, ids := map[string]bool{}, map[string]bool{}
 		var epVeths []string
-		for _, ep := range n.Endpoints {
+		for _, ep := range local {
 			j := slices.IndexFunc(c.ctrs, func(ct *topo.Container) bool { return ct != nil && ct.Path == ep.Netns })
 			if j < 0 || ep.Problem != "" {
 				t.Errorf("%s: network %s: endpoint %+v", when, n.Name, ep)
@@ -439,11 +497,17 @@ func (c *crashCheck) check(when string) crashModel {
 			got[k][j], ips[ep.IP], ids[ep.ID] = true, true, true
 			epVeths = append(epVeths, ep.Veth)
 			ctrIfs[j] = append(ctrIfs[j], ep.IfName)
+			ctrNets[j] = append(ctrNets[j], n.Name)
 			if v, ok := byName[ep.Veth]; !ok || v.Attrs().MasterIndex != br.Attrs().Index || v.Attrs().Flags&net.FlagUp == 0 {
 				t.Errorf("%s: network %s: c%d's veth %s is not up on br0", when, n.Name, j, ep.Veth)
 			}
 			c.checkIf(when, j, ep)
-			if !slices.Contains(n.Peers, c.peer) {
+			if c.self != "" {
+				if !slices.Contains(n.Peers, c.peer) {
+					t.Errorf("%s: network %s: flood list %v, without host 2 (%s), which has an endpoint on it", when, n.Name, n.Peers, c.peer)
+				}
+				c.resolve(when, j, fmt.Sprintf("10.1.%d.1", k), fmt.Sprintf("r%d", k), fmt.Sprintf("10.1.%d.250", k))
+			} else if !slices.Contains(n.Peers, c.peer) {
 				if err := c.d.Client.AddPeer(ctx, n.Name, c.peer); err != nil {
 					t.Fatal(err)
 				}
@@ -479,10 +543,20 @@ func (c *crashCheck) check(when string) crashModel {
 		if !slices.Equal(have, ctrIfs[j]) {
 			t.Errorf("%s: container c%d has interfaces %v, its endpoints %v", when, j, have, ctrIfs[j])
 		}
+		// The resolv.conf an attach to a cluster network writes for a
+		// named namespace goes with its endpoint.
+		rc := filepath.Join("/etc/netns", filepath.Base(c.ctrs[j].Path), "resolv.conf")
+		if b, err := os.ReadFile(rc); err == nil {
+			if rest, ok := strings.CutPrefix(string(b), "# written by vxswitch for network "); ok {
+				if nw, _, _ := strings.Cut(rest, ";"); !slices.Contains(ctrNets[j], nw) {
+					t.Errorf("%s: container c%d has %s written for network %s, and no endpoint on it", when, j, rc, nw)
+				}
+			}
+		}
 	}
 	ents, _ = os.ReadDir(c.d.StateDir)
 	for _, e := range ents {
-		if !slices.Contains([]string{"state.json", "state.json.prev", "vxswitch.lock"}, e.Name()) {
+		if !slices.Contains([]string{"state.json", "state.json.prev", "vxswitch.lock", "store-view.json"}, e.Name()) {
 			t.Errorf("%s: unexpected file %s in the state dir", when, e.Name())
 		}
 	}
@@ -515,4 +589,46 @@ func (c *crashCheck) ping(when string, j int, ip string) {
 	if out, err := c.ctrs[j].Run(testCtx(c.t), "ping", "-c", "2", "-i", "0.2", "-W", "3", ip); err != nil {
 		c.t.Errorf("%s: ping %s from c%d: %v\n%s", when, ip, j, err, out)
 	}
+}
+
+// resolve checks that the DNS server at gw answers name with want to
+// container j.
+func (c *crashCheck) resolve(when string, j int, gw, name, want string) {
+	if got, err := resolveAt(testCtx(c.t), c.ctrs[j], gw, name); err != nil || !slices.Equal(got, []string{want}) {
+		c.t.Errorf("%s: c%d asked %s for %s: %v %v, want %s", when, j, gw, name, got, err, want)
+	}
+}
+
+// resolveAt asks the DNS server at gw, from container c, for name's
+// IPv4 addresses, retrying a query or an answer lost (to ARP at start)
+// for a few seconds.
+func resolveAt(ctx context.Context, c *topo.Container, gw, name string) ([]string, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	var err error
+	for ctx.Err() == nil {
+		var conn net.Conn
+		if conn, err = c.Dial(ctx, "udp", net.JoinHostPort(gw, "53")); err != nil {
+			return nil, err
+		}
+		m := new(dns.Msg)
+		m.SetQuestion(dns.Fqdn(name), dns.TypeA)
+		dc := &dns.Conn{Conn: conn}
+		dc.SetDeadline(time.Now().Add(time.Second))
+		var r *dns.Msg
+		if err = dc.WriteMsg(m); err == nil {
+			r, err = dc.ReadMsg()
+		}
+		conn.Close()
+		if err == nil {
+			var got []string
+			for _, rr := range r.Answer {
+				if a, ok := rr.(*dns.A); ok {
+					got = append(got, a.A.String())
+				}
+			}
+			return got, nil
+		}
+	}
+	return nil, err
 }

@@ -38,6 +38,7 @@ func (d *Daemon) attach(ctx context.Context, name string, req api.Attach) (_ api
 	if err != nil {
 		return api.Endpoint{}, err
 	}
+	crashpoint("attach:network")
 	tgt, err := d.joinTarget(n, JoinSpec{Netns: req.Netns, IfName: req.IfName})
 	if err != nil {
 		return api.Endpoint{}, err
@@ -64,6 +65,7 @@ func (d *Daemon) attach(ctx context.Context, name string, req api.Attach) (_ api
 	if n.Cluster && d.cluster != nil {
 		d.cluster.publish(ctx, n, ep)
 	}
+	crashpoint("attach:published")
 	d.syncNetwork(n)
 	d.log.Info("endpoint attached", zap.String("network", name), zap.String("netns", ep.Netns), zap.String("id", ep.ID), zap.String("name", ep.Name),
 		zap.Stringer("ip", ep.IP), zap.String("ip6", prefixString(ep.IP6)), zap.String("mac", ep.MAC))

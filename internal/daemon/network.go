@@ -231,6 +231,7 @@ func (d *Daemon) createNetwork(ctx context.Context, req api.NetworkCreate) (api.
 		if err != nil {
 			return api.Network{}, storeErr(err)
 		}
+		crashpoint("create:stored")
 		d.log.Info("network created in the cluster store", zap.String("network", sn.Name), zap.Uint32("vni", sn.VNI),
 			zap.Stringer("subnet", sn.Subnet), zap.String("subnet6", prefixString(sn.Subnet6)), zap.Stringer("gateway", sn.Gateway))
 		return d.clusterView(sn, d.cluster.view), nil
@@ -494,6 +495,7 @@ func (d *Daemon) removeNetwork(ctx context.Context, name string) (err error) {
 			if err := d.cluster.st.DeleteNetwork(ctx, name); err != nil {
 				return storeErr(err)
 			}
+			crashpoint("rm:stored")
 			d.log.Info("network removed from the cluster store", zap.String("network", name))
 			if ok {
 				d.dropNetwork(n) // this host's copy: only static settings were left

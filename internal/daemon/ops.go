@@ -678,6 +678,7 @@ func (d *Daemon) deleteEndpoint(ctx context.Context, n *network, i int) (err err
 	if err := d.ipam.release(ctx, n, ep); err != nil {
 		return err
 	}
+	crashpoint("detach:released")
 	if n.Cluster && d.cluster != nil {
 		u.push(func() {
 			if err := d.cluster.st.Reclaim(undoCtx(), n.storeNetwork(), ep.record(n.Name, d.cluster.advertise)); err != nil {
