@@ -26,7 +26,10 @@ import (
 )
 
 var crashIterations = flag.Int("crash-iterations", envInt("VXSWITCH_CRASH_ITERATIONS", 50),
-	"iterations of TestCrashLoop (env VXSWITCH_CRASH_ITERATIONS)")
+	"iterations of TestCrashLoop and TestCrashLoopStore (env VXSWITCH_CRASH_ITERATIONS)")
+
+var crashSeed = flag.Uint64("crash-seed", uint64(envInt("VXSWITCH_CRASH_SEED", 0)),
+	"seed of the crash loops' choices, to repeat a run (env VXSWITCH_CRASH_SEED; 0: from the clock)")
 
 func envInt(name string, def int) int {
 	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v > 0 {
@@ -253,7 +256,12 @@ func (l *crashLoop) loop(iterations int) {
 	}
 	t.Logf("operations took %v: random kills land within as long of a request", took)
 
-	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 11))
+	seed := *crashSeed
+	if seed == 0 {
+		seed = uint64(time.Now().UnixNano())
+	}
+	t.Logf("seed %d (-crash-seed to repeat the operations and crash points)", seed)
+	rng := rand.New(rand.NewPCG(seed, 11))
 	var (
 		pointKills, pointMissed int // crash points reached, and not (a bug: each is on the success path)
 		randomKills, inFlight   int // random kills, and those with the request in flight
@@ -545,7 +553,7 @@ func (c *crashCheck) check(when string) crashModel {
 		}
 		// The resolv.conf an attach to a cluster network writes for a
 		// named namespace goes with its endpoint.
-		rc := filepath.Join("/etc/netns", filepath.Base(c.ctrs[j].Path), "resolv.conf")
+		rc := filepath.Join(topo.EtcNetns, filepath.Base(c.ctrs[j].Path), "resolv.conf")
 		if b, err := os.ReadFile(rc); err == nil {
 			if rest, ok := strings.CutPrefix(string(b), "# written by vxswitch for network "); ok {
 				if nw, _, _ := strings.Cut(rest, ";"); !slices.Contains(ctrNets[j], nw) {
