@@ -604,12 +604,14 @@ func randomMAC() (net.HardwareAddr, error) {
 // sweepLeftovers removes, once every network is restored, what an
 // operation that a crash (SIGKILL, a power cut) interrupted made and the
 // state file does not list: a network's namespace under RunDir/netns
-// (made before the create was saved, or kept after the rm was), a veth
-// pair in a network's namespace that no endpoint of it names (plumbed
-// before the attach was saved, or kept after the detach was), and an
-// egress pair on vxgw0 that no endpoint names; deleting a pair's bridge
-// end takes the container's end with it, so the container can be
-// attached again under the same interface name.
+// (made before the create was saved, or kept after the rm was, or made
+// for a cluster network's first endpoint here before the attach was
+// saved), a veth pair in a network's namespace that no endpoint of it
+// names (plumbed before the attach was saved, or kept after the detach
+// was; in a namespace that goes too, before it goes), and an egress pair
+// on vxgw0 that no endpoint names; deleting a pair's bridge end takes the
+// container's end with it at once, so the container can be attached
+// again under the same interface name.
 //
 // "Not in the state file" proves a leftover only when that state file
 // is the one the run dir was last used with. When no state file was
@@ -653,6 +655,9 @@ func (d *Daemon) sweepLeftovers(stateLoaded bool) {
 			if !sweep || kept[e.Name()] {
 				keep(e.Name(), "namespace")
 				continue
+			}
+			if nsutil.IsNetns(path) {
+				d.sweepVeths(&network{netState: netState{Name: e.Name()}, netns: path}) // the containers' ends go now, not when the kernel reaps the namespace
 			}
 			if err := nsutil.Delete(path); err != nil {
 				d.log.Warn("cannot remove a namespace no network owns", zap.String("netns", path), zap.Error(err))
