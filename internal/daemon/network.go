@@ -611,7 +611,8 @@ func randomMAC() (net.HardwareAddr, error) {
 // was; in a namespace that goes too, before it goes), and an egress pair
 // on vxgw0 that no endpoint names; deleting a pair's bridge end takes the
 // container's end with it at once, so the container can be attached
-// again under the same interface name.
+// again under the same interface name; then the resolv.conf files this
+// daemon wrote that no endpoint names (sweepResolvConfs).
 //
 // "Not in the state file" proves a leftover only when that state file
 // is the one the run dir was last used with. When no state file was
@@ -625,6 +626,9 @@ func randomMAC() (net.HardwareAddr, error) {
 func (d *Daemon) sweepLeftovers(stateLoaded bool) {
 	own := d.readRunDirOwner()
 	sweep := stateLoaded && own.StateDir == d.stateDirAbs()
+	if sweep {
+		defer d.sweepResolvConfs()
+	}
 	kept := map[string]bool{}
 	for _, k := range own.Kept {
 		kept[k] = true

@@ -645,7 +645,7 @@ func (d *Daemon) joinEndpoint(n *network, i int, tgt joinTarget, u *undo) (err e
 		}
 		u.push(func() { d.unplumb(n, ep) })
 		if n.Cluster {
-			if ep.ResolvConf, err = writeResolvConf(ep.Netns, n); err != nil {
+			if ep.ResolvConf, err = d.writeResolvConf(ep.Netns, n); err != nil {
 				return err
 			}
 			u.push(func() { removeResolvConf(ep.ResolvConf, n.Name) })
