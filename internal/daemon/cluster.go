@@ -565,6 +565,7 @@ func (c *cluster) writeCache() {
 // 0), or an empty view.
 func loadCachedView(stateDir string) *store.View {
 	v := emptyView()
+	os.Remove(filepath.Join(stateDir, viewCacheName+".tmp")) // a write a crash cut short
 	data, err := os.ReadFile(filepath.Join(stateDir, viewCacheName))
 	if err != nil {
 		return v
