@@ -689,6 +689,8 @@ func (d *Daemon) sweepLeftovers(stateLoaded bool) {
 var (
 	netnsNameRE  = regexp.MustCompile(`^vx-[0-9]+$`)
 	egressVethRE = regexp.MustCompile(`^vxe[0-9a-f]{8}$`)
+	// endpointVethRE: vethName's names for an endpoint's pair.
+	endpointVethRE = regexp.MustCompile(`^(veth|vxc)[0-9a-f]{8}$`)
 )
 
 // runDirOwner is RunDir/owner.json: the state dir whose state file lists
@@ -713,7 +715,14 @@ func (d *Daemon) readRunDirOwner() runDirOwner {
 func (d *Daemon) writeRunDirOwner(o runDirOwner) {
 	path := filepath.Join(d.cfg.RunDir, ownerFile)
 	b, _ := json.Marshal(o)
-	if err := os.WriteFile(path, append(b, '\n'), 0o644); err != nil {
+	// Written whole or not at all: a torn file would make the next start
+	// keep everything it finds.
+	tmp := path + ".tmp"
+	err := os.WriteFile(tmp, append(b, '\n'), 0o644)
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
 		d.log.Warn("cannot record the state dir in the run dir; leftovers of a crash will be kept at the next start", zap.String("file", path), zap.Error(err))
 	}
 }
@@ -778,7 +787,7 @@ func (d *Daemon) sweepVeths(n *network) {
 	}
 	for _, l := range links {
 		name := l.Attrs().Name
-		if l.Type() != "veth" || slices.ContainsFunc(n.Endpoints, func(e epState) bool { return e.Veth == name }) {
+		if l.Type() != "veth" || !endpointVethRE.MatchString(name) || slices.ContainsFunc(n.Endpoints, func(e epState) bool { return e.Veth == name || e.Peer == name }) {
 			continue
 		}
 		if err := h.LinkDel(l); err != nil {
