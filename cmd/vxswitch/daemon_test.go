@@ -358,3 +358,58 @@ func TestRollbackWhenStateCannotBeSaved(t *testing.T) {
 		t.Errorf("fdb show has an entry whose save failed:\n%s", out)
 	}
 }
+
+// A daemon that starts without its state file (an operator moved a
+// damaged one away, as the refusal advises) or with another state dir on
+// the same run dir removes nothing: the networks' namespaces and the
+// containers' interfaces stay, and with the state file back everything
+// works as before.
+func TestSweepKeepsWithoutItsStateFile(t *testing.T) {
+	c := newCluster(t, 2)
+	d := c.ds[0]
+	ping(t, c.ctrs[0], "10.0.0.3")
+	netns := filepath.Join(d.RunDir, "netns", "vx-256")
+	state := filepath.Join(d.StateDir, "state.json")
+	away := filepath.Join(t.TempDir(), "state.json")
+	for _, how := range []string{"state moved away", "restarted after that", "another state dir"} {
+		if err := d.Stop(); err != nil {
+			t.Fatal(err)
+		}
+		switch how {
+		case "state moved away":
+			if err := os.Rename(state, away); err != nil {
+				t.Fatal(err)
+			}
+		case "another state dir":
+			// The first start of a second daemon on this run dir (the
+			// first start without a state file saved an empty one).
+			d.StateDir = t.TempDir()
+		}
+		if err := d.Start(); err != nil {
+			t.Fatalf("%s: %v", how, err)
+		}
+		if out := cli(t, d, "network", "ls"); strings.Contains(out, "net ") {
+			t.Errorf("%s: the daemon lists a network it has no state for:\n%s", how, out)
+		}
+		if !nsutil.IsNetns(netns) {
+			t.Fatalf("%s: the network's namespace %s was removed", how, netns)
+		}
+		// The container's interface is still there: its veth pair was
+		// not deleted with anything.
+		if out, err := c.ctrs[0].Run(testCtx(t), "ip", "-br", "addr", "show", "eth0"); err != nil || !strings.Contains(out, "10.0.0.2/") {
+			t.Fatalf("%s: container's eth0: %v %q", how, err, out)
+		}
+	}
+	// The state file back in its own state dir: the network is whole.
+	if err := d.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	d.StateDir = filepath.Dir(state)
+	if err := os.Rename(away, state); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Start(); err != nil {
+		t.Fatal(err)
+	}
+	ping(t, c.ctrs[0], "10.0.0.3")
+}
