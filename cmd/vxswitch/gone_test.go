@@ -2,6 +2,7 @@ package main_test
 
 import (
 	"fmt"
+	"net/http"
 	"strings"
 	"syscall"
 	"testing"
@@ -168,4 +169,79 @@ func TestGoneNamespace(t *testing.T) {
 			t.Errorf("the living endpoint after the restart: %+v (listed %v)", ep, ok)
 		}
 	})
+}
+
+// TestGoneEgressVeth: the bridge end of an --egress endpoint's veth,
+// deleted from outside, is made again once: the egress pair, which
+// survived, is kept (not made again over its eth1, which failed and
+// deleted the new veth, which kicked the watcher again, for ever). The
+// container talks to its peer and the outside again, and the veth made
+// again stays (the same link: no loop deleting and making it).
+func TestGoneEgressVeth(t *testing.T) {
+	tp := topo.New(t)
+	h1, h2 := tp.MustHost("h1"), tp.MustHost("h2")
+	d := h1.MustVXSwitch(topo.DaemonOptions{Binary: vxbin(t)})
+	ln, err := h2.Listen("tcp", "198.18.0.2:8080")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{ReadHeaderTimeout: 10 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, "outside\n")
+	})}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	cli(t, d, "network", "create", "eg", "--subnet", "10.0.0.0/24", "--gateway", "10.0.0.1", "--egress")
+	c1, c2 := tp.MustContainer("c1"), tp.MustContainer("c2")
+	ep := attachJSON(t, d, "eg", c1)
+	peerIP := strings.Split(attachJSON(t, d, "eg", c2).IP, "/")[0]
+	netns := networkJSON(t, d, "eg").Netns
+	curl := func() {
+		t.Helper()
+		if out, err := c1.Run(testCtx(t), "curl", "-sS", "--max-time", "20", "http://198.18.0.2:8080/"); err != nil || out != "outside\n" {
+			t.Fatalf("curl from the egress network: %v %q", err, out)
+		}
+	}
+	ping(t, c1, peerIP)
+	curl()
+	eth1 := func() string {
+		out, err := c1.Run(testCtx(t), "ip", "-o", "link", "show", "eth1")
+		if err != nil {
+			t.Fatalf("c1's eth1: %v %s", err, out)
+		}
+		return strings.SplitN(out, ":", 2)[0]
+	}
+	eth1Before := eth1()
+
+	if out, err := nsExec(t, netns, "ip", "link", "del", ep.Veth); err != nil {
+		t.Fatalf("delete %s: %v %s", ep.Veth, err, out)
+	}
+	// index is the veth's ifindex, or "" while it is missing.
+	index := func() string {
+		out, err := nsExec(t, netns, "ip", "-o", "link", "show", ep.Veth)
+		if err != nil {
+			return ""
+		}
+		return strings.SplitN(out, ":", 2)[0]
+	}
+	var idx string
+	eventually(t, "the veth is made again and c1 has eth0 back", func() bool {
+		idx = index()
+		_, err := c1.Run(testCtx(t), "ip", "-o", "link", "show", "eth0")
+		return idx != "" && err == nil
+	})
+	ping(t, c1, peerIP)
+	curl()
+	if now := index(); now != idx {
+		t.Errorf("the veth made again was replaced: ifindex %s, then %q", idx, now)
+	}
+	if now := eth1(); now != eth1Before {
+		t.Errorf("c1's eth1 was made again (ifindex %s, then %s): the egress pair had survived", eth1Before, now)
+	}
+	out := d.Output()
+	if n := strings.Count(out, "deleted from outside; made it again"); n != 1 {
+		t.Errorf("the veth was made again %d times, want 1:\n%s", n, out)
+	}
+	if strings.Contains(out, "cannot be made again") {
+		t.Errorf("making the veth again failed:\n%s", out)
+	}
 }

@@ -293,9 +293,25 @@ func vethName(prefix string) (string, error) {
 	return prefix + hex.EncodeToString(b[:]), nil
 }
 
-// plumb makes the endpoint's veth pair and configures both ends; on
-// failure nothing is left.
+// plumb makes the endpoint's veth pair and configures both ends, and on
+// an --egress network its egress pair; on failure nothing is left.
 func (d *Daemon) plumb(n *network, ep *epState) (err error) {
+	if err := d.plumbMain(n, ep); err != nil || !n.Egress {
+		return err
+	}
+	if err := d.plumbEgress(ep); err != nil {
+		veth.Delete(n.netns, ep.Veth)
+		if errors.Is(err, veth.ErrIfNameExists) {
+			return conflict("interface %s already exists in netns %s, where an --egress network puts its way out", egressIfName, ep.Netns)
+		}
+		return fmt.Errorf("egress for %s: %w", ep.Netns, err)
+	}
+	return nil
+}
+
+// plumbMain makes the endpoint's veth pair into the network's bridge
+// and configures both ends; on failure nothing is left.
+func (d *Daemon) plumbMain(n *network, ep *epState) (err error) {
 	mac, err := net.ParseMAC(ep.MAC)
 	if err != nil {
 		return err
@@ -311,17 +327,7 @@ func (d *Daemon) plumb(n *network, ep *epState) (err error) {
 	if errors.Is(err, veth.ErrIfNameExists) {
 		return conflict("interface %s already exists in netns %s; pick another with --ifname", ep.IfName, ep.Netns)
 	}
-	if err != nil || !n.Egress {
-		return err
-	}
-	if err := d.plumbEgress(ep); err != nil {
-		veth.Delete(n.netns, ep.Veth)
-		if errors.Is(err, veth.ErrIfNameExists) {
-			return conflict("interface %s already exists in netns %s, where an --egress network puts its way out", egressIfName, ep.Netns)
-		}
-		return fmt.Errorf("egress for %s: %w", ep.Netns, err)
-	}
-	return nil
+	return err
 }
 
 // unplumb deletes the endpoint's veth pair (and its egress pair).
@@ -433,5 +439,10 @@ func (d *Daemon) restoreEndpoint(n *network, ep epState) error {
 	if _, err := veth.DeleteStale(ep.Netns, ep.IfName, mac); err != nil {
 		return err
 	}
-	return d.plumb(n, &ep)
+	// Only the main pair: the egress pair may have survived (only the
+	// bridge end was deleted), and restoreEgress makes it only if not.
+	if err := d.plumbMain(n, &ep); err != nil {
+		return err
+	}
+	return d.restoreEgress(n, ep)
 }
