@@ -431,6 +431,7 @@ func (d *Daemon) LeaveEndpoint(ctx context.Context, network, id string) (err err
 		return err
 	}
 	delete(n.epProbs, id)
+	delete(d.gone.marks, goneKey{network, id}) // a re-Join starts afresh
 	if old.Netns != "" {
 		d.unplumb(n, old)
 		removeResolvConf(old.ResolvConf, n.Name)

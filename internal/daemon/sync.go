@@ -22,7 +22,7 @@ import (
 // It computes the whole set each time (level triggered), so calling it
 // after any change, local or remote, is always right. d.mu must be held.
 func (d *Daemon) syncNetwork(n *network) {
-	d.gone.poke() // a namespace to watch, perhaps
+	d.gone.sawVeths(n) // a namespace to watch, perhaps
 	if n.sw == nil {
 		return
 	}
