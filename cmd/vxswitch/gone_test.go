@@ -245,3 +245,49 @@ func TestGoneEgressVeth(t *testing.T) {
 		t.Errorf("making the veth again failed:\n%s", out)
 	}
 }
+
+// TestGoneProcPath: an endpoint attached by /proc/PID/ns/net whose
+// process exited while a bind mount holds the namespace is not gone: its
+// veth is still in the network's namespace, which says the namespace
+// lives, though the path no longer names it. A look (another container
+// gone) releases only the gone one.
+func TestGoneProcPath(t *testing.T) {
+	tp := topo.New(t)
+	d := tp.MustHost("h1").MustVXSwitch(topo.DaemonOptions{Binary: vxbin(t)})
+	cli(t, d, "network", "create", "pnet", "--subnet", "10.0.0.0/24")
+	held, peer := tp.MustContainer("held"), tp.MustContainer("peer")
+	p, err := held.Start("sleep", "1000000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := fmt.Sprintf("/proc/%d/ns/net", p.Cmd.Process.Pid)
+	cli(t, d, "network", "attach", "pnet", "--netns", path)
+	var ep api.Endpoint
+	for _, e := range networkJSON(t, d, "pnet").Endpoints {
+		if e.Netns == path {
+			ep = e
+		}
+	}
+	if ep.ID == "" {
+		t.Fatalf("the endpoint attached by %s is not listed", path)
+	}
+	peerIP := strings.Split(attachJSON(t, d, "pnet", peer).IP, "/")[0]
+	ping(t, held, peerIP)
+	p.Cmd.Process.Signal(syscall.SIGKILL)
+	<-p.Done()
+
+	// The look: a gone container (no process in it) elsewhere.
+	gone := tp.MustContainer("gone")
+	goneEP := attachJSON(t, d, "pnet", gone)
+	if err := nsutil.Delete(gone.Path); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the gone container's endpoint is released", func() bool {
+		_, ok := localEndpoint(t, d, "pnet", goneEP.ID)
+		return !ok
+	})
+	if e, ok := localEndpoint(t, d, "pnet", ep.ID); !ok || e.State == "gone" {
+		t.Fatalf("the endpoint whose namespace a bind mount holds: %+v (listed %v)\n%s", e, ok, d.Output())
+	}
+	ping(t, held, peerIP)
+}
