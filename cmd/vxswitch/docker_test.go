@@ -242,6 +242,16 @@ func testEngineKilled(t *testing.T, c *dockerHosts) {
 	})
 
 	e1.Stop()
+	stopped := true
+	t.Cleanup(func() {
+		// A failure before the Start below must not leave the rest of
+		// TestDockerStory without dockerd on host 1.
+		if stopped {
+			if err := e1.Start(); err != nil {
+				t.Errorf("restart dockerd on host 1: %v", err)
+			}
+		}
+	})
 	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
@@ -265,6 +275,7 @@ func testEngineKilled(t *testing.T, c *dockerHosts) {
 	if err := e1.Start(); err != nil {
 		t.Fatal(err)
 	}
+	stopped = false
 	eventually(t, "web reachable after dockerd on host 1 came back", func() bool {
 		out, err := fetch(t, e2, "client", "http://web/")
 		return err == nil && strings.TrimSpace(out) == "page-from-web"
