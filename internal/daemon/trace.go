@@ -19,12 +19,19 @@ import (
 // above the longest frame a trace records (vswitch.DefaultTraceSnapLen).
 const traceSnapLen = 262144
 
+// traceWriteTimeout bounds each write (and flush) of a trace to its
+// client: a client that stops reading ends the trace after this long,
+// which frees the network for the next one. A variable for tests.
+var traceWriteTimeout = 30 * time.Second
+
 // serveTrace streams a trace of a network as a pcap file (GET
 // PathTrace?count=N&duration=D) until count frames were written, the
 // duration passed, the client went away, the network was removed or the
 // daemon stops; then the trailer TraceDroppedTrailer says how many
 // frames the datapath could not record because this reader was behind.
-// It holds d.mu only to find the network.
+// A write that takes longer than traceWriteTimeout (the client stopped
+// reading) or fails ends the trace too. It holds d.mu only to find the
+// network.
 func (d *Daemon) serveTrace(w http.ResponseWriter, r *http.Request) {
 	fail := func(err error) {
 		d.handle(func(*http.Request) (any, error) { return nil, err })(w, r)
@@ -74,14 +81,22 @@ func (d *Daemon) serveTrace(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel = context.WithTimeout(ctx, duration)
 		defer cancel()
 	}
+	rc := http.NewResponseController(w)
 	go func() {
 		select {
 		case <-d.stopping:
 			cancel()
+			// Unblock a write in progress: the daemon's Shutdown
+			// waits for this handler.
+			rc.SetWriteDeadline(time.Now())
 		case <-ctx.Done():
 		}
 	}()
-	rc := http.NewResponseController(w)
+	// Each write gets traceWriteTimeout: a client that stops reading
+	// must not hold the trace (and the network's one tracer) forever.
+	deadline := func() bool {
+		return ctx.Err() == nil && rc.SetWriteDeadline(time.Now().Add(traceWriteTimeout)) == nil
+	}
 	// The server's read timeout is for requests, not for a stream that
 	// may run for hours: it would end the request's context.
 	rc.SetReadDeadline(time.Time{})
@@ -89,23 +104,25 @@ func (d *Daemon) serveTrace(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Trailer", api.TraceDroppedTrailer)
 	w.WriteHeader(http.StatusOK)
 	pw := pcapgo.NewWriter(w)
-	if pw.WriteFileHeader(traceSnapLen, layers.LinkTypeEthernet) != nil {
+	if !deadline() || pw.WriteFileHeader(traceSnapLen, layers.LinkTypeEthernet) != nil || rc.Flush() != nil {
 		return
 	}
-	rc.Flush()
 	for written := 0; count == 0 || written < count; written++ {
 		f, err := tr.Next(ctx)
-		if err != nil {
+		if err != nil || !deadline() {
 			break
 		}
 		ci := gopacket.CaptureInfo{Timestamp: f.Time, CaptureLength: len(f.Data), Length: f.Len}
 		if pw.WritePacket(ci, f.Data) != nil {
 			break
 		}
-		if tr.Queued() == 0 {
-			rc.Flush()
+		if tr.Queued() == 0 && rc.Flush() != nil {
+			break
 		}
 	}
 	tr.Stop()
+	// The trailer, when the stream ended in time; after a failed write
+	// it fails too, at once.
+	rc.SetWriteDeadline(time.Now().Add(traceWriteTimeout))
 	w.Header().Set(api.TraceDroppedTrailer, strconv.FormatUint(tr.Dropped(), 10))
 }
