@@ -227,13 +227,13 @@ type PeerCounters struct {
 	// counts, together, the VTEPs beyond the bound on unknown ones (see
 	// Network.PeerStats).
 	VTEP netip.Addr
-	// TXFrames and TXBytes count datagrams sent to the VTEP and their
+	// TXDatagrams and TXBytes count datagrams sent to the VTEP and their
 	// inner frame bytes (each copy of a flooded frame counts for its
 	// peer; a superframe counts as the segments it was cut into).
 	// Datagrams the underlay refused count in Drops as send_error
 	// instead.
-	TXFrames uint64
-	TXBytes  uint64
+	TXDatagrams uint64
+	TXBytes     uint64
 	// RXFrames and RXBytes count frames received from the VTEP for this
 	// network that passed the checks in front of the TAP (known VTEP,
 	// source MAC, filters, ECN), and their bytes; what the TAP or a
@@ -250,8 +250,8 @@ type PeerCounters struct {
 
 func (p *peerCounters) snapshot() PeerCounters {
 	s := PeerCounters{
-		VTEP:     p.vtep,
-		TXFrames: p.txFrames.Load(), TXBytes: p.txBytes.Load(),
+		VTEP:        p.vtep,
+		TXDatagrams: p.txFrames.Load(), TXBytes: p.txBytes.Load(),
 		RXFrames: p.rxFrames.Load(), RXBytes: p.rxBytes.Load(),
 	}
 	add := func(r DropReason, v uint64) {
@@ -290,7 +290,7 @@ func (n *Network) PeerStats() []PeerCounters {
 		}
 	}
 	slices.SortFunc(out, func(a, b PeerCounters) int { return a.VTEP.Compare(b.VTEP) })
-	if o := n.otherPeer.snapshot(); o.TXFrames+o.RXFrames != 0 || o.Drops != nil {
+	if o := n.otherPeer.snapshot(); o.TXDatagrams+o.RXFrames != 0 || o.Drops != nil {
 		out = append(out, o)
 	}
 	return out

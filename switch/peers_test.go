@@ -77,7 +77,7 @@ func TestPeerCountersTX(t *testing.T) {
 	if err := n.fib.Add(macA, peer2, fib.Static); err != nil {
 		t.Fatal(err)
 	}
-	if ps := n.PeerStats(); len(ps) != 2 || ps[0].VTEP != peer2 || ps[1].VTEP != peer3 || ps[0].TXFrames+ps[1].TXFrames != 0 {
+	if ps := n.PeerStats(); len(ps) != 2 || ps[0].VTEP != peer2 || ps[1].VTEP != peer3 || ps[0].TXDatagrams+ps[1].TXDatagrams != 0 {
 		t.Fatalf("before any traffic, want both peers with zeros: %+v", ps)
 	}
 	uni := kframe{b: frame(macA, macB, encap.EtherTypeIPv4, make([]byte, 100))}
@@ -88,10 +88,10 @@ func TestPeerCountersTX(t *testing.T) {
 	tx.batch(loadTX(tx, bc))
 	ps := n.PeerStats()
 	p2, p3 := peerOf(t, ps, peer2), peerOf(t, ps, peer3)
-	if want := (PeerCounters{VTEP: peer2, TXFrames: 5, TXBytes: uint64(3*len(uni.b) + 2*len(bc.b))}); p2.TXFrames != want.TXFrames || p2.TXBytes != want.TXBytes || p2.Drops != nil {
+	if want := (PeerCounters{VTEP: peer2, TXDatagrams: 5, TXBytes: uint64(3*len(uni.b) + 2*len(bc.b))}); p2.TXDatagrams != want.TXDatagrams || p2.TXBytes != want.TXBytes || p2.Drops != nil {
 		t.Errorf("peer 2: %+v, want %+v", p2, want)
 	}
-	if p3.TXFrames != 0 || p3.TXBytes != 0 || p3.Drops["send_error"] != 2 || len(p3.Drops) != 1 {
+	if p3.TXDatagrams != 0 || p3.TXBytes != 0 || p3.Drops["send_error"] != 2 || len(p3.Drops) != 1 {
 		t.Errorf("peer 3 refused both floods: %+v", p3)
 	}
 	if got := n.Stats().Drops["send_error"]; got != 2 {
@@ -168,7 +168,7 @@ func TestPeerCountersAllocs(t *testing.T) {
 	}); a != 0 {
 		t.Errorf("RX: %v allocations per batch", a)
 	}
-	if p := peerOf(t, n.PeerStats(), peer3); p.TXFrames != 2*202 || p.RXFrames != 202 {
+	if p := peerOf(t, n.PeerStats(), peer3); p.TXDatagrams != 2*202 || p.RXFrames != 202 {
 		t.Errorf("peer 3: %+v", p)
 	}
 }

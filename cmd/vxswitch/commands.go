@@ -344,8 +344,8 @@ func newStatsCmd(c *cli) *cobra.Command {
 					n.FIB.Learned, n.FIB.MaxLearned, n.FIB.Static, n.FIB.Store, n.FIB.Peers, n.FIB.Moved, n.FIB.RefusedFull)
 				fmt.Fprintf(w, "  drops: %s\n", drops(n.Drops))
 				for _, p := range n.Peers {
-					fmt.Fprintf(w, "  peer %s: tx %d frames, %d bytes; rx %d frames, %d bytes; drops: %s\n",
-						p.VTEP, p.TXFrames, p.TXBytes, p.RXFrames, p.RXBytes, drops(p.Drops))
+					fmt.Fprintf(w, "  peer %s: tx %d datagrams, %d bytes; rx %d frames, %d bytes; drops: %s\n",
+						p.VTEP, p.TXDatagrams, p.TXBytes, p.RXFrames, p.RXBytes, drops(p.Drops))
 				}
 			}
 			if name == "" {

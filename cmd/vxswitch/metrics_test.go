@@ -138,7 +138,7 @@ func TestMetrics(t *testing.T) {
 	var a1, a2 metrics
 	eventually(t, "h1's counters of what it sent to h2 equal h2's of what it received from h1", func() bool {
 		a1, a2 = scrapeMetrics(t, h1, addrs[0]), scrapeMetrics(t, h2, addrs[1])
-		return a1.sum("vxswitch_peer_tx_frames_total", to2) == a2.sum("vxswitch_peer_rx_frames_total", from1) &&
+		return a1.sum("vxswitch_peer_tx_datagrams_total", to2) == a2.sum("vxswitch_peer_rx_frames_total", from1) &&
 			a1.sum("vxswitch_peer_tx_bytes_total", to2) == a2.sum("vxswitch_peer_rx_bytes_total", from1) &&
 			a1.accounted() && a2.accounted()
 	})
@@ -154,7 +154,7 @@ func TestMetrics(t *testing.T) {
 	}{
 		{"h1 tx_frames", delta(a1, b1, "vxswitch_tx_frames_total", net1), pings + float64(got)},
 		{"h1 tx_bytes", delta(a1, b1, "vxswitch_tx_bytes_total", net1), pings*pingFrame + float64(got)*udpFrame},
-		{"h1 peer_tx_frames to h2", delta(a1, b1, "vxswitch_peer_tx_frames_total", to2), pings + float64(got)},
+		{"h1 peer_tx_frames to h2", delta(a1, b1, "vxswitch_peer_tx_datagrams_total", to2), pings + float64(got)},
 		{"h1 peer_tx_bytes to h2", delta(a1, b1, "vxswitch_peer_tx_bytes_total", to2), pings*pingFrame + float64(got)*udpFrame},
 		{"h1 rx_frames (replies)", delta(a1, b1, "vxswitch_rx_frames_total", net1), pings},
 		{"h1 rx_bytes (replies)", delta(a1, b1, "vxswitch_rx_bytes_total", net1), pings * pingFrame},

@@ -225,7 +225,7 @@ func apiPeers(ps []vswitch.PeerCounters) []api.PeerCounters {
 		if p.VTEP.IsValid() {
 			v = p.VTEP.String()
 		}
-		out[i] = api.PeerCounters{VTEP: v, TXFrames: p.TXFrames, TXBytes: p.TXBytes, RXFrames: p.RXFrames, RXBytes: p.RXBytes, Drops: p.Drops}
+		out[i] = api.PeerCounters{VTEP: v, TXDatagrams: p.TXDatagrams, TXBytes: p.TXBytes, RXFrames: p.RXFrames, RXBytes: p.RXBytes, Drops: p.Drops}
 	}
 	return out
 }

@@ -82,10 +82,10 @@ func TestDefaultSocket(t *testing.T) {
 // Every per-peer counter reaches the API under its own name; the entry
 // for unknown VTEPs beyond the bound is "other".
 func TestAPIPeers(t *testing.T) {
-	p := vswitch.PeerCounters{VTEP: netip.MustParseAddr("198.18.0.2"), TXFrames: 1, TXBytes: 2, RXFrames: 3, RXBytes: 4,
+	p := vswitch.PeerCounters{VTEP: netip.MustParseAddr("198.18.0.2"), TXDatagrams: 1, TXBytes: 2, RXFrames: 3, RXBytes: 4,
 		Drops: map[string]uint64{"send_error": 5}}
 	got := apiPeers([]vswitch.PeerCounters{p, {RXFrames: 6}})
-	want := []api.PeerCounters{{VTEP: "198.18.0.2", TXFrames: 1, TXBytes: 2, RXFrames: 3, RXBytes: 4,
+	want := []api.PeerCounters{{VTEP: "198.18.0.2", TXDatagrams: 1, TXBytes: 2, RXFrames: 3, RXBytes: 4,
 		Drops: map[string]uint64{"send_error": 5}}, {VTEP: "other", RXFrames: 6}}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("apiPeers:\n got %+v\nwant %+v", got, want)

@@ -94,8 +94,8 @@ var (
 	maxLearnedDesc  = desc("mac_max_learned", "The bound on the network's learned MAC entries.", "network")
 	peersDesc       = desc("peers", "Peers on the network's flood list.", "network")
 	netInfoDesc     = desc("network_info", "The networks this daemon serves, with their VNI; always 1.", "network", "vni")
-	peerTXFrames    = desc("peer_tx_frames_total", "Datagrams sent to the peer VTEP (each copy of a flooded frame counts for its peer).", "network", "peer")
-	peerTXBytes     = desc("peer_tx_bytes_total", "Inner frame bytes of peer_tx_frames_total.", "network", "peer")
+	peerTXDatagrams    = desc("peer_tx_datagrams_total", "Datagrams sent to the peer VTEP (each copy of a flooded frame counts for its peer).", "network", "peer")
+	peerTXBytes     = desc("peer_tx_bytes_total", "Inner frame bytes of peer_tx_datagrams_total.", "network", "peer")
 	peerRXFrames    = desc("peer_rx_frames_total", "Frames received from the peer VTEP that passed the checks in front of the TAP.", "network", "peer")
 	peerRXBytes     = desc("peer_rx_bytes_total", "Bytes of peer_rx_frames_total.", "network", "peer")
 	peerDrops       = desc("peer_drops_total", "Datagrams from the peer dropped before the TAP, and datagrams to it the underlay refused (send_error), by reason.", "network", "peer", "reason")
@@ -113,7 +113,7 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 		ch <- m.d
 	}
 	for _, d := range []*prometheus.Desc{dropsDesc, refusedDesc, entriesDesc, maxLearnedDesc, peersDesc, netInfoDesc,
-		peerTXFrames, peerTXBytes, peerRXFrames, peerRXBytes, peerDrops,
+		peerTXDatagrams, peerTXBytes, peerRXFrames, peerRXBytes, peerDrops,
 		swRXDatagrams, swRXOverflow, swTXGSOSplit, swDrops, storeConnDesc} {
 		ch <- d
 	}
@@ -159,7 +159,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		gauge(maxLearnedDesc, float64(n.FIB.MaxLearned), name)
 		gauge(peersDesc, float64(n.FIB.Peers), name)
 		for _, p := range n.Peers {
-			counter(peerTXFrames, p.TXFrames, name, p.VTEP)
+			counter(peerTXDatagrams, p.TXDatagrams, name, p.VTEP)
 			counter(peerTXBytes, p.TXBytes, name, p.VTEP)
 			counter(peerRXFrames, p.RXFrames, name, p.VTEP)
 			counter(peerRXBytes, p.RXBytes, name, p.VTEP)

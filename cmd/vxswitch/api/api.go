@@ -278,11 +278,11 @@ type PeerCounters struct {
 	// counts together the unknown VTEPs beyond the 64 a network keeps
 	// counters for (senders it was not told about).
 	VTEP string `json:"vtep"`
-	// TXFrames and TXBytes count datagrams sent to the VTEP and their
+	// TXDatagrams and TXBytes count datagrams sent to the VTEP and their
 	// inner frame bytes (a flooded frame counts for every peer it went
 	// to); datagrams the underlay refused count in Drops as send_error.
-	TXFrames uint64 `json:"tx_frames"`
-	TXBytes  uint64 `json:"tx_bytes"`
+	TXDatagrams uint64 `json:"tx_datagrams"`
+	TXBytes     uint64 `json:"tx_bytes"`
 	// RXFrames and RXBytes count frames received from the VTEP that
 	// passed the checks in front of the TAP, and their bytes.
 	RXFrames uint64 `json:"rx_frames"`
