@@ -27,7 +27,11 @@ import (
 //     slot's other datagrams and the following ones from the same sender,
 //     in this batch and the next (rxLoop.peerOf), adding its frames and
 //     bytes in the loop and to the peer's atomics when the sender changes
-//     or the batch ends.
+//     or the batch ends. A sender counted with the others (below) is
+//     looked up again once a batch, in case it was made known since;
+//     the loop remembers the last few such senders of the batch, and a
+//     lookup beyond the bound takes no lock, so a flood of forged
+//     senders costs a map lookup per sender and batch.
 //
 // So the cost per frame is a few additions in the loop, and per batch an
 // atomic add per peer and counter. A VTEP gets counters of its own if the
@@ -76,13 +80,21 @@ func (n *Network) peer(a netip.Addr) *peerCounters {
 }
 
 func (n *Network) addPeer(a netip.Addr) *peerCounters {
+	if addPeerHook != nil {
+		addPeerHook()
+	}
+	key := a.Unmap().WithZone("")
+	// Beyond the bound, a stranger (a forged sender, say) is counted
+	// with the others without taking peerMu: KnownVTEP reads a map.
+	if old := n.peers.Load(); old.unknown >= maxUnknownPeers && old.m[key] == nil && !n.fib.KnownVTEP(key) {
+		return &n.otherPeer
+	}
 	n.peerMu.Lock()
 	defer n.peerMu.Unlock()
 	old := n.peers.Load()
 	if p := old.m[a]; p != nil {
 		return p
 	}
-	key := a.Unmap().WithZone("")
 	p, unknown := old.m[key], old.unknown
 	if p == nil {
 		known := n.fib.KnownVTEP(key)
@@ -100,6 +112,10 @@ func (n *Network) addPeer(a netip.Addr) *peerCounters {
 	n.peers.Store(&peerSet{m: next, unknown: unknown})
 	return p
 }
+
+// addPeerHook, when set (by tests), is called on each addPeer: a
+// lookup that missed the map.
+var addPeerHook func()
 
 // peerCache is a TX loop's last few VTEPs, their counters (valid for
 // the peerSet they were found in) and what the batch being counted sent
@@ -190,7 +206,15 @@ type rxPeer struct {
 	n             *Network // kept across batches, even after its removal, until another sender comes
 	addr          netip.Addr
 	p             *peerCounters
+	gen           uint64 // the batch (rxLoop.gen) p was looked up in
 	frames, bytes uint64
+	// others are senders found to be counted in n.otherPeer in batch
+	// otherGen of network otherNet: a forged flood costs a lookup per
+	// sender and batch, not per slot.
+	others   [8]netip.Addr
+	nothers  int // how many were added to others in otherGen
+	otherGen uint64
+	otherNet *Network
 }
 
 // peerOf returns the counters of the sender of slot m in network n,
@@ -202,12 +226,24 @@ func (r *rxLoop) peerOf(n *Network, m *RecvMsg) *peerCounters {
 	a := m.Src.Addr()
 	c.m = m
 	// A VTEP counted with the others beyond the bound may have been
-	// made known since: look it up again.
-	if c.p != nil && c.n == n && c.addr == a && c.p != &n.otherPeer {
+	// made known since: look it up again, once a batch.
+	if c.p != nil && c.n == n && c.addr == a && (c.p != &n.otherPeer || c.gen == r.gen) {
 		return c.p
 	}
 	r.flushPeer()
-	c.n, c.addr, c.p = n, a, n.peer(a)
+	c.n, c.addr, c.gen = n, a, r.gen
+	if c.otherGen == r.gen && c.otherNet == n && slices.Contains(c.others[:min(c.nothers, len(c.others))], a) {
+		c.p = &n.otherPeer
+		return c.p
+	}
+	c.p = n.peer(a)
+	if c.p == &n.otherPeer {
+		if c.otherGen != r.gen || c.otherNet != n {
+			c.otherGen, c.otherNet, c.nothers = r.gen, n, 0
+		}
+		c.others[c.nothers%len(c.others)] = a
+		c.nothers++
+	}
 	return c.p
 }
 

@@ -172,3 +172,40 @@ func TestPeerCountersAllocs(t *testing.T) {
 		t.Errorf("peer 3: %+v", p)
 	}
 }
+
+// Under a flood of strangers beyond the bound, a sender counted with the
+// others is looked up once a batch, not once a slot: adjacent slots
+// from one sender and senders that come back within the batch find the
+// loop's cache.
+func TestPeerCountersOtherLookups(t *testing.T) {
+	sw, n, _ := newDiscardNet(t, NetworkConfig{VNI: 256}, true)
+	rx := newRxLoop(sw)
+	ok := vxlan(256, frame(macA, macB, encap.EtherTypeIPv4, make([]byte, 60)))
+	for i := range maxUnknownPeers {
+		rx.batch(loadRX(rx, netip.AddrFrom4([4]byte{198, 19, 0, byte(i)}), ok))
+	}
+	lookups := 0
+	addPeerHook = func() { lookups++ }
+	t.Cleanup(func() { addPeerHook = nil })
+	forged := func(i int) netip.Addr { return netip.AddrFrom4([4]byte{198, 19, 1, byte(i)}) }
+	batch := len(rx.msgs)
+	if batch < 7 {
+		t.Fatalf("a batch of %d slots: too few for this test", batch)
+	}
+	for round := range 2 {
+		// Three senders, each in runs of two slots, the first coming back.
+		for i := range batch {
+			m := &rx.msgs[i]
+			m.N, m.SegSize, m.Src = copy(m.Buf, ok), 0, netip.AddrPortFrom(forged(i/2%3), 40000)
+		}
+		rx.batch(batch)
+		if want := 3 * (round + 1); lookups != want {
+			t.Errorf("after %d batches of %d slots from 3 strangers: %d lookups, want %d (one per sender and batch)",
+				round+1, batch, lookups, want)
+		}
+	}
+	ps := n.PeerStats()
+	if last := ps[len(ps)-1]; last.VTEP.IsValid() || last.RXFrames != 2*uint64(batch) {
+		t.Errorf("last entry %+v, want the others with %d frames", last, 2*batch)
+	}
+}
