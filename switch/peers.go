@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 
 	"github.com/vxswitch/vxswitch/encap"
+	"github.com/vxswitch/vxswitch/fib"
 )
 
 // Per-peer counters: what a network sent to and received from each remote
@@ -14,8 +15,9 @@ import (
 //
 // Each network keeps one peerCounters per VTEP in a map behind an atomic
 // pointer (peerSet), replaced copy-on-write under peerMu when a VTEP is
-// first seen; entries are never removed, so a pointer to one stays valid
-// for the network's life. The loops never look a VTEP up per frame:
+// first seen or entries are pruned (below); a loop keeps a pointer to an
+// entry only while the peerSet it was found in is current. The loops
+// never look a VTEP up per frame:
 //
 //   - the TX side counts per message after the batch's send (flush), in
 //     a few slots cached in the loop (peerCache), each holding a VTEP's
@@ -39,7 +41,17 @@ import (
 // VTEP of a static or store entry) or while fewer than maxUnknownPeers
 // others have them; the rest, a flood of forged senders, say, share one
 // entry (Network.otherPeer), reported without a VTEP.
-
+//
+// The sweeper prunes them (sweepPeers, once a sweep interval): an entry
+// of a VTEP the network no longer knows (it left the flood list, its
+// store entries went) that counted nothing for an aging interval (the
+// MAC table's) is dropped, and with it its Prometheus series; the bound
+// on unknown ones counts the entries left, so a burst of forged senders
+// uses it up for an aging interval at most. What a dropped entry had
+// counted stays in the network's counters, which are separate; a VTEP
+// that comes back starts from zero. A loop that still holds a dropped
+// entry may add one batch to it; that batch is counted in the network's
+// counters only.
 // maxUnknownPeers bounds the VTEPs a network keeps counters for that it
 // was not told about (learned ones, strangers): senders are not
 // authenticated, so a flood of forged ones must not grow the map.
@@ -52,6 +64,10 @@ const cacheLine = 64
 // peerCounters are one remote VTEP's counters in one network.
 type peerCounters struct {
 	vtep netip.Addr // invalid for Network.otherPeer
+	// Under peerMu, for sweepPeers: what the entry had counted at the
+	// last sweep and the fib time it was made or last seen counting.
+	swept uint64
+	seen  int64
 	// Written by the network's TX loop (or the RX loop draining its TAP,
 	// under the same txMu).
 	txFrames, txBytes, txFailed atomic.Uint64
@@ -104,7 +120,7 @@ func (n *Network) addPeer(a netip.Addr) *peerCounters {
 		if !known {
 			unknown++
 		}
-		p = &peerCounters{vtep: key}
+		p = &peerCounters{vtep: key, seen: n.fib.Now()}
 	}
 	next := maps.Clone(old.m)
 	next[key] = p
@@ -206,7 +222,8 @@ type rxPeer struct {
 	n             *Network // kept across batches, even after its removal, until another sender comes
 	addr          netip.Addr
 	p             *peerCounters
-	gen           uint64 // the batch (rxLoop.gen) p was looked up in
+	gen           uint64   // the batch (rxLoop.gen) p was looked up in
+	set           *peerSet // the peerSet p was found in
 	frames, bytes uint64
 	// others are senders found to be counted in n.otherPeer in batch
 	// otherGen of network otherNet: a forged flood costs a lookup per
@@ -227,11 +244,12 @@ func (r *rxLoop) peerOf(n *Network, m *RecvMsg) *peerCounters {
 	c.m = m
 	// A VTEP counted with the others beyond the bound may have been
 	// made known since: look it up again, once a batch.
-	if c.p != nil && c.n == n && c.addr == a && (c.p != &n.otherPeer || c.gen == r.gen) {
+	set := n.peers.Load()
+	if c.p != nil && c.n == n && c.addr == a && c.set == set && (c.p != &n.otherPeer || c.gen == r.gen) {
 		return c.p
 	}
 	r.flushPeer()
-	c.n, c.addr, c.gen = n, a, r.gen
+	c.n, c.addr, c.gen, c.set = n, a, r.gen, set
 	if c.otherGen == r.gen && c.otherNet == n && slices.Contains(c.others[:min(c.nothers, len(c.others))], a) {
 		c.p = &n.otherPeer
 		return c.p
@@ -308,10 +326,12 @@ func (p *peerCounters) snapshot() PeerCounters {
 
 // PeerStats returns the network's counters per remote VTEP, sorted by
 // address: every VTEP on its flood list (with zeros if nothing was sent
-// or received yet) and every other VTEP it exchanged frames with. The
-// network keeps counters of their own for the VTEPs it knows and for at
-// most 64 others; traffic with the rest is counted together in a last
-// entry with an invalid VTEP, present only when it counted something.
+// or received yet) and every other VTEP it exchanged frames with, until
+// the sweeper drops the entry of one it no longer knows that counted
+// nothing for an aging interval. The network keeps counters of their own
+// for the VTEPs it knows and for at most 64 others; traffic with the
+// rest is counted together in a last entry with an invalid VTEP, present
+// only when it counted something.
 func (n *Network) PeerStats() []PeerCounters {
 	for _, v := range n.fib.FloodList() {
 		n.peer(v)
@@ -330,4 +350,58 @@ func (n *Network) PeerStats() []PeerCounters {
 		out = append(out, o)
 	}
 	return out
+}
+
+// activity is the sum of everything the entry counted.
+func (p *peerCounters) activity() uint64 {
+	sum := p.txFrames.Load() + p.txFailed.Load() + p.rxFrames.Load()
+	for r := range p.rxDrops {
+		sum += p.rxDrops[r].Load()
+	}
+	return sum
+}
+
+// sweepPeers notes which entries counted something since the last
+// sweep, at fib time now, and drops those of VTEPs the network does not
+// know that counted nothing for an aging interval (see above). The
+// sweeper calls it once a sweep interval.
+func (n *Network) sweepPeers(now int64) {
+	aging := int64(n.fib.Aging())
+	if aging <= 0 {
+		aging = int64(fib.DefaultAging)
+	}
+	n.peerMu.Lock()
+	defer n.peerMu.Unlock()
+	old := n.peers.Load()
+	var drop map[*peerCounters]bool
+	for _, p := range old.m {
+		if a := p.activity(); a != p.swept {
+			p.swept, p.seen = a, now
+		}
+		if now-p.seen >= aging && !n.fib.KnownVTEP(p.vtep) {
+			if drop == nil {
+				drop = map[*peerCounters]bool{}
+			}
+			drop[p] = true
+		}
+	}
+	if drop == nil {
+		return
+	}
+	next := make(map[netip.Addr]*peerCounters, len(old.m))
+	counted := map[*peerCounters]bool{}
+	unknown := 0
+	for a, p := range old.m {
+		if drop[p] {
+			continue
+		}
+		next[a] = p
+		if !counted[p] {
+			counted[p] = true
+			if !n.fib.KnownVTEP(p.vtep) {
+				unknown++
+			}
+		}
+	}
+	n.peers.Store(&peerSet{m: next, unknown: unknown})
 }

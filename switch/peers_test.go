@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/netip"
 	"testing"
+	"time"
 
 	"github.com/vxswitch/vxswitch/encap"
 	"github.com/vxswitch/vxswitch/fib"
@@ -207,5 +208,64 @@ func TestPeerCountersOtherLookups(t *testing.T) {
 	ps := n.PeerStats()
 	if last := ps[len(ps)-1]; last.VTEP.IsValid() || last.RXFrames != 2*uint64(batch) {
 		t.Errorf("last entry %+v, want the others with %d frames", last, 2*batch)
+	}
+}
+
+// The sweeper drops the counters of VTEPs the network no longer knows
+// once they counted nothing for an aging interval, keeps known and
+// recently active ones, and so frees the bound on unknown ones a burst
+// of forged senders used up; the network's counters keep what dropped
+// entries counted.
+func TestPeerCountersPrune(t *testing.T) {
+	sw, n, _ := newDiscardNet(t, NetworkConfig{VNI: 256, Aging: time.Minute}, true)
+	rx := newRxLoop(sw)
+	ok := vxlan(256, frame(macA, macB, encap.EtherTypeIPv4, make([]byte, 60)))
+	t0 := n.fib.Now()
+	sweep := func(d time.Duration) { n.sweepPeers(t0 + int64(d)) }
+	has := func(v netip.Addr) bool {
+		for _, p := range n.PeerStats() {
+			if p.VTEP == v {
+				return true
+			}
+		}
+		return false
+	}
+	// A burst of forged senders uses the bound up.
+	for i := range maxUnknownPeers + 5 {
+		rx.batch(loadRX(rx, netip.AddrFrom4([4]byte{198, 19, 0, byte(i)}), ok))
+	}
+	learned := netip.MustParseAddr("198.18.9.9")
+	rx.batch(loadRX(rx, learned, ok))
+	if has(learned) {
+		t.Fatal("a stranger beyond the bound got counters of its own")
+	}
+	sweep(0) // the sweeper notes what they counted
+	// Peer 3 leaves the flood list; peer 2 stays, silent.
+	n.fib.RemovePeer(peer3)
+	sweep(30 * time.Second)
+	if ps := n.PeerStats(); len(ps) != 2+maxUnknownPeers+1 || !has(peer3) {
+		t.Fatalf("within the aging interval: %d entries, want every one kept", len(ps))
+	}
+	// One forged sender keeps sending.
+	busy := netip.AddrFrom4([4]byte{198, 19, 0, 1})
+	rx.batch(loadRX(rx, busy, ok))
+	sweep(70 * time.Second)
+	ps := n.PeerStats()
+	if !has(peer2) || !has(busy) || has(peer3) || has(netip.AddrFrom4([4]byte{198, 19, 0, 2})) {
+		t.Errorf("after an aging interval: %d entries; want peer 2 (known) and the busy sender only, and the others", len(ps))
+	}
+	if len(ps) != 3 || ps[2].VTEP.IsValid() {
+		t.Errorf("after an aging interval: %d entries, last %+v; want 2 and the others", len(ps), ps[len(ps)-1])
+	}
+	// The bound is free again: a learned peer gets counters of its own.
+	rx.batch(loadRX(rx, learned, ok))
+	if !has(learned) {
+		t.Fatal("a learned peer after the prune is counted with the others")
+	}
+	if p := peerOf(t, n.PeerStats(), learned); p.RXFrames != 1 {
+		t.Errorf("learned peer after the prune: %+v", p)
+	}
+	if s := n.Stats(); s.RXFrames != uint64(maxUnknownPeers+5+3) {
+		t.Errorf("network rx_frames %d, want every frame (%d)", s.RXFrames, maxUnknownPeers+5+3)
 	}
 }

@@ -182,6 +182,7 @@ func (s *Switch) sweeper(ctx context.Context) {
 				if k := n.fib.Expire(); k > 0 && s.log.Core().Enabled(zap.DebugLevel) {
 					s.log.Debug("aged out learned entries", zap.Uint32("vni", n.vni), zap.Int("count", k))
 				}
+				n.sweepPeers(n.fib.Now())
 			}
 		}
 	}
