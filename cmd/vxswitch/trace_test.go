@@ -2,12 +2,14 @@ package main_test
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"io"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/google/gopacket"
@@ -126,9 +128,37 @@ func TestTrace(t *testing.T) {
 		}
 		t.Logf("%d frames: %d echoes, %d request/reply pairs, %s dropped", n, len(pings), pairs, m[2])
 
-		// --duration stops a trace too, and one trace at a time.
-		file2 := filepath.Join(t.TempDir(), "short.pcap")
-		out = cli(t, c.ds[0], "trace", "net", "--pcap", file2, "--duration", "500ms")
+		// One trace at a time: while one runs, a second is refused.
+		dir := t.TempDir()
+		long := filepath.Join(dir, "long.pcap")
+		longCtx, kill := context.WithCancel(testCtx(t))
+		longDone := make(chan struct{})
+		go func() {
+			defer close(longDone)
+			c.ds[0].CLI(longCtx, "trace", "net", "--pcap", long)
+		}()
+		defer func() { kill(); <-longDone }()
+		// The command creates the file once the daemon answered.
+		eventually(t, "the first trace to start", func() bool { _, err := os.Stat(long); return err == nil })
+		if _, errOut, err := c.ds[0].CLI(testCtx(t), "trace", "net", "--pcap", filepath.Join(dir, "second.pcap"), "--count", "1"); err == nil {
+			t.Error("a second trace of the network started while one ran")
+		} else if !strings.Contains(errOut, "traced already") {
+			t.Errorf("second trace: %v: %s", err, errOut)
+		}
+		// A client that goes away mid-trace (killed) frees the network:
+		// the next trace starts once the daemon saw its connection close.
+		kill()
+		<-longDone
+		file2 := filepath.Join(dir, "short.pcap")
+		eventually(t, "a trace after the first client went away", func() bool {
+			o, errOut, err := c.ds[0].CLI(testCtx(t), "trace", "net", "--pcap", file2, "--duration", "500ms")
+			if err != nil && !strings.Contains(errOut, "traced already") {
+				t.Fatalf("trace --duration: %v: %s", err, errOut)
+			}
+			out = o
+			return err == nil
+		})
+		// --duration stops a trace too.
 		if m := traceSummary.FindStringSubmatch(out); m == nil {
 			t.Fatalf("trace --duration printed %q", out)
 		} else if n, _ := readTrace(t, file2); strconv.Itoa(n) != m[1] {
