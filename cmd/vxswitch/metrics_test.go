@@ -154,7 +154,7 @@ func TestMetrics(t *testing.T) {
 	}{
 		{"h1 tx_frames", delta(a1, b1, "vxswitch_tx_frames_total", net1), pings + float64(got)},
 		{"h1 tx_bytes", delta(a1, b1, "vxswitch_tx_bytes_total", net1), pings*pingFrame + float64(got)*udpFrame},
-		{"h1 peer_tx_frames to h2", delta(a1, b1, "vxswitch_peer_tx_datagrams_total", to2), pings + float64(got)},
+		{"h1 peer_tx_datagrams to h2", delta(a1, b1, "vxswitch_peer_tx_datagrams_total", to2), pings + float64(got)},
 		{"h1 peer_tx_bytes to h2", delta(a1, b1, "vxswitch_peer_tx_bytes_total", to2), pings*pingFrame + float64(got)*udpFrame},
 		{"h1 rx_frames (replies)", delta(a1, b1, "vxswitch_rx_frames_total", net1), pings},
 		{"h1 rx_bytes (replies)", delta(a1, b1, "vxswitch_rx_bytes_total", net1), pings * pingFrame},
