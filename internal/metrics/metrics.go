@@ -94,7 +94,7 @@ var (
 	maxLearnedDesc  = desc("mac_max_learned", "The bound on the network's learned MAC entries.", "network")
 	peersDesc       = desc("peers", "Peers on the network's flood list.", "network")
 	netInfoDesc     = desc("network_info", "The networks this daemon serves, with their VNI; always 1.", "network", "vni")
-	peerTXDatagrams    = desc("peer_tx_datagrams_total", "Datagrams sent to the peer VTEP (each copy of a flooded frame counts for its peer).", "network", "peer")
+	peerTXDatagrams = desc("peer_tx_datagrams_total", "Datagrams sent to the peer VTEP (each copy of a flooded frame counts for its peer).", "network", "peer")
 	peerTXBytes     = desc("peer_tx_bytes_total", "Inner frame bytes of peer_tx_datagrams_total.", "network", "peer")
 	peerRXFrames    = desc("peer_rx_frames_total", "Frames received from the peer VTEP that passed the checks in front of the TAP.", "network", "peer")
 	peerRXBytes     = desc("peer_rx_bytes_total", "Bytes of peer_rx_frames_total.", "network", "peer")
