@@ -10,10 +10,10 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/google/gopacket/pcapgo"
 	"github.com/spf13/cobra"
 
 	"github.com/vxswitch/vxswitch/cmd/vxswitch/api"
+	"github.com/vxswitch/vxswitch/internal/pcap"
 )
 
 func newTraceCmd(c *cli) *cobra.Command {
@@ -96,24 +96,24 @@ the network) and counted; the command prints how many.`,
 // was written is a whole pcap file even when the stream is cut, and
 // returns how many packets it copied.
 func copyPcap(w io.Writer, r io.Reader) (int, error) {
-	pr, err := pcapgo.NewReader(r)
+	pr, err := pcap.NewReader(r)
 	if err != nil {
 		return 0, fmt.Errorf("read the daemon's pcap stream: %w", err)
 	}
-	pw := pcapgo.NewWriter(w)
-	if err := pw.WriteFileHeader(pr.Snaplen(), pr.LinkType()); err != nil {
+	pw := pcap.NewWriter(w)
+	if err := pw.WriteFileHeader(pr.SnapLen(), pr.LinkType()); err != nil {
 		return 0, err
 	}
 	n := 0
 	for {
-		data, ci, err := pr.ReadPacketData()
+		ts, data, orig, err := pr.ReadPacket()
 		if errors.Is(err, io.EOF) {
 			return n, nil
 		}
 		if err != nil {
 			return n, err
 		}
-		if err := pw.WritePacket(ci, data); err != nil {
+		if err := pw.WritePacket(ts, data, orig); err != nil {
 			return n, err
 		}
 		n++

@@ -7,11 +7,8 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/google/gopacket"
-	"github.com/google/gopacket/layers"
-	"github.com/google/gopacket/pcapgo"
-
 	"github.com/vxswitch/vxswitch/cmd/vxswitch/api"
+	"github.com/vxswitch/vxswitch/internal/pcap"
 	vswitch "github.com/vxswitch/vxswitch/switch"
 )
 
@@ -103,8 +100,8 @@ func (d *Daemon) serveTrace(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/vnd.tcpdump.pcap")
 	w.Header().Set("Trailer", api.TraceDroppedTrailer)
 	w.WriteHeader(http.StatusOK)
-	pw := pcapgo.NewWriter(w)
-	if !deadline() || pw.WriteFileHeader(traceSnapLen, layers.LinkTypeEthernet) != nil || rc.Flush() != nil {
+	pw := pcap.NewWriter(w)
+	if !deadline() || pw.WriteFileHeader(traceSnapLen, pcap.LinkTypeEthernet) != nil || rc.Flush() != nil {
 		return
 	}
 	for written := 0; count == 0 || written < count; written++ {
@@ -112,8 +109,7 @@ func (d *Daemon) serveTrace(w http.ResponseWriter, r *http.Request) {
 		if err != nil || !deadline() {
 			break
 		}
-		ci := gopacket.CaptureInfo{Timestamp: f.Time, CaptureLength: len(f.Data), Length: f.Len}
-		if pw.WritePacket(ci, f.Data) != nil {
+		if pw.WritePacket(f.Time, f.Data, f.Len) != nil {
 			break
 		}
 		if tr.Queued() == 0 && rc.Flush() != nil {
