@@ -14,6 +14,7 @@ import (
 	"github.com/vxswitch/vxswitch/encap"
 	"github.com/vxswitch/vxswitch/fib"
 	"github.com/vxswitch/vxswitch/internal/nsutil"
+	"github.com/vxswitch/vxswitch/internal/testenv"
 	vswitch "github.com/vxswitch/vxswitch/switch"
 	"github.com/vxswitch/vxswitch/switch/udp"
 	"github.com/vxswitch/vxswitch/tap"
@@ -27,7 +28,7 @@ import (
 // overlay: the peer VTEP sees the datagrams that follow, not the
 // requests. With a simple TAP and with one with offloads.
 func TestProxyResolvesInTheKernel(t *testing.T) {
-	ulNS := underlayNetns(t)
+	ulNS := testenv.LoopbackUnderlayNS(t)
 	h, err := nsutil.Handle(ulNS)
 	if err != nil {
 		t.Fatal(err)
@@ -75,7 +76,7 @@ func TestProxyResolvesInTheKernel(t *testing.T) {
 
 			// Made before the switch, so removed after it (cleanups run
 			// last first): the switch closes the TAP in it.
-			ns, _ := testNetns(t, "proxy")
+			ns, _ := testenv.TempNSHandle(t, "proxy")
 			ul, err := listenUDP(ulNS, udp.Config{Local: netip.MustParseAddrPort("198.18.0.1:4789")})
 			if err != nil {
 				t.Fatal(err)

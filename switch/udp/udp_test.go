@@ -29,56 +29,6 @@ func listen(ns string, cfg udp.Config) (*udp.Underlay, error) {
 	return u, err
 }
 
-// testNetns makes a namespace for the test, removed with it, and a
-// netlink handle in it.
-func testNetns(t *testing.T) (string, *netlink.Handle) {
-	t.Helper()
-	path := testenv.TempNS(t, "ns")
-	h, err := nsutil.Handle(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(h.Close)
-	return path, h
-}
-
-// underlayNetns makes a namespace with 198.18.0.1 and fd00::1 on lo, for
-// the real underlay socket to talk to itself.
-func underlayNetns(t *testing.T) string {
-	t.Helper()
-	path, h := testNetns(t)
-	lo, _ := h.LinkByName("lo")
-	if err := h.LinkSetUp(lo); err != nil {
-		t.Fatal(err)
-	}
-	h.AddrAdd(lo, &netlink.Addr{IPNet: &net.IPNet{IP: net.IP{198, 18, 0, 1}, Mask: net.CIDRMask(32, 32)}})
-	if err := h.AddrAdd(lo, &netlink.Addr{IPNet: &net.IPNet{IP: net.ParseIP("fd00::1"), Mask: net.CIDRMask(128, 128)}, Flags: unix.IFA_F_NODAD}); err != nil {
-		t.Fatal(err)
-	}
-	// The kernel installs an IPv6 address's local route from a work
-	// queue, also without DAD: on a busy machine datagrams sent right
-	// after AddrAdd find no route and are dropped (Ip6OutNoRoutes).
-	waitRoute(t, h, net.ParseIP("fd00::1"))
-	return path
-}
-
-// waitRoute waits until ip, an address of the namespace of h, is usable:
-// its local route is there (RouteGet says RTN_LOCAL; the main table's
-// prefix route comes first and is not enough).
-func waitRoute(t *testing.T, h *netlink.Handle, ip net.IP) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		if rs, err := h.RouteGet(ip); err == nil && len(rs) > 0 && rs[0].Type == unix.RTN_LOCAL {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the local route of %s did not appear", ip)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 // The real underlay, over IPv4 and IPv6, with UDP GSO and with GSO
 // refused: a GSO send gathered from iovecs that do not line up with its
 // datagrams arrives as exactly those datagrams (coalesced by UDP GRO or
@@ -86,7 +36,7 @@ func waitRoute(t *testing.T, h *netlink.Handle, ip net.IP) {
 // send is counted and does not stop the others; sending and receiving
 // allocate nothing.
 func TestUDPUnderlay(t *testing.T) {
-	ns := underlayNetns(t)
+	ns := testenv.LoopbackUnderlayNS(t)
 	for _, tc := range []struct {
 		name  string
 		local string
@@ -176,7 +126,7 @@ func TestUDPUnderlay(t *testing.T) {
 // that is not link-local takes no interface.
 func TestUDPUnderlayLinkLocal(t *testing.T) {
 	for i, extra := range []int{0, 2} {
-		path, h := testNetns(t)
+		path, h := testenv.TempNSHandle(t, "ns")
 		// Interfaces made before "ul" shift its index (veth pairs: this
 		// kernel may lack dummy devices).
 		for j := range extra {
@@ -208,7 +158,7 @@ func TestUDPUnderlayLinkLocal(t *testing.T) {
 		}
 		refused(t, path, "[fe80::1%nope]:4789", "nope")
 	}
-	ns, _ := testNetns(t)
+	ns, _ := testenv.TempNSHandle(t, "ns")
 	refused(t, ns, "[fd00::1%lo]:4789", "only a link-local")
 }
 
@@ -264,7 +214,7 @@ func recvDatagrams(t *testing.T, ul vswitch.Underlay, recv []vswitch.RecvMsg, n 
 // because GSO is refused) and reported per slot on receive, over IPv4 and
 // IPv6.
 func TestUDPUnderlayECN(t *testing.T) {
-	ns := underlayNetns(t)
+	ns := testenv.LoopbackUnderlayNS(t)
 	for _, local := range []string{"198.18.0.1:4791", "[fd00::1]:4791"} {
 		for _, gso := range []bool{true, false} {
 			t.Run(fmt.Sprintf("%s gso=%v", local, gso), func(t *testing.T) {
@@ -307,7 +257,7 @@ func TestUDPUnderlayECN(t *testing.T) {
 // counted (SO_RXQ_OVFL): after a burst into a small buffer that nobody
 // reads, what arrived plus what overflowed is what was sent.
 func TestUDPUnderlayOverflow(t *testing.T) {
-	ns := underlayNetns(t)
+	ns := testenv.LoopbackUnderlayNS(t)
 	local := netip.MustParseAddrPort("198.18.0.1:4792")
 	ul, err := listen(ns, udp.Config{Local: local, SrcPortMin: 50000, SrcPortMax: 50100, NoOffload: true})
 	if err != nil {
