@@ -21,6 +21,20 @@ import (
 
 // newSwitchRig is a rig whose switch is made with cfg (its Underlay is
 // set here) and whose network has the VNI and TAP given.
+// tapKind names a subtest run with a fake TAP with offloads (fast) or
+// without.
+func tapKind(fast bool) string { return map[bool]string{false: "simple", true: "offload"}[fast] }
+
+// newTAPRig is a switch at 198.18.0.1:4789 on w with network 256 on a
+// fake TAP with offloads (fast) or without.
+func newTAPRig(t *testing.T, w *wire, fast bool) *rig {
+	tp := newFakeTAP("vxlan256")
+	if fast {
+		tp = newFakeVnetTAP("vxlan256")
+	}
+	return newSwitchRig(t, w, "198.18.0.1:4789", Config{}, 256, tp)
+}
+
 func newSwitchRig(t *testing.T, w *wire, addr string, cfg Config, vni uint32, tp *fakeTAP) *rig {
 	t.Helper()
 	ul := w.attach(addr)
@@ -80,14 +94,9 @@ func badIPHeader(f []byte) []byte {
 // in a GRO buffer), with a TAP with offloads and without.
 func TestEveryDatagramAccounted(t *testing.T) {
 	for _, fast := range []bool{false, true} {
-		name := map[bool]string{false: "simple", true: "offload"}[fast]
-		t.Run(name, func(t *testing.T) {
+		t.Run(tapKind(fast), func(t *testing.T) {
 			w := newWire()
-			tp := newFakeTAP("vxlan256")
-			if fast {
-				tp = newFakeVnetTAP("vxlan256")
-			}
-			a := newSwitchRig(t, w, "198.18.0.1:4789", Config{}, 256, tp)
+			a := newTAPRig(t, w, fast)
 			a.ul.gro = fast
 			raw := w.attach("198.18.0.9:4789")
 			good := tcpFrame(t, []byte("hello"))
@@ -166,14 +175,10 @@ func TestEveryDatagramAccounted(t *testing.T) {
 // Nothing corrupted reaches the TAP.
 func TestCorruptionIsNotRepaired(t *testing.T) {
 	for _, fast := range []bool{false, true} {
-		name := map[bool]string{false: "simple", true: "offload"}[fast]
-		t.Run(name, func(t *testing.T) {
+		t.Run(tapKind(fast), func(t *testing.T) {
 			w := newWire()
-			tp := newFakeTAP("vxlan256")
-			if fast {
-				tp = newFakeVnetTAP("vxlan256")
-			}
-			a := newSwitchRig(t, w, "198.18.0.1:4789", Config{}, 256, tp)
+			a := newTAPRig(t, w, fast)
+			tp := a.tap
 			raw := w.attach("198.18.0.9:4789")
 			send := func(f []byte) { raw.Send([]SendMsg{{Iov: [][]byte{vxlan(256, f)}, Dst: a.ul.addr}}) }
 			payload := make([]byte, 6000)

@@ -275,21 +275,7 @@ func testHostileDatagrams(t *testing.T, args []string) {
 	t.Logf("fired %d datagrams in %v", r.sent.Load(), time.Since(start).Round(time.Millisecond))
 
 	// Still alive and delivering: datagrams to a listener in c1 arrive.
-	ln, err := c.ctrs[0].ListenPacket("udp4", "10.0.0.2:7777")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	var got atomic.Int64
-	go func() {
-		b := make([]byte, 2048)
-		for {
-			if _, _, err := ln.ReadFrom(b); err != nil {
-				return
-			}
-			got.Add(1)
-		}
-	}()
+	got := countDatagrams(t, c.ctrs[0], "10.0.0.2:7777")
 	hello := vxlanDatagram(256, innerUDP(t, rogueMAC, c.macs[0], net.IP{10, 0, 0, 99}, net.IP{10, 0, 0, 2}, 7777, []byte("still there?")))
 	eventually(t, "a datagram to reach c1 after the barrage", func() bool {
 		r.send(t, vtep, hello)
@@ -470,21 +456,7 @@ func TestPeersOnlyRogue(t *testing.T) {
 	}{{"peers-only", []string{"--peers-only"}, false}, {"open", nil, true}} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := newCluster(t, 2, tc.args...)
-			ln, err := c.ctrs[0].ListenPacket("udp4", "10.0.0.2:7777")
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer ln.Close()
-			var got atomic.Int64
-			go func() {
-				b := make([]byte, 2048)
-				for {
-					if _, _, err := ln.ReadFrom(b); err != nil {
-						return
-					}
-					got.Add(1)
-				}
-			}()
+			got := countDatagrams(t, c.ctrs[0], "10.0.0.2:7777")
 			r := newRogue(t, c.tp)
 			forged := vxlanDatagram(256, innerUDP(t, rogueMAC, c.macs[0], net.IP{10, 0, 0, 66}, net.IP{10, 0, 0, 2}, 7777, []byte("let me in")))
 			const n = 200
@@ -508,4 +480,26 @@ func TestPeersOnlyRogue(t *testing.T) {
 			}
 		})
 	}
+}
+
+// countDatagrams listens on UDP addr in ctr until the test ends and
+// counts the datagrams that arrive.
+func countDatagrams(t *testing.T, ctr *topo.Container, addr string) *atomic.Int64 {
+	t.Helper()
+	ln, err := ctr.ListenPacket("udp4", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	got := new(atomic.Int64)
+	go func() {
+		b := make([]byte, 2048)
+		for {
+			if _, _, err := ln.ReadFrom(b); err != nil {
+				return
+			}
+			got.Add(1)
+		}
+	}()
+	return got
 }
