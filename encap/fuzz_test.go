@@ -295,7 +295,12 @@ func checkSegments(t *testing.T, frame []byte, hl, n int, segment func(i int, fr
 
 // fixSums gives a frame that looks like IPv4 or IPv6 TCP valid checksums,
 // so that the fuzzer explores header fields rather than checksums.
-func fixSums(f []byte) {
+func fixSums(f []byte) { fixL4Sums(f, encap.ProtocolTCP, encap.TCPMinHeaderLen) }
+
+// fixL4Sums gives an untagged IPv4 or IPv6 frame of protocol proto
+// (TCP or UDP, whose header is at least hdrLen bytes) valid IP and
+// transport checksums.
+func fixL4Sums(f []byte, proto uint8, hdrLen int) {
 	if len(f) < encap.EthernetHeaderLen+encap.IPv4MinHeaderLen {
 		return
 	}
@@ -304,23 +309,34 @@ func fixSums(f []byte) {
 	switch encap.Ethernet(f).EtherType() {
 	case encap.EtherTypeIPv4:
 		hl := encap.IPv4(ip).HeaderLen()
-		if hl < encap.IPv4MinHeaderLen || len(ip) < hl+encap.TCPMinHeaderLen {
+		if hl < encap.IPv4MinHeaderLen || len(ip) < hl+hdrLen {
 			return
 		}
 		encap.IPv4(ip).UpdateChecksum()
 		off = encap.EthernetHeaderLen + hl
 	case encap.EtherTypeIPv6:
-		if len(ip) < encap.IPv6HeaderLen+encap.TCPMinHeaderLen {
+		if len(ip) < encap.IPv6HeaderLen+hdrLen {
 			return
 		}
 		off = encap.EthernetHeaderLen + encap.IPv6HeaderLen
 	default:
 		return
 	}
-	th := encap.TCP(f[off:])
-	th.SetChecksum(0)
+	l4 := f[off:]
 	src, dst := addrs(f)
-	th.SetChecksum(^encap.Checksum(th, encap.PseudoHeaderChecksum(encap.ProtocolTCP, src, dst, uint16(len(th)))))
+	if proto == encap.ProtocolTCP {
+		th := encap.TCP(l4)
+		th.SetChecksum(0)
+		th.SetChecksum(^encap.Checksum(th, encap.PseudoHeaderChecksum(proto, src, dst, uint16(len(th)))))
+		return
+	}
+	uh := encap.UDP(l4)
+	uh.SetChecksum(0)
+	sum := ^encap.Checksum(uh, encap.PseudoHeaderChecksum(proto, src, dst, uint16(len(uh))))
+	if sum == 0 {
+		sum = 0xffff // 0 means "no checksum"
+	}
+	uh.SetChecksum(sum)
 }
 
 // sameSegment compares two segments but for the urgent pointer (which GRO
@@ -481,37 +497,7 @@ func validIPv4Header(b []byte) bool {
 // fixUDPSums gives a frame that looks like untagged IPv4 or IPv6 UDP
 // valid checksums, so that the fuzzer explores header fields rather than
 // checksums.
-func fixUDPSums(f []byte) {
-	if len(f) < encap.EthernetHeaderLen+encap.IPv4MinHeaderLen {
-		return
-	}
-	ip := f[encap.EthernetHeaderLen:]
-	off := 0
-	switch encap.Ethernet(f).EtherType() {
-	case encap.EtherTypeIPv4:
-		hl := encap.IPv4(ip).HeaderLen()
-		if hl < encap.IPv4MinHeaderLen || len(ip) < hl+encap.UDPHeaderLen {
-			return
-		}
-		encap.IPv4(ip).UpdateChecksum()
-		off = encap.EthernetHeaderLen + hl
-	case encap.EtherTypeIPv6:
-		if len(ip) < encap.IPv6HeaderLen+encap.UDPHeaderLen {
-			return
-		}
-		off = encap.EthernetHeaderLen + encap.IPv6HeaderLen
-	default:
-		return
-	}
-	uh := encap.UDP(f[off:])
-	uh.SetChecksum(0)
-	src, dst := addrs(f)
-	sum := ^encap.Checksum(uh, encap.PseudoHeaderChecksum(encap.ProtocolUDP, src, dst, uint16(len(uh))))
-	if sum == 0 {
-		sum = 0xffff
-	}
-	uh.SetChecksum(sum)
-}
+func fixUDPSums(f []byte) { fixL4Sums(f, encap.ProtocolUDP, encap.UDPHeaderLen) }
 
 // sameDatagram compares two UDP frames but for the UDP checksum (0 and
 // 0xffff mean the same over IPv6, and a coalesced-then-split datagram
