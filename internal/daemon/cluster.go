@@ -550,11 +550,7 @@ func (c *cluster) writeCache() {
 	}
 	data, err := json.Marshal(vc)
 	if err == nil {
-		path := filepath.Join(c.d.cfg.StateDir, viewCacheName)
-		tmp := path + ".tmp"
-		if err = os.WriteFile(tmp, data, 0o600); err == nil {
-			err = os.Rename(tmp, path)
-		}
+		err = replaceFile(filepath.Join(c.d.cfg.StateDir, viewCacheName), data, 0o600)
 	}
 	if err != nil {
 		c.log.Warn("cannot write the cache of the store's view", zap.Error(err))

@@ -717,12 +717,7 @@ func (d *Daemon) writeRunDirOwner(o runDirOwner) {
 	b, _ := json.Marshal(o)
 	// Written whole or not at all: a torn file would make the next start
 	// keep everything it finds.
-	tmp := path + ".tmp"
-	err := os.WriteFile(tmp, append(b, '\n'), 0o644)
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
+	if err := replaceFile(path, append(b, '\n'), 0o644); err != nil {
 		d.log.Warn("cannot record the state dir in the run dir; leftovers of a crash will be kept at the next start", zap.String("file", path), zap.Error(err))
 	}
 }

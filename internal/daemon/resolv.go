@@ -47,12 +47,7 @@ func (d *Daemon) writeResolvConf(netnsPath string, n *network) (string, error) {
 		return "", fmt.Errorf("write %s: %w", path, err)
 	}
 	data := fmt.Sprintf("%s%s; removed when it detaches\n%s%s\nnameserver %s\nsearch %s\n", resolvMarker, n.Name, resolvOwner, d.cfg.RunDir, n.Gateway, n.Name)
-	tmp := path + ".vxswitch"
-	if err := os.WriteFile(tmp, []byte(data), 0o644); err != nil {
-		return "", fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		os.Remove(tmp)
+	if err := replaceFile(path, []byte(data), 0o644); err != nil {
 		return "", fmt.Errorf("write %s: %w", path, err)
 	}
 	return path, nil
