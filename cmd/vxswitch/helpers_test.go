@@ -82,13 +82,19 @@ func newCluster(t *testing.T, n int, daemonArgs ...string) *cluster {
 // newClusterOn is newCluster on an underlay made with opts.
 func newClusterOn(t *testing.T, opts topo.Options, n int, daemonArgs ...string) *cluster {
 	t.Helper()
+	return newClusterArgs(t, opts, n, func(*topo.Host) []string { return daemonArgs })
+}
+
+// newClusterArgs is newClusterOn with each host's daemon flags from args.
+func newClusterArgs(t *testing.T, opts topo.Options, n int, args func(*topo.Host) []string) *cluster {
+	t.Helper()
 	tp := topo.New(t, opts)
 	c := &cluster{tp: tp}
 	bin := vxbin(t)
 	var nets []topo.Network
 	for i := range n {
 		h := tp.MustHost(fmt.Sprintf("h%d", i+1))
-		d := h.MustVXSwitch(topo.DaemonOptions{Binary: bin, Args: daemonArgs})
+		d := h.MustVXSwitch(topo.DaemonOptions{Binary: bin, Args: args(h)})
 		nt := d.MustNetwork(topo.NetConfig{Name: "net", VNI: 256, Subnet: "10.0.0.0/24"})
 		c.hosts, c.ds, c.nets = append(c.hosts, h), append(c.ds, d), append(c.nets, nt)
 		nets = append(nets, nt)

@@ -2,7 +2,6 @@ package main_test
 
 import (
 	"context"
-	"fmt"
 	"net"
 	"net/http"
 	"net/netip"
@@ -24,26 +23,12 @@ const metricsPort = 9464
 // underlay address (inside the host's namespace, where its daemon runs).
 func newMetricsCluster(t *testing.T, n int) (*cluster, []string) {
 	t.Helper()
-	tp := topo.New(t, topo.Options{})
-	c := &cluster{tp: tp}
-	bin := vxbin(t)
-	var nets []topo.Network
 	var addrs []string
-	for i := range n {
-		h := tp.MustHost(fmt.Sprintf("h%d", i+1))
+	c := newClusterArgs(t, topo.Options{}, n, func(h *topo.Host) []string {
 		addr := netip.AddrPortFrom(h.Addr, metricsPort).String()
-		d := h.MustVXSwitch(topo.DaemonOptions{Binary: bin, Args: []string{"--metrics", addr}})
-		nt := d.MustNetwork(topo.NetConfig{Name: "net", VNI: 256, Subnet: "10.0.0.0/24"})
-		c.hosts, c.ds, c.nets = append(c.hosts, h), append(c.ds, d), append(c.nets, nt)
-		nets = append(nets, nt)
 		addrs = append(addrs, addr)
-	}
-	tp.MustMesh(nets...)
-	for i, nt := range c.nets {
-		ct := tp.MustContainer(fmt.Sprintf("c%d", i+1))
-		c.macs = append(c.macs, tp.MustAttach(nt, ct, fmt.Sprintf("10.0.0.%d/24", i+2)))
-		c.ctrs = append(c.ctrs, ct)
-	}
+		return []string{"--metrics", addr}
+	})
 	return c, addrs
 }
 
